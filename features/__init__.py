@@ -1,0 +1,1 @@
+"""Analyte registry, panel reading and validation, censoring, log-ratios and axis scores."""

@@ -1,0 +1,118 @@
+"""The validated panel: values, censoring, labels and covariates of one cohort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: Clinical covariates DESIGN.md names; passed to the model as numbers (sex: 1 = female).
+CLINICAL_COVARIATES: tuple[str, ...] = (
+    "age",
+    "sex",
+    "edss",
+    "disease_duration_y",
+    "relapses_prior_2y",
+    "gd_lesions",
+)
+
+THERAPIES: tuple[str, ...] = ("ifnb", "ga")
+
+#: Censoring codes in :attr:`Panel.censoring`.
+BELOW, OBSERVED, ABOVE = -1, 0, 1
+
+
+@dataclass
+class Panel:
+    """A validated cytokine panel, one row per sample, in input order.
+
+    Attributes
+    ----------
+    values : DataFrame
+        Index ``sample_id`` (str), columns canonical analyte ids, float64 in pg/mL.
+        NaN = missing. A censored cell holds its limit (the LLOQ for below, the ULOQ
+        for above); :attr:`censoring` says which.
+    censoring : DataFrame
+        Same index and columns as ``values``, int8: ``-1`` below the lower limit,
+        ``+1`` above the upper limit, ``0`` observed or missing.
+    covariates : DataFrame
+        Same index; the clinical covariates present (subset of
+        :data:`CLINICAL_COVARIATES`), float64, ``sex`` coded 1 = female, 0 = male.
+    therapy : Series or None
+        ``"ifnb"`` / ``"ga"`` (object dtype, may hold NaN), or None if absent.
+    responder : Series or None
+        float64 0.0 / 1.0 (NaN where unknown), or None if absent.
+    plate : Series or None
+        Plate or batch label (str), or None if absent.
+    source : str
+        Where the panel came from (a path, ``"<stdin>"`` or ``"<DataFrame>"``).
+    warnings : list of str
+        Non-fatal findings (unknown columns ignored, flagged values, ...).
+    """
+
+    values: pd.DataFrame
+    censoring: pd.DataFrame
+    covariates: pd.DataFrame
+    therapy: pd.Series | None = None
+    responder: pd.Series | None = None
+    plate: pd.Series | None = None
+    source: str = "<DataFrame>"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def sample_ids(self) -> pd.Index:
+        """The sample ids, in input order."""
+        return self.values.index
+
+    @property
+    def analytes(self) -> list[str]:
+        """Canonical ids of the analytes in this panel, in column order."""
+        return list(self.values.columns)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_model_frame(self) -> pd.DataFrame:
+        """The float64 frame the models take as input.
+
+        Analyte columns keep their value in pg/mL; a cell censored *below* its lower
+        limit L is encoded as ``-L`` (concentrations are never negative, so the sign
+        carries the censoring without extra columns); a cell censored above holds its
+        upper limit. Clinical covariates follow as float64. Missing stays NaN.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> v = pd.DataFrame({"IL10": [3.0, 0.5]}, index=pd.Index(["a", "b"], name="sample_id"))
+        >>> c = pd.DataFrame({"IL10": [0, -1]}, index=v.index, dtype="int8")
+        >>> Panel(v, c, pd.DataFrame(index=v.index)).to_model_frame()["IL10"].tolist()
+        [3.0, -0.5]
+        """
+        vals = self.values.to_numpy(dtype=np.float64, copy=True)
+        below = self.censoring.to_numpy() == BELOW
+        vals[below] = -np.abs(vals[below])
+        frame = pd.DataFrame(vals, index=self.values.index, columns=self.values.columns)
+        if len(self.covariates.columns):
+            frame = pd.concat([frame, self.covariates.astype(np.float64)], axis=1)
+        return frame
+
+    def subset(self, mask: np.ndarray | pd.Series) -> Panel:
+        """Rows selected by a boolean mask or integer positions, as a new Panel."""
+        mask = np.asarray(mask)
+
+        def pick(obj):
+            if obj is None:
+                return None
+            return obj.loc[mask] if mask.dtype == bool else obj.iloc[mask]
+
+        return Panel(
+            values=pick(self.values),
+            censoring=pick(self.censoring),
+            covariates=pick(self.covariates),
+            therapy=pick(self.therapy),
+            responder=pick(self.responder),
+            plate=pick(self.plate),
+            source=self.source,
+            warnings=list(self.warnings),
+        )

@@ -1,0 +1,1 @@
+"""cytoresp.train."""
