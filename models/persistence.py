@@ -1,0 +1,217 @@
+"""Standalone model directory: JSON spec + native XGBoost trees + sha256 manifest.
+
+Nothing here unpickles anything: loading a model reads JSON and XGBoost's own UBJSON
+format, so a model file cannot execute code. The manifest lists the sha256 of every file;
+a modified, missing or unexpected file is refused before anything is parsed.
+
+Layout::
+
+    model/
+      manifest.json       format, version, sha256 of every other file, library versions
+      model.json          therapies, feature transformers, linear parts, calibration, ...
+      trees_ifnb.ubj      XGBoost booster per therapy (absent for a head without trees)
+      trees_ga.ubj
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from cytoresp.errors import ModelIntegrityError
+
+FORMAT_NAME = "cytoresp-model"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SPEC = "model.json"
+
+#: Distributions whose versions are recorded with every model.
+RECORDED_LIBRARIES = ("cytoresp", "numpy", "pandas", "scikit-learn", "xgboost", "shap", "mlflow")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model depends on."""
+    versions = {}
+    for name in RECORDED_LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def save_model_dir(model, path: str | os.PathLike) -> Path:
+    """Write ``model`` as a standalone directory, atomically.
+
+    The directory is built next to its destination and renamed into place, so a crash
+    never leaves a half-written model. An existing model directory at ``path`` is
+    replaced; any other existing path is refused.
+    """
+    dest = Path(path)
+    if dest.exists() and not (dest.is_dir() and (dest / MANIFEST).exists() or _is_empty_dir(dest)):
+        raise ModelIntegrityError(
+            f"{dest} exists and is not a cytoresp model directory; choose another --out"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        spec: dict[str, Any] = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "therapies": model.therapies,
+            "training_ranges": {k: list(v) for k, v in model.training_ranges.items()},
+            "metadata": model.metadata,
+            "heads": {},
+        }
+        for therapy, head in model.heads.items():
+            trees = head.model.booster_bytes()
+            tree_file = None
+            if trees is not None:
+                tree_file = f"trees_{therapy}.ubj"
+                (tmp / tree_file).write_bytes(trees)
+            spec["heads"][therapy] = {
+                "input_columns": list(head.input_columns),
+                "background": list(map(float, head.background)),
+                "calibration": list(map(float, head.calibration)),
+                "threshold": float(head.threshold),
+                "features": head.features.to_dict(),
+                "model": head.model.to_dict(),
+                "trees": tree_file,
+            }
+        (tmp / SPEC).write_text(json.dumps(_jsonable(spec), indent=1, allow_nan=True))
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "files": files,
+            "versions": library_versions(),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def verify_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """Check every file of a model directory against its manifest; return the manifest.
+
+    Raises
+    ------
+    ModelIntegrityError
+        If the manifest is missing or unreadable, a listed file is missing or its
+        sha256 differs, or the directory holds a file the manifest does not list.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ModelIntegrityError(f"{root} is not a directory holding a cytoresp model")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise ModelIntegrityError(f"{root} has no {MANIFEST}: not a cytoresp model directory")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelIntegrityError(f"{manifest_path} is unreadable or malformed: {exc}") from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise ModelIntegrityError(
+            f"{root} is not a cytoresp model (format {manifest.get('format')!r})"
+        )
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelIntegrityError(
+            f"{root} was written by a newer cytoresp (format {manifest['format_version']}); upgrade"
+        )
+    problems = []
+    for name, expected in files.items():
+        if Path(name).name != name:
+            problems.append(f"manifest names a file outside the directory: {name!r}")
+            continue
+        f = root / name
+        if not f.is_file():
+            problems.append(f"{name} is missing")
+        elif sha256_file(f) != expected:
+            problems.append(f"{name} was modified (sha256 does not match the manifest)")
+    extra = sorted(p.name for p in root.iterdir() if p.name not in files and p.name != MANIFEST)
+    if extra:
+        problems.append(f"files not in the manifest: {', '.join(extra)}")
+    if problems:
+        raise ModelIntegrityError(f"refusing to load the model in {root}: " + "; ".join(problems))
+    return manifest
+
+
+def load_model_dir(path: str | os.PathLike):
+    """Load a standalone model directory written by :func:`save_model_dir`."""
+    from cytoresp.features.builder import PanelFeatures
+    from cytoresp.models.estimator import LinearBoostedClassifier
+    from cytoresp.models.response_model import ResponseModel, TherapyHead
+
+    root = Path(path)
+    manifest = verify_manifest(root)
+    try:
+        spec = json.loads((root / SPEC).read_text())
+        heads = {}
+        for therapy, h in spec["heads"].items():
+            trees = (root / h["trees"]).read_bytes() if h["trees"] else None
+            pipeline = Pipeline(
+                [
+                    ("features", PanelFeatures.from_dict(h["features"])),
+                    ("model", LinearBoostedClassifier.from_dict(h["model"], trees)),
+                ]
+            )
+            heads[therapy] = TherapyHead(
+                therapy=therapy,
+                pipeline=pipeline,
+                input_columns=list(h["input_columns"]),
+                background=np.asarray(h["background"], dtype=np.float64),
+                calibration=tuple(h["calibration"]),
+                threshold=float(h["threshold"]),
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelIntegrityError(f"{root / SPEC} is malformed: {exc}") from None
+    metadata = dict(spec.get("metadata", {}))
+    metadata.setdefault("saved_with", manifest.get("versions", {}))
+    return ResponseModel(
+        heads=heads,
+        training_ranges={k: tuple(v) for k, v in spec.get("training_ranges", {}).items()},
+        metadata=metadata,
+    )

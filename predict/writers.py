@@ -1,0 +1,101 @@
+"""Output files written atomically: a temp file beside the destination, then a rename.
+
+A crash, a kill or Ctrl-C never leaves a partial file at the destination: either the
+previous file (if any) stays, or the complete new one replaces it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+
+from cytoresp.errors import UsageError
+
+#: Text that a spreadsheet would run as a formula when it starts a cell.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def check_writable(dest: str | os.PathLike) -> Path | None:
+    """Fail before any work if ``dest`` cannot be written (None for stdout)."""
+    if os.fspath(dest) == "-":
+        return None
+    path = Path(dest)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a directory; give a file name")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write {path}: folder {parent} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Open a temp file next to ``dest`` and move it into place only on success.
+
+    ``dest == "-"`` yields standard output (text or binary by ``mode``).
+    """
+    path = check_writable(dest)
+    if path is None:
+        yield sys.stdout.buffer if "b" in mode else sys.stdout
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(
+            fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
+        ) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that a spreadsheet would evaluate (``=cmd|...``) with ``'``.
+
+    Only text (object/string) columns are touched; numbers stay numbers.
+    """
+    out = frame
+    for col in frame.columns:
+        series = frame[col]
+        if series.dtype == object or pd.api.types.is_string_dtype(series):
+            text = series.astype("string")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
+            if risky.any():
+                if out is frame:
+                    out = frame.copy()
+                out[col] = series.where(~risky, "'" + text)
+    return out
+
+
+def output_format(dest: str | os.PathLike) -> str:
+    """``csv`` or ``parquet`` from the file name (stdout is CSV)."""
+    name = os.fspath(dest).lower()
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return "parquet"
+    if name.endswith((".csv", ".txt", ".tsv")) or name == "-" or "." not in Path(name).name:
+        return "csv"
+    raise UsageError(f"unsupported output format for {dest}: use .csv or .parquet")
+
+
+def write_table(frame: pd.DataFrame, dest: str | os.PathLike) -> None:
+    """Write ``frame`` atomically as CSV or Parquet, formulas neutralised in CSV."""
+    fmt = output_format(dest)
+    if fmt == "parquet":
+        with atomic_output(dest, "wb") as fh:
+            frame.to_parquet(fh, index=False)
+    else:
+        with atomic_output(dest) as fh:
+            neutralise_formulas(frame).to_csv(fh, index=False, lineterminator="\n")

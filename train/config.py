@@ -1,0 +1,104 @@
+"""Training configuration: one dataclass, readable from a JSON or TOML file."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cytoresp.errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how a training job runs.
+
+    Parameters
+    ----------
+    n_splits : int
+        Outer cross-validation folds.
+    n_repeats : int
+        Repetitions of the outer cross-validation with different shuffles.
+    inner_splits : int
+        Inner folds (inside each outer training part) used to fit the calibration and
+        choose the threshold, so the outer test fold never informs either.
+    seed : int
+        Seed of the fold shuffles and of the models.
+    threshold_method : {"youden", "sensitivity"}
+        How the decision threshold is chosen (inside the cross-validation).
+    target_sensitivity : float or None
+        Required with ``threshold_method="sensitivity"``.
+    n_boot : int
+        Bootstrap resamples for the 95% intervals.
+    n_jobs : int
+        Outer folds fitted in parallel (processes).
+    model : dict
+        Parameters of :class:`cytoresp.models.estimator.LinearBoostedClassifier`.
+    features : dict
+        Parameters of :class:`cytoresp.features.builder.PanelFeatures`.
+
+    Examples
+    --------
+    >>> TrainConfig(n_repeats=1).n_splits
+    5
+    """
+
+    n_splits: int = 5
+    n_repeats: int = 3
+    inner_splits: int = 3
+    seed: int = 0
+    threshold_method: str = "youden"
+    target_sensitivity: float | None = None
+    n_boot: int = 1000
+    n_jobs: int = 2
+    model: dict[str, Any] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.n_splits < 2:
+            raise UsageError(f"n_splits must be >= 2, got {self.n_splits}")
+        if self.n_repeats < 1:
+            raise UsageError(f"n_repeats must be >= 1, got {self.n_repeats}")
+        if self.inner_splits < 2:
+            raise UsageError(f"inner_splits must be >= 2, got {self.inner_splits}")
+        if self.threshold_method not in ("youden", "sensitivity"):
+            raise UsageError(
+                f"threshold_method must be 'youden' or 'sensitivity', got {self.threshold_method!r}"
+            )
+        if self.threshold_method == "sensitivity" and not (
+            self.target_sensitivity is not None and 0 < self.target_sensitivity < 1
+        ):
+            raise UsageError("threshold_method 'sensitivity' needs target_sensitivity in (0, 1)")
+        if self.n_boot < 0:
+            raise UsageError(f"n_boot must be >= 0, got {self.n_boot}")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        """Read a JSON (``.json``) or TOML (``.toml``) file; unknown keys are an error."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(
+                f"config file {path} is not valid {path.suffix[1:] or 'JSON'}: {exc}"
+            ) from None
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(
+                f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

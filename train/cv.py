@@ -1,0 +1,202 @@
+"""Repeated stratified nested cross-validation of a therapy head and its baselines.
+
+Per outer fold, everything is fitted on the outer training part only: the feature
+transformers, the linear part's regularisation (inner folds), the trees, and the
+calibration and decision threshold (from out-of-fold predictions of *inner* folds). The
+outer test fold is touched once, to score. Baselines are scored on the same folds so the
+comparison is paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from cytoresp.errors import InputError, Problem
+from cytoresp.features.builder import PanelFeatures
+from cytoresp.features.panel import CLINICAL_COVARIATES
+from cytoresp.models.estimator import LinearBoostedClassifier
+from cytoresp.train.calibration import LogisticCalibrator
+from cytoresp.train.config import TrainConfig
+from cytoresp.train.threshold import choose_threshold
+
+#: The model every head uses unless the configuration overrides its parameters.
+DEFAULT_MODEL = "default"
+
+
+def make_head(config: TrainConfig, seed: int | None = None) -> Pipeline:
+    """The default therapy head: panel features -> trees boosted from a ridge-logistic margin."""
+    params = {"random_state": config.seed if seed is None else seed, **config.model}
+    return Pipeline(
+        [
+            ("features", PanelFeatures(**config.features)),
+            ("model", LinearBoostedClassifier(**params)),
+        ]
+    )
+
+
+class PrevalenceClassifier:
+    """Predicts the training prevalence for everyone (the no-information baseline)."""
+
+    def fit(self, X, y):
+        self.p_ = float(np.mean(y))
+        return self
+
+    def predict_proba(self, X):
+        p = np.full(len(X), self.p_)
+        return np.column_stack([1 - p, p])
+
+
+def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callable[[], Any]]:
+    """Baselines scored on the same folds as the default model."""
+    seed = config.seed
+    baselines: dict[str, Callable[[], Any]] = {
+        "logistic": lambda: Pipeline(
+            [
+                ("features", PanelFeatures(axes=[], covariates=[])),
+                ("model", LinearBoostedClassifier(n_estimators=0, random_state=seed)),
+            ]
+        ),
+        "prevalence": PrevalenceClassifier,
+    }
+    if any(c in CLINICAL_COVARIATES for c in columns):
+        baselines["clinical"] = lambda: Pipeline(
+            [
+                ("features", PanelFeatures(include_log=False, ratios=[], axes=[])),
+                ("model", LinearBoostedClassifier(n_estimators=0, random_state=seed)),
+            ]
+        )
+    return baselines
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of every repeat and fold.
+
+    Attributes
+    ----------
+    oof : DataFrame
+        One row per patient per repeat: ``sample_id``, ``repeat``, ``fold``, ``y``,
+        ``margin`` (uncalibrated log-odds of the default model), ``p_default``
+        (calibrated), ``decision`` (at the fold's threshold), ``p_<baseline>``.
+    folds : list of dict
+        Per outer fold: repeat, fold, n_train, n_test, threshold, calibration.
+    """
+
+    oof: pd.DataFrame
+    folds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[str]:
+        return [c[2:] for c in self.oof.columns if c.startswith("p_")]
+
+
+def check_trainable(y: np.ndarray, n_splits: int, therapy: str, source: str) -> None:
+    """Refuse cohorts too small for the requested cross-validation, with the reason."""
+    n_pos, n_neg = int(np.sum(y == 1)), int(np.sum(y == 0))
+    if min(n_pos, n_neg) < n_splits:
+        raise InputError(
+            [
+                Problem(
+                    source,
+                    None,
+                    "responder",
+                    f"therapy {therapy!r}: {n_pos} responders and {n_neg} non-responders; "
+                    f"{n_splits}-fold cross-validation needs at least {n_splits} of each",
+                )
+            ]
+        )
+
+
+def cross_validate(
+    frame: pd.DataFrame, y: np.ndarray, config: TrainConfig, with_baselines: bool = True
+) -> CVResult:
+    """Repeated stratified nested cross-validation of the default head.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Model frame (index ``sample_id``) of one therapy's patients.
+    y : ndarray of 0/1
+        Response labels.
+    config : TrainConfig
+    with_baselines : bool
+        Also score the baselines on the same folds.
+    """
+    y = np.asarray(y, dtype=int)
+    baselines = make_baselines(config, list(frame.columns)) if with_baselines else {}
+    jobs = []
+    for r in range(config.n_repeats):
+        cv = StratifiedKFold(config.n_splits, shuffle=True, random_state=config.seed + r)
+        for f, (train, test) in enumerate(cv.split(frame, y)):
+            jobs.append((r, f, train, test))
+    results = Parallel(n_jobs=min(config.n_jobs, len(jobs)), prefer="processes")(
+        delayed(_fit_outer_fold)(frame, y, r, f, train, test, config, baselines)
+        for r, f, train, test in jobs
+    )
+    parts, folds = [], []
+    for res in results:
+        parts.append(res.pop("oof"))
+        folds.append(res)
+    oof = pd.concat(parts, ignore_index=True)
+    return CVResult(oof=oof, folds=folds)
+
+
+def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str, Any]:
+    seed = config.seed + 1000 * r + f
+    X_train, y_train = frame.iloc[train], y[train]
+    X_test = frame.iloc[test]
+    head = make_head(config, seed).fit(X_train, y_train)
+    margin = head.decision_function(X_test)
+
+    inner_margin = inner_oof_margins(head, X_train, y_train, config.inner_splits, seed)
+    calibrator = LogisticCalibrator().fit(inner_margin, y_train)
+    threshold = choose_threshold(
+        y_train,
+        calibrator.predict_proba(inner_margin)[:, 1],
+        method=config.threshold_method,
+        target_sensitivity=config.target_sensitivity,
+    )
+    p = calibrator.predict_proba(margin)[:, 1]
+    oof = pd.DataFrame(
+        {
+            "sample_id": frame.index[test].astype(str),
+            "repeat": r,
+            "fold": f,
+            "y": y[test],
+            "margin": margin,
+            "p_default": p,
+            "decision": (p >= threshold).astype(int),
+        }
+    )
+    for name, factory in baselines.items():
+        est = factory().fit(X_train, y_train)
+        oof[f"p_{name}"] = est.predict_proba(X_test)[:, 1]
+    return {
+        "oof": oof,
+        "repeat": r,
+        "fold": f,
+        "n_train": len(train),
+        "n_test": len(test),
+        "threshold": float(threshold),
+        "calibration": (calibrator.intercept_, calibrator.slope_),
+    }
+
+
+def inner_oof_margins(head: Pipeline, X: pd.DataFrame, y: np.ndarray, n_splits: int, seed: int):
+    """Out-of-fold log-odds on ``X`` from clones of ``head`` fitted on inner folds."""
+    n_splits = max(2, min(n_splits, int(np.bincount(y, minlength=2).min())))
+    margin = np.empty(len(y))
+    cv = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    for train, test in cv.split(X, y):
+        est = clone(head).fit(X.iloc[train], y[train])
+        margin[test] = est.decision_function(X.iloc[test])
+    return margin

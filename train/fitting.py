@@ -1,0 +1,231 @@
+"""Fit a ResponseModel: cross-validate each therapy head, then fit it on all its patients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+
+from cytoresp.errors import InputError, Problem
+from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES, Panel
+from cytoresp.models.response_model import ResponseModel, TherapyHead
+from cytoresp.train.calibration import LogisticCalibrator
+from cytoresp.train.config import TrainConfig
+from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
+from cytoresp.train.metrics import Estimate, evaluate, paired_difference
+from cytoresp.train.threshold import choose_threshold
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TherapyReport:
+    """Cross-validated evaluation of one therapy head.
+
+    Attributes
+    ----------
+    therapy : str
+    n, n_responders : int
+    metrics : dict of str to Estimate
+        Default model, pooled over repeats, bootstrap 95% intervals over patients.
+    baselines : dict of str to dict of str to Estimate
+        Same for each baseline, on the same folds.
+    differences : dict of str to Estimate
+        Paired ROC AUC difference, default minus baseline.
+    cv : CVResult
+    """
+
+    therapy: str
+    n: int
+    n_responders: int
+    metrics: dict[str, Estimate]
+    baselines: dict[str, dict[str, Estimate]]
+    differences: dict[str, Estimate]
+    cv: CVResult
+
+    def flat_metrics(self) -> dict[str, float]:
+        """``{therapy}_{metric}`` (+ ``_lower``/``_upper``) for MLflow."""
+        out: dict[str, float] = {}
+        t = self.therapy
+
+        def put(prefix: str, est: Estimate) -> None:
+            out[prefix] = est.value
+            out[f"{prefix}_lower"] = est.lower
+            out[f"{prefix}_upper"] = est.upper
+
+        for name, est in self.metrics.items():
+            put(f"{t}_{name}", est)
+        for base, metrics in self.baselines.items():
+            for name in ("roc_auc", "pr_auc", "brier"):
+                if name in metrics:
+                    put(f"{t}_{base}_{name}", metrics[name])
+        for base, est in self.differences.items():
+            put(f"{t}_auc_diff_vs_{base}", est)
+        return {k: float(v) for k, v in out.items()}
+
+
+def therapy_rows(panel: Panel, therapy: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model frame and labels of the patients given ``therapy`` with a known outcome."""
+    mask = (panel.therapy == therapy) & panel.responder.notna()
+    frame = panel.to_model_frame().loc[mask.to_numpy()]
+    y = panel.responder[mask].to_numpy(dtype=int)
+    return frame, y
+
+
+def resolve_therapies(panel: Panel, therapy: str) -> list[str]:
+    """The therapies to train: ``all`` means every therapy present in the data."""
+    if panel.therapy is None or panel.responder is None:
+        raise InputError(
+            [Problem(panel.source, None, None, "training needs 'therapy' and 'responder' columns")]
+        )
+    present = [t for t in THERAPIES if (panel.therapy == t).any()]
+    wanted = present if therapy == "all" else [therapy]
+    missing = [t for t in wanted if t not in present]
+    if missing or not wanted:
+        raise InputError(
+            [
+                Problem(
+                    panel.source,
+                    None,
+                    "therapy",
+                    f"no patients with therapy {', '.join(missing or [therapy])} in the data "
+                    f"(found: {', '.join(present) or 'none'})",
+                )
+            ]
+        )
+    return wanted
+
+
+def evaluate_cv(cv: CVResult, therapy: str, config: TrainConfig) -> TherapyReport:
+    """Metrics with bootstrap intervals, pooled over repeats, resampling patients."""
+    oof = cv.oof
+    y, groups = oof["y"].to_numpy(), oof["sample_id"].to_numpy()
+    kw = {"n_boot": config.n_boot, "seed": config.seed, "groups": groups}
+    metrics = evaluate(y, oof["p_default"].to_numpy(), 0.5, **kw)
+    at_threshold = evaluate(y, oof["decision"].to_numpy(dtype=float), 0.5, **kw)
+    for name in ("balanced_accuracy", "sensitivity", "specificity"):
+        metrics[name] = at_threshold[name]
+    baselines, differences = {}, {}
+    for name in cv.models:
+        if name == "default":
+            continue
+        baselines[name] = evaluate(y, oof[f"p_{name}"].to_numpy(), 0.5, **kw)
+        differences[name] = paired_difference(
+            y, oof["p_default"].to_numpy(), oof[f"p_{name}"].to_numpy(), "roc_auc", **kw
+        )
+    first = oof[oof["repeat"] == 0]
+    return TherapyReport(
+        therapy=therapy,
+        n=len(first),
+        n_responders=int(first["y"].sum()),
+        metrics=metrics,
+        baselines=baselines,
+        differences=differences,
+        cv=cv,
+    )
+
+
+def fit_head(
+    frame: pd.DataFrame, y: np.ndarray, therapy: str, config: TrainConfig, cv: CVResult
+) -> TherapyHead:
+    """Fit the head on all rows; calibration and threshold from the first CV repeat."""
+    pipeline = make_head(config).fit(frame, y)
+    first = cv.oof[cv.oof["repeat"] == 0]
+    calibrator = LogisticCalibrator().fit(first["margin"].to_numpy(), first["y"].to_numpy())
+    threshold = choose_threshold(
+        first["y"].to_numpy(),
+        calibrator.predict_proba(first["margin"].to_numpy())[:, 1],
+        method=config.threshold_method,
+        target_sensitivity=config.target_sensitivity,
+    )
+    Z = pipeline.named_steps["features"].transform_inputs(frame)
+    background = np.nanmean(np.asarray(Z, dtype=np.float64), axis=0)
+    return TherapyHead(
+        therapy=therapy,
+        pipeline=pipeline,
+        input_columns=list(frame.columns),
+        background=np.where(np.isfinite(background), background, 0.0),
+        calibration=(float(calibrator.intercept_), float(calibrator.slope_)),
+        threshold=float(threshold),
+    )
+
+
+def training_ranges(frame: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Observed (uncensored) range of each input in the training data."""
+    ranges = {}
+    for col in frame.columns:
+        vals = frame[col].to_numpy(dtype=np.float64)
+        if col not in CLINICAL_COVARIATES:
+            vals = vals[vals > 0]
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            ranges[col] = (float(vals.min()), float(vals.max()))
+    return ranges
+
+
+def fit_response_model(
+    data: Panel | pd.DataFrame | str | PathLike,
+    therapy: str = "all",
+    config: TrainConfig | None = None,
+    log: Log | None = None,
+) -> tuple[ResponseModel, dict[str, TherapyReport]]:
+    """Cross-validate and fit one head per therapy (no MLflow; see :mod:`cytoresp.train.job`).
+
+    Parameters
+    ----------
+    data : Panel, DataFrame or path
+        A training panel with ``therapy`` and ``responder``.
+    therapy : {"all", "ifnb", "ga"}
+    config : TrainConfig, optional
+    log : callable, optional
+        Receives one line of progress text at a time.
+
+    Returns
+    -------
+    model : ResponseModel
+    reports : dict of str to TherapyReport
+
+    Examples
+    --------
+    >>> from cytoresp.datasets import simulate_cohort
+    >>> model, reports = fit_response_model(simulate_cohort(200, seed=3).panel,
+    ...                                     config=TrainConfig(n_repeats=1))  # doctest: +SKIP
+    """
+    config = config or TrainConfig()
+    log = log or (lambda _msg: None)
+    if not isinstance(data, Panel):
+        from cytoresp.features.reader import read_panel
+
+        data = read_panel(data, require_labels=True)
+    panel = data
+    therapies = resolve_therapies(panel, therapy)
+    heads, reports = {}, {}
+    for t in therapies:
+        frame, y = therapy_rows(panel, t)
+        check_trainable(y, config.n_splits, t, panel.source)
+        log(
+            f"{t}: {len(y)} patients, {int(y.sum())} responders; "
+            f"{config.n_repeats}x{config.n_splits}-fold nested cross-validation"
+        )
+        cv = cross_validate(frame, y, config)
+        reports[t] = evaluate_cv(cv, t, config)
+        log(f"{t}: cross-validated ROC AUC {reports[t].metrics['roc_auc']}")
+        heads[t] = fit_head(frame, y, t, config, cv)
+    frame_all = panel.to_model_frame()
+    model = ResponseModel(
+        heads=heads,
+        training_ranges=training_ranges(frame_all),
+        metadata={
+            "therapies": therapies,
+            "config": config.to_dict(),
+            "n_training": {t: reports[t].n for t in therapies},
+            "cv_metrics": {t: reports[t].flat_metrics() for t in therapies},
+        },
+    )
+    return model, reports
+
+
+__all__ = ["TherapyReport", "fit_response_model"]

@@ -1,0 +1,238 @@
+"""The training job: cross-validate, fit, and log everything to MLflow; register the model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cytoresp.features.panel import Panel
+from cytoresp.models.response_model import ResponseModel
+from cytoresp.train.config import TrainConfig
+from cytoresp.train.fitting import Log, TherapyReport, fit_response_model
+from cytoresp.train.tracking import configure_tracking
+
+DEFAULT_EXPERIMENT = "cytoresp"
+CANDIDATE_ALIAS = "candidate"
+
+
+@dataclass
+class TrainingResult:
+    """What a training job produced and where it lives."""
+
+    model: ResponseModel
+    reports: dict[str, TherapyReport]
+    tracking_uri: str
+    experiment: str
+    run_id: str
+    model_uri: str
+    registered_name: str | None = None
+    registered_version: str | None = None
+    out_dir: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+
+
+def panel_fingerprint(panel: Panel) -> str:
+    """sha256 of the panel's values, censoring, labels and covariates (order-sensitive)."""
+    digest = hashlib.sha256()
+    for part in (panel.values, panel.censoring, panel.covariates):
+        digest.update(pd.util.hash_pandas_object(part, index=True).to_numpy().tobytes())
+        digest.update(",".join(map(str, part.columns)).encode())
+    for series in (panel.therapy, panel.responder):
+        if series is not None:
+            digest.update(pd.util.hash_pandas_object(series.astype(str)).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_training_job(
+    data: Panel | pd.DataFrame | str | PathLike,
+    therapy: str = "all",
+    experiment: str = DEFAULT_EXPERIMENT,
+    register: str | None = None,
+    out_dir: str | PathLike | None = None,
+    config: TrainConfig | None = None,
+    tracking_uri: str | None = None,
+    log: Log | None = None,
+) -> TrainingResult:
+    """Train, evaluate and log a ResponseModel in one MLflow run.
+
+    One parent run per job with a child run per outer fold; parameters, metrics with
+    95% intervals, the configuration, the dataset fingerprint, ROC / calibration / SHAP
+    plots, out-of-fold predictions, and the model (pyfunc, signature on float columns,
+    input example, pinned requirements), registered under ``register`` with alias
+    ``candidate``. ``out_dir`` also writes the standalone model directory.
+    """
+    import mlflow
+
+    from cytoresp.features.reader import read_panel
+    from cytoresp.models.mlflow_flavour import log_response_model
+
+    log = log or (lambda _msg: None)
+    config = config or TrainConfig()
+    panel = data if isinstance(data, Panel) else read_panel(data, require_labels=True)
+    uri = configure_tracking(tracking_uri)
+    mlflow.set_experiment(experiment)
+    fingerprint = panel_fingerprint(panel)
+    log(f"tracking store: {uri} (experiment {experiment!r})")
+
+    with mlflow.start_run(run_name=f"train-{therapy}") as run:
+        try:
+            mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint})
+            mlflow.log_params(
+                {
+                    "therapy": therapy,
+                    "data_source": panel.source,
+                    "n_samples": len(panel),
+                    "analytes": ",".join(panel.analytes),
+                    **_flatten("config", config.to_dict()),
+                }
+            )
+            _log_dataset(panel, fingerprint)
+            model, reports = fit_response_model(panel, therapy, config, log=log)
+            model.metadata["data_fingerprint"] = fingerprint
+            model.metadata["mlflow_run_id"] = run.info.run_id
+            for report in reports.values():
+                mlflow.log_metrics(report.flat_metrics())
+                _log_fold_runs(report)
+            with tempfile.TemporaryDirectory() as tmp:
+                artifacts = _write_artifacts(Path(tmp), model, reports, panel, config)
+                mlflow.log_artifacts(tmp)
+            example = model.model_frame(panel).head(5)
+            info = log_response_model(model, example, registered_model_name=register)
+            version = None
+            if register:
+                version = str(info.registered_model_version)
+                mlflow.MlflowClient().set_registered_model_alias(register, CANDIDATE_ALIAS, version)
+                log(f"registered {register} version {version} (alias @{CANDIDATE_ALIAS})")
+            saved = None
+            if out_dir is not None:
+                saved = str(Path(out_dir))
+                model.save(saved)
+                log(f"standalone model written to {saved}")
+        except BaseException:
+            mlflow.end_run(status="KILLED" if _interrupted() else "FAILED")
+            raise
+    return TrainingResult(
+        model=model,
+        reports=reports,
+        tracking_uri=uri,
+        experiment=experiment,
+        run_id=run.info.run_id,
+        model_uri=f"models:/{register}/{version}" if register else info.model_uri,
+        registered_name=register,
+        registered_version=version,
+        out_dir=saved,
+        artifacts=artifacts,
+    )
+
+
+def _interrupted() -> bool:
+    import sys
+
+    exc = sys.exc_info()[1]
+    return isinstance(exc, KeyboardInterrupt | SystemExit)
+
+
+def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
+    out = {} if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = str(obj)
+    return out
+
+
+def _log_dataset(panel: Panel, fingerprint: str) -> None:
+    import mlflow
+
+    from cytoresp.features.reader import panel_to_frame
+
+    table = panel_to_frame(panel)
+    dataset = mlflow.data.from_pandas(
+        table,
+        source=panel.source,
+        name=Path(panel.source).name or "panel",
+        targets="responder" if "responder" in table.columns else None,
+        digest=fingerprint[:20],
+    )
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_fold_runs(report: TherapyReport) -> None:
+    import mlflow
+
+    from cytoresp.train.metrics import brier, roc_auc
+
+    oof = report.cv.oof
+    for fold in report.cv.folds:
+        rows = oof[(oof["repeat"] == fold["repeat"]) & (oof["fold"] == fold["fold"])]
+        name = f"{report.therapy}-repeat{fold['repeat']}-fold{fold['fold']}"
+        with mlflow.start_run(run_name=name, nested=True):
+            mlflow.log_params(
+                {
+                    "therapy": report.therapy,
+                    "repeat": fold["repeat"],
+                    "fold": fold["fold"],
+                    "n_train": fold["n_train"],
+                    "n_test": fold["n_test"],
+                }
+            )
+            metrics = {
+                "roc_auc": roc_auc(rows["y"], rows["p_default"]),
+                "brier": brier(rows["y"], rows["p_default"]),
+                "threshold": fold["threshold"],
+                "calibration_intercept": fold["calibration"][0],
+                "calibration_slope": fold["calibration"][1],
+            }
+            for model in report.cv.models:
+                if model != "default":
+                    metrics[f"{model}_roc_auc"] = roc_auc(rows["y"], rows[f"p_{model}"])
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+
+
+def _write_artifacts(
+    root: Path,
+    model: ResponseModel,
+    reports: dict[str, TherapyReport],
+    panel: Panel,
+    config: TrainConfig,
+) -> list[str]:
+    from cytoresp.models.plots import plot_beeswarm, plot_importance
+    from cytoresp.train.plots import plot_reliability, plot_roc
+
+    written = []
+    (root / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    summary = {t: r.flat_metrics() for t, r in reports.items()}
+    (root / "metrics.json").write_text(json.dumps(summary, indent=1))
+    written += ["config.json", "metrics.json"]
+    plots = root / "plots"
+    plots.mkdir()
+    frame = model.model_frame(panel)
+    for t, report in reports.items():
+        oof = report.cv.oof
+        report.cv.oof.to_csv(root / f"cv_predictions_{t}.csv", index=False)
+        curves = {m: (oof["y"].to_numpy(), oof[f"p_{m}"].to_numpy()) for m in report.cv.models}
+        figures = {
+            f"roc_{t}.png": plot_roc(curves, title=f"Cross-validated ROC, {t}"),
+            f"calibration_{t}.png": plot_reliability(
+                oof["y"].to_numpy(), oof["p_default"].to_numpy(), title=f"Calibration, {t}"
+            ),
+        }
+        rows = frame[(panel.therapy == t).to_numpy()]
+        head = model.heads[t]
+        _, contrib = head.cytokine_contributions(rows)
+        Z = head.features.transform_inputs(rows[head.input_columns])
+        figures[f"shap_beeswarm_{t}.png"] = plot_beeswarm(contrib, Z, title=f"Drivers, {t}")
+        figures[f"shap_importance_{t}.png"] = plot_importance(contrib, title=f"Mean |SHAP|, {t}")
+        for name, fig in figures.items():
+            fig.savefig(plots / name, dpi=110, bbox_inches="tight")
+            written.append(f"plots/{name}")
+        written.append(f"cv_predictions_{t}.csv")
+    return written
