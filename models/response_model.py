@@ -207,8 +207,14 @@ class ResponseModel:
             raise UsageError(
                 "a recommendation needs a model with both therapies (train --therapy all)"
             )
-        proba = self.predict_proba(data)
-        return recommend_from_proba(proba, margin)
+        frame = data if _is_model_frame(data) else self.model_frame(data)
+        return self.recommend_frame(frame, margin)
+
+    def recommend_frame(
+        self, frame: pd.DataFrame, margin: float = DEFAULT_EQUIVALENCE_MARGIN
+    ) -> pd.DataFrame:
+        """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
+        return recommend_from_proba(self.predict_proba_frame(frame), margin)
 
     def row_warnings(self, frame: pd.DataFrame) -> pd.Series:
         """Per-row warnings: missing analytes and values outside the training range."""

@@ -8,11 +8,7 @@ from os import PathLike
 import pandas as pd
 
 from cytoresp.features.panel import Panel
-from cytoresp.models.response_model import (
-    DEFAULT_EQUIVALENCE_MARGIN,
-    ResponseModel,
-    recommend_from_proba,
-)
+from cytoresp.models.response_model import DEFAULT_EQUIVALENCE_MARGIN, ResponseModel
 from cytoresp.predict.writers import check_writable, write_table
 
 
@@ -45,7 +41,7 @@ def score_panel(
     proba = model.predict_proba_frame(frame, therapy)
     out = proba.copy()
     if len(therapies) == 2:
-        out["recommended_therapy"] = recommend_from_proba(proba, margin)["recommended_therapy"]
+        out["recommended_therapy"] = model.recommend_frame(frame, margin)["recommended_therapy"]
     for t in therapies if explain > 0 else []:
         out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
     out["warnings"] = model.row_warnings(frame).to_numpy()
