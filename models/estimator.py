@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,14 @@ from cytoresp.errors import UsageError
 
 #: Candidate inverse regularisation strengths of the linear part (standardised features).
 DEFAULT_C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: Points on the L1 regularisation path (C0 .. 1000 C0, log-spaced) searched when
+#: ``l1_ratio > 0``.
+L1_PATH_POINTS = 13
+
+
+def _prevalence_logit(y: np.ndarray, sw: np.ndarray | None) -> float:
+    prev = float(np.average(y, weights=sw))
+    return float(np.log(prev / (1 - prev)))
 
 
 def _as_float_matrix(X) -> tuple[np.ndarray, list[str]]:
@@ -88,6 +97,7 @@ reg_lambda, gamma : XGBoost tree parameters
         self,
         linear: bool = True,
         C: float | str = "auto",
+        l1_ratio: float = 0.0,
         n_estimators: int = 200,
         max_depth: int = 2,
         learning_rate: float = 0.05,
@@ -96,11 +106,15 @@ reg_lambda, gamma : XGBoost tree parameters
         min_child_weight: float = 1.0,
         reg_lambda: float = 1.0,
         gamma: float = 0.0,
+        early_stopping: bool = False,
+        inner_splits: int = 5,
+        monotone_constraints: str | Mapping[str, int] | None = None,
         n_jobs: int = 1,
         random_state: int = 0,
     ):
         self.linear = linear
         self.C = C
+        self.l1_ratio = l1_ratio
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -109,6 +123,9 @@ reg_lambda, gamma : XGBoost tree parameters
         self.min_child_weight = min_child_weight
         self.reg_lambda = reg_lambda
         self.gamma = gamma
+        self.early_stopping = early_stopping
+        self.inner_splits = inner_splits
+        self.monotone_constraints = monotone_constraints
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -126,6 +143,21 @@ reg_lambda, gamma : XGBoost tree parameters
                 raise UsageError(f"{name} must be in (0, 1], got {value!r}")
         if not self.learning_rate > 0:
             raise UsageError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not (isinstance(self.l1_ratio, numbers.Real) and 0.0 <= self.l1_ratio <= 1.0):
+            raise UsageError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
+        if not isinstance(self.early_stopping, bool | np.bool_):
+            raise UsageError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        if not isinstance(self.inner_splits, numbers.Integral) or self.inner_splits < 2:
+            raise UsageError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
+        mono = self.monotone_constraints
+        if mono is not None and mono != "linear":
+            if not isinstance(mono, Mapping) or not all(
+                isinstance(k, str) and v in (-1, 0, 1) for k, v in mono.items()
+            ):
+                raise UsageError(
+                    "monotone_constraints must be None, 'linear' or a mapping of feature name "
+                    f"to -1, 0 or +1, got {mono!r}"
+                )
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None) -> LinearBoostedClassifier:
@@ -162,35 +194,53 @@ reg_lambda, gamma : XGBoost tree parameters
         scale = np.where(scale > 1e-12, scale, 1.0)
         self.linear_mean_, self.linear_scale_ = mean, scale
         Xs = std_in / scale
+        has_features = arr.shape[1] > 0
+        linear = bool(self.linear) and has_features
+        boost = self.n_estimators > 0 and has_features
 
-        if self.linear and arr.shape[1] > 0:
-            self.C_ = self._choose_C(Xs, y_enc, sw) if self.C == "auto" else float(self.C)
-            lr = LogisticRegression(C=self.C_, max_iter=2000)
-            lr.fit(Xs, y_enc, sample_weight=sw)
+        # Inner folds, shared by the choice of C and of the number of trees. The linear
+        # part is refitted in every inner fold, so the trees of an inner fold start from
+        # margins that never saw the fold's validation rows.
+        folds = self._inner_folds(y_enc)
+        need_c = linear and self.C == "auto"
+        need_rounds = boost and bool(self.early_stopping)
+        fold_linear = None
+        if folds is not None and (need_c or need_rounds):
+            grid = self._c_grid(Xs, y_enc, sw) if need_c else (float(self.C),)
+            fold_linear = self._inner_linear(Xs, y_enc, sw, folds, grid, linear)
+        if linear:
+            if not need_c:
+                self.C_ = float(self.C)
+            elif folds is None:
+                self.C_ = float(self._c_grid(Xs, y_enc, sw)[len(DEFAULT_C_GRID) // 2])
+            else:
+                self.C_ = fold_linear[0]
+            lr = self._logistic(self.C_).fit(Xs, y_enc, sample_weight=sw)
             self.linear_coef_ = lr.coef_.ravel().astype(np.float64)
             self.linear_intercept_ = float(lr.intercept_[0])
         else:
             self.C_ = None
             self.linear_coef_ = np.zeros(arr.shape[1])
-            prev = np.average(y_enc, weights=sw)
-            self.linear_intercept_ = float(np.log(prev / (1 - prev)))
+            self.linear_intercept_ = _prevalence_logit(y_enc, sw)
         margin0 = self.linear_intercept_ + Xs @ self.linear_coef_
 
         self.booster_ = None
-        if self.n_estimators > 0 and arr.shape[1] > 0:
-            dtrain = xgb.DMatrix(
-                arr,
-                label=y_enc,
-                weight=sw,
-                base_margin=margin0,
-                missing=np.nan,
-                feature_names=[f"f{i}" for i in range(arr.shape[1])],
-            )
-            self.booster_ = xgb.train(self._xgb_params(), dtrain, num_boost_round=self.n_estimators)
+        self.n_trees_ = 0
+        self.inner_logloss_ = None
+        if not boost:
+            return self
+        rounds = int(self.n_estimators)
+        if need_rounds and folds is not None:
+            rounds, self.inner_logloss_ = self._choose_rounds(arr, y_enc, sw, folds, fold_linear[1])
+        self.n_trees_ = rounds
+        if rounds > 0:
+            dtrain = self._train_matrix(arr, y_enc, sw, margin0)
+            params = self._xgb_params(self._monotone_vector(names, self.linear_coef_))
+            self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds)
         return self
 
-    def _xgb_params(self) -> dict[str, Any]:
-        return {
+    def _xgb_params(self, monotone: tuple[int, ...] | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
             "objective": "binary:logistic",
             "eval_metric": "logloss",
             "tree_method": "hist",
@@ -205,23 +255,146 @@ reg_lambda, gamma : XGBoost tree parameters
             "seed": int(self.random_state),
             "verbosity": 0,
         }
+        if monotone is not None and any(monotone):
+            params["monotone_constraints"] = "(" + ",".join(str(v) for v in monotone) + ")"
+        return params
 
-    def _choose_C(self, Xs: np.ndarray, y: np.ndarray, sw: np.ndarray | None) -> float:
+    def _monotone_vector(self, names: list[str], coef: np.ndarray) -> tuple[int, ...] | None:
+        """Per-feature monotone constraint of the trees (None: unconstrained)."""
+        mono = self.monotone_constraints
+        if mono is None:
+            return None
+        if mono == "linear":
+            return tuple(int(v) for v in np.sign(coef))
+        return tuple(int(mono.get(n, 0)) for n in names)
+
+    @staticmethod
+    def _train_matrix(arr, y, sw, margin) -> xgb.DMatrix:
+        return xgb.DMatrix(
+            arr,
+            label=y,
+            weight=sw,
+            base_margin=margin,
+            missing=np.nan,
+            feature_names=[f"f{i}" for i in range(arr.shape[1])],
+        )
+
+    def _inner_folds(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Stratified inner folds of the training rows (None if a class has < 2 rows)."""
         n_minor = int(min(y.sum(), len(y) - y.sum()))
-        n_splits = min(5, n_minor)
+        n_splits = min(int(self.inner_splits), n_minor)
         if n_splits < 2:
-            return 1.0
+            return None
         cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
-        losses = np.zeros(len(DEFAULT_C_GRID))
+        return list(cv.split(np.zeros(len(y)), y))
+
+    def _logistic(self, C: float) -> LogisticRegression:
+        """The linear part's model at inverse regularisation strength ``C``."""
+        l1 = float(self.l1_ratio)
+        if l1 == 0.0:  # ridge: Newton steps converge in a handful of iterations
+            return LogisticRegression(C=C, solver="newton-cholesky", max_iter=200)
+        if l1 == 1.0:  # lasso: coordinate descent; a large intercept_scaling leaves the
+            # intercept (liblinear penalises it as a feature) practically unpenalised
+            return LogisticRegression(
+                C=C,
+                l1_ratio=1.0,
+                solver="liblinear",
+                intercept_scaling=100.0,
+                max_iter=1000,
+                random_state=0,
+            )
+        return LogisticRegression(C=C, l1_ratio=l1, solver="saga", max_iter=5000)
+
+    def _c_grid(self, Xs: np.ndarray, y: np.ndarray, sw: np.ndarray | None) -> tuple[float, ...]:
+        """Candidate values of C.
+
+        Ridge: :data:`DEFAULT_C_GRID`. With an L1 part: a path relative to ``C0``, the
+        largest C at which every coefficient is still zero (``1 / max_k |x_k . (y - ybar)|``
+        on standardised features, divided by ``l1_ratio``), from ``C0`` to ``1000 C0``,
+        so the grid scales with the cohort size as glmnet's lambda path does.
+        """
+        l1 = float(self.l1_ratio)
+        if l1 == 0.0:
+            return DEFAULT_C_GRID
+        w = np.ones(len(y)) if sw is None else sw
+        ybar = np.average(y, weights=w)
+        top = float(np.max(np.abs(Xs.T @ (w * (y - ybar))))) if Xs.shape[1] else 0.0
+        c0 = 1.0 / (l1 * top) if top > 0 else 1.0
+        return tuple(float(c) for c in c0 * np.geomspace(1.0, 1000.0, L1_PATH_POINTS))
+
+    def _inner_linear(
+        self,
+        Xs: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        grid: tuple[float, ...],
+        linear: bool,
+    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Choose C by inner log-loss; return it and each fold's linear part at that C.
+
+        Per fold: (margins of its training rows, margins of its test rows, coefficients).
+
+        Without a linear part the margins are the fold's prevalence log-odds.
+        """
         eps = 1e-12
-        for train, test in cv.split(Xs, y):
-            for i, C in enumerate(DEFAULT_C_GRID):
-                lr = LogisticRegression(C=C, max_iter=2000)
-                lr.fit(Xs[train], y[train], sample_weight=None if sw is None else sw[train])
-                p = np.clip(lr.predict_proba(Xs[test])[:, 1], eps, 1 - eps)
-                w = np.ones(len(test)) if sw is None else sw[test]
-                losses[i] += -np.sum(w * (y[test] * np.log(p) + (1 - y[test]) * np.log(1 - p)))
-        return float(DEFAULT_C_GRID[int(np.argmin(losses))])
+        losses = np.zeros(len(grid))
+        margins: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in grid]
+        for train, test in folds:
+            w_tr = None if sw is None else sw[train]
+            w_te = np.ones(len(test)) if sw is None else sw[test]
+            if not linear:
+                b = _prevalence_logit(y[train], w_tr)
+                zero = np.zeros(Xs.shape[1])
+                margins[0].append((np.full(len(train), b), np.full(len(test), b), zero))
+                continue
+            for i, C in enumerate(grid):
+                lr = self._logistic(C).fit(Xs[train], y[train], sample_weight=w_tr)
+                m_tr, m_te = lr.decision_function(Xs[train]), lr.decision_function(Xs[test])
+                p = np.clip(1.0 / (1.0 + np.exp(-m_te)), eps, 1 - eps)
+                yt = y[test]
+                losses[i] += -np.sum(w_te * (yt * np.log(p) + (1 - yt) * np.log(1 - p)))
+                margins[i].append((m_tr, m_te, lr.coef_.ravel()))
+        best = int(np.argmin(losses)) if linear else 0
+        return float(grid[best]), margins[best]
+
+    def _choose_rounds(
+        self,
+        arr: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        margins: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> tuple[int, np.ndarray]:
+        """Number of trees minimising the pooled inner out-of-fold log-loss (0 allowed).
+
+        Returns the number of trees and the pooled log-loss curve (index = trees).
+        """
+        n_max = int(self.n_estimators)
+        total = np.zeros(n_max + 1)
+        weight_sum = 0.0
+        for (train, test), (m_tr, m_te, coef) in zip(folds, margins, strict=True):
+            w_te = np.ones(len(test)) if sw is None else sw[test]
+            params = self._xgb_params(self._monotone_vector(list(self.feature_names_in_), coef))
+            dtr = self._train_matrix(arr[train], y[train], None if sw is None else sw[train], m_tr)
+            dte = self._train_matrix(arr[test], y[test], w_te, m_te)
+            record: dict[str, Any] = {}
+            xgb.train(
+                params,
+                dtr,
+                num_boost_round=n_max,
+                evals=[(dte, "val")],
+                evals_result=record,
+                verbose_eval=False,
+            )
+            p0 = np.clip(1.0 / (1.0 + np.exp(-m_te)), 1e-12, 1 - 1e-12)
+            yt = y[test]
+            loss0 = -np.sum(w_te * (yt * np.log(p0) + (1 - yt) * np.log(1 - p0))) / w_te.sum()
+            curve = np.r_[loss0, np.asarray(record["val"]["logloss"], dtype=np.float64)]
+            total += w_te.sum() * curve
+            weight_sum += w_te.sum()
+        curve = total / weight_sum
+        return int(np.argmin(curve)), curve
 
     # -- prediction -------------------------------------------------------------------
     @staticmethod

@@ -9,6 +9,8 @@ unpickles. The pyfunc ``predict`` returns one probability column per therapy.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 from importlib import metadata as importlib_metadata
@@ -64,7 +66,7 @@ class CytorespPyfunc:
 
 def _load_pyfunc(data_path: str) -> CytorespPyfunc:
     """Entry point MLflow calls (``loader_module``)."""
-    return CytorespPyfunc(load_model_dir(data_path))
+    return CytorespPyfunc(_load_checked(Path(data_path)))
 
 
 def signature_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -90,7 +92,8 @@ def log_response_model(
     example = signature_frame(input_example)
     output = CytorespPyfunc(model).predict(example)
     signature = infer_signature(example, output)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
+        # redirect_stderr: MLflow prints registration chatter straight to stderr
         data = save_model_dir(model, Path(tmp) / MODEL_DATA_DIR)
         return mlflow.pyfunc.log_model(
             name=name,
@@ -151,9 +154,9 @@ def load_model(uri_or_path: str | os.PathLike):
                 "URI such as models:/NAME/1 or models:/NAME@candidate"
             )
         if (local / MANIFEST).exists():
-            return load_model_dir(local)
+            return _load_checked(local)
         if (local / "MLmodel").exists():
-            return load_model_dir(_find_data_dir(local))
+            return _load_checked(local, mlflow_dir=True)
         raise ModelIntegrityError(f"{local} holds neither a cytoresp model nor an MLflow model")
 
     import mlflow
@@ -172,4 +175,45 @@ def load_model(uri_or_path: str | os.PathLike):
                     f"{text}: {message} (tracking store {tracking})"
                 ) from None
             raise TrackingError(f"cannot load {text} from {tracking}: {message}") from None
-        return load_model_dir(_find_data_dir(root))
+        return _load_checked(root, mlflow_dir=True)
+
+
+def _load_checked(root: Path, mlflow_dir: bool = False):
+    """:func:`load_model_dir` for an untrusted directory: readable errors, confined files.
+
+    Every failure is a :class:`ModelIntegrityError` (exit code 2) whose message has no
+    native backtrace (XGBoost appends one to its errors), and a tree file that model.json
+    names must be one of the files the manifest lists (not ``../x`` or ``/etc/x``).
+    """
+    try:
+        data = _find_data_dir(root) if mlflow_dir else root
+        _check_tree_files(data)
+        return load_model_dir(data)
+    except ModelIntegrityError as exc:
+        raise ModelIntegrityError(_without_native_trace(str(exc))) from None
+    except Exception as exc:  # noqa: BLE001 - a damaged model file must not crash the CLI
+        reason = _without_native_trace(str(exc)).splitlines() or [""]
+        raise ModelIntegrityError(
+            f"cannot load the model in {root}: {type(exc).__name__}: {reason[0][:300]}"
+        ) from None
+
+
+def _without_native_trace(message: str) -> str:
+    return message.split("\nStack trace:", 1)[0].rstrip()
+
+
+def _check_tree_files(data: Path) -> None:
+    import json
+
+    try:
+        listed = set(json.loads((data / MANIFEST).read_text())["files"])
+        heads = json.loads((data / "model.json").read_text())["heads"]
+        named = {t: h.get("trees") for t, h in heads.items()}
+    except Exception:  # noqa: BLE001 - load_model_dir reports a missing or malformed file
+        return
+    for therapy, trees in named.items():
+        if trees is not None and (not isinstance(trees, str) or trees not in listed):
+            raise ModelIntegrityError(
+                f"refusing to load the model in {data}: model.json names a tree file for "
+                f"{therapy!r} that the manifest does not list: {trees!r}"
+            )

@@ -11,6 +11,8 @@ Layout::
       model.json          therapies, feature transformers, linear parts, calibration, ...
       trees_ifnb.ubj      XGBoost booster per therapy (absent for a head without trees)
       trees_ga.ubj
+      ensemble_ifnb.ubj.gz  bootstrap refits of the heads (cytoresp.models.recommend): their
+      ensemble_ga.ubj.gz    trees back to back, gzip; linear parts under "ensemble" in model.json
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             "format_version": FORMAT_VERSION,
             "therapies": model.therapies,
             "training_ranges": {k: list(v) for k, v in model.training_ranges.items()},
+            "training_quantiles": {
+                k: list(map(float, v))
+                for k, v in getattr(model, "training_quantiles", {}).items()
+            },
             "metadata": model.metadata,
             "heads": {},
         }
@@ -107,6 +113,11 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
                 "model": head.model.to_dict(),
                 "trees": tree_file,
             }
+        ensemble = getattr(model, "ensemble", None)
+        if ensemble is not None:  # bootstrap refits of the heads (cytoresp.models.recommend)
+            spec["ensemble"], blobs = ensemble.to_state()
+            for name, blob in blobs.items():
+                (tmp / name).write_bytes(blob)
         (tmp / SPEC).write_text(json.dumps(_jsonable(spec), indent=1, allow_nan=True))
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         manifest = {
@@ -210,8 +221,24 @@ def load_model_dir(path: str | os.PathLike):
         raise ModelIntegrityError(f"{root / SPEC} is malformed: {exc}") from None
     metadata = dict(spec.get("metadata", {}))
     metadata.setdefault("saved_with", manifest.get("versions", {}))
+    ensemble = None
+    if spec.get("ensemble") is not None:  # models saved before the ensemble have none
+        from cytoresp.models.recommend import BootstrapEnsemble
+
+        def read_listed(name: str) -> bytes:
+            if not isinstance(name, str) or name not in manifest["files"]:
+                raise ModelIntegrityError(
+                    f"the ensemble names a file not in the manifest: {name!r}"
+                )
+            return (root / name).read_bytes()
+
+        ensemble = BootstrapEnsemble.from_state(spec["ensemble"], read_listed)
     return ResponseModel(
         heads=heads,
         training_ranges={k: tuple(v) for k, v in spec.get("training_ranges", {}).items()},
         metadata=metadata,
+        ensemble=ensemble,
+        training_quantiles={
+            k: [float(x) for x in v] for k, v in spec.get("training_quantiles", {}).items()
+        },
     )

@@ -10,14 +10,45 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+#: Clinical covariates as people write them.
+COVARIATE_LABELS = {
+    "age": "age (years)",
+    "sex": "sex",
+    "edss": "EDSS",
+    "disease_duration_y": "disease duration (years)",
+    "relapses_prior_2y": "relapses in the prior 2 years",
+    "gd_lesions": "Gd-enhancing lesions",
+}
 
-def _label(name: str) -> str:
+
+def display_label(name: str) -> str:
+    """How an explanation input is shown: IFN-γ for ``IFNG``, EDSS for ``edss``.
+
+    Analytes get the registry's display name, clinical covariates a readable name; any
+    other name is returned as it is.
+
+    Examples
+    --------
+    >>> display_label("IL17F"), display_label("edss"), display_label("x0")
+    ('IL-17F', 'EDSS', 'x0')
+    """
+    if name in COVARIATE_LABELS:
+        return COVARIATE_LABELS[name]
     try:
         from cytoresp.features.registry import display_name
 
         return display_name(name)
     except Exception:  # noqa: BLE001 - a label must never break a plot
         return name
+
+
+def _plain(text: str) -> str:
+    """Text for matplotlib with ``$`` shown literally (no mathtext from user strings)."""
+    return str(text).replace("$", r"\$")
+
+
+def _label(name: str) -> str:
+    return _plain(display_label(name))
 
 
 def _order(contrib: pd.DataFrame, max_features: int) -> list[str]:
@@ -60,7 +91,7 @@ def plot_beeswarm(
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_yticks(range(len(names)), [_label(n) for n in reversed(names)])
     ax.set_xlabel("contribution to log-odds of response")
-    ax.set_title(title or "Cytokine-level contributions (blue low, red high, grey missing)")
+    ax.set_title(_plain(title) or "Cytokine-level contributions (blue low, red high, grey missing)")
     fig.tight_layout()
     return fig
 
@@ -74,7 +105,7 @@ def plot_importance(contrib: pd.DataFrame, title: str = "", max_features: int = 
     ax.barh(range(len(names)), importance.to_numpy()[::-1], color="#3b75af")
     ax.set_yticks(range(len(names)), [_label(n) for n in reversed(names)])
     ax.set_xlabel("mean |contribution| (log-odds)")
-    ax.set_title(title or "Global importance")
+    ax.set_title(_plain(title) or "Global importance")
     fig.tight_layout()
     return fig
 
@@ -105,11 +136,15 @@ def plot_waterfall(
             start + v, y, f" {v:+.2f}", va="center", ha="left" if v > 0 else "right", fontsize=8
         )
         start += v
+    ends = np.cumsum([base, *values])
+    lo, hi = float(ends.min()), float(ends.max())
+    pad = 0.18 * (hi - lo if hi > lo else 1.0)
+    ax.set_xlim(lo - pad, hi + pad)  # room for the value labels at both ends
     ax.axvline(base, color="0.5", lw=0.8, ls="--")
     ax.axvline(start, color="k", lw=0.8)
     ax.set_yticks(range(len(values)), labels[::-1])
     p = 1 / (1 + np.exp(-start))
-    ax.set_xlabel(f"log-odds of response (base {base:+.2f} -> {start:+.2f}, p = {p:.2f})")
-    ax.set_title(title)
+    ax.set_xlabel(f"log-odds of response (base {base:+.2f} → {start:+.2f}, p = {p:.2f})")
+    ax.set_title(_plain(title))
     fig.tight_layout()
     return fig

@@ -13,7 +13,8 @@ from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import UsageError
 from cytoresp.features.panel import THERAPIES, Panel
-from cytoresp.models.attribution import distribute_to_inputs
+from cytoresp.models.attribution import cytokine_contributions
+from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
 
 #: Probability difference below which the two therapies are reported as ``either``
 #: when no interval is available.
@@ -64,27 +65,10 @@ class TherapyHead:
         """Base value and input-level contributions, in calibrated log-odds.
 
         ``base + contributions.sum(axis=1)`` equals :meth:`calibrated_margin` row by row.
+        The linear part is passed to the inputs exactly, the trees by displacement shares
+        (:mod:`cytoresp.models.attribution`, ``docs/explanations.md``).
         """
-        X = frame[self.input_columns]
-        feats = self.features.transform(X)
-        feat_arr = np.asarray(feats, dtype=np.float64)
-        base, phi = self.model.contributions(feats)
-        a, b = self.calibration
-        base, phi = a + b * base, b * phi
-        Z = self.features.transform_inputs(X)
-        inputs = list(self.features.input_names_)
-        z_arr = np.asarray(Z, dtype=np.float64)
-        W = self.features.input_weights_.reindex(columns=inputs).to_numpy(dtype=np.float64)
-        names = list(self.features.get_feature_names_out())
-        index_of = {name: i for i, name in enumerate(inputs)}
-        srcs = self.features.feature_sources_
-        sources = [[index_of[s] for s in srcs[name]] for name in names]
-        nonlinear = {
-            names.index(f): index_of[srcs[f][0]]
-            for f in getattr(self.features, "nonlinear_features_", [])
-        }
-        contrib = distribute_to_inputs(phi, feat_arr, z_arr, self.background, W, sources, nonlinear)
-        return base, pd.DataFrame(contrib, index=frame.index, columns=inputs)
+        return cytokine_contributions(self, frame)
 
 
 @dataclass
@@ -99,6 +83,14 @@ class ResponseModel:
         Range of each input seen in training (pg/mL for analytes), for warnings.
     metadata : dict
         Training metadata: data fingerprint, metrics, configuration, library versions.
+    ensemble : BootstrapEnsemble, optional
+        Bootstrap refits of the heads (:mod:`cytoresp.models.recommend`): the interval on
+        the difference between therapies that :meth:`recommend` uses. None: the older
+        fixed-margin rule.
+    training_quantiles : dict of str to list of float
+        Per input column, its 0, 1, ..., 100th percentiles on the training rows (pg/mL for
+        analytes, a value censored below its limit L counted at L / sqrt 2), where a
+        patient's value sits (the patient report). Empty for models saved before it existed.
 
     Examples
     --------
@@ -111,6 +103,8 @@ class ResponseModel:
     heads: dict[str, TherapyHead]
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    ensemble: BootstrapEnsemble | None = None
+    training_quantiles: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def therapies(self) -> list[str]:
@@ -197,24 +191,60 @@ class ResponseModel:
         Z = self.heads[therapy].features.transform_inputs(frame[self.heads[therapy].input_columns])
         return format_drivers(contrib, Z, self.heads[therapy].background, k)
 
-    def recommend(self, data, margin: float = DEFAULT_EQUIVALENCE_MARGIN) -> pd.DataFrame:
-        """The therapy with the higher probability of response, or ``either``.
+    def recommend(
+        self,
+        data,
+        margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """IFN-beta, GA or ``either``, with the difference and its interval.
 
-        Needs both heads. ``either`` when the probabilities differ by less than
-        ``margin``.
+        Needs both heads. With a bootstrap ensemble (the default since training fits
+        one), ``either`` when the ``level`` percentile interval of
+        ``P(response | ifnb) - P(response | ga)`` includes zero; without one, when the
+        probabilities differ by less than ``margin`` (the interval columns are NaN).
+
+        Parameters
+        ----------
+        data : Panel, DataFrame or path
+        margin : float
+            Fallback rule only (models without an ensemble).
+        level : float, optional
+            Interval level; default the ensemble's (0.90).
+
+        Returns
+        -------
+        DataFrame
+            Index ``sample_id``: ``p_response_ifnb``, ``p_response_ga``,
+            ``difference_ifnb_minus_ga``, ``difference_lower``, ``difference_upper``,
+            ``recommended_therapy``.
+
+        Examples
+        --------
+        >>> model.recommend(panel)["recommended_therapy"].value_counts()  # doctest: +SKIP
         """
         if len(self.therapies) < 2:
             raise UsageError(
                 "a recommendation needs a model with both therapies (train --therapy all)"
             )
         frame = data if _is_model_frame(data) else self.model_frame(data)
-        return self.recommend_frame(frame, margin)
+        return self.recommend_frame(frame, margin, level)
 
     def recommend_frame(
-        self, frame: pd.DataFrame, margin: float = DEFAULT_EQUIVALENCE_MARGIN
+        self,
+        frame: pd.DataFrame,
+        margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+        level: float | None = None,
     ) -> pd.DataFrame:
         """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
-        return recommend_from_proba(self.predict_proba_frame(frame), margin)
+        proba = self.predict_proba_frame(frame)
+        if self.ensemble is not None and set(self.ensemble.therapies) >= {"ifnb", "ga"}:
+            draws = self.ensemble.difference_draws(self.heads, frame)
+            return recommend_with_interval(proba, draws, level or self.ensemble.level)
+        out = recommend_from_proba(proba, margin)
+        out.insert(out.columns.get_loc("difference_ifnb_minus_ga") + 1, "difference_lower", np.nan)
+        out.insert(out.columns.get_loc("difference_lower") + 1, "difference_upper", np.nan)
+        return out
 
     def row_warnings(self, frame: pd.DataFrame) -> pd.Series:
         """Per-row warnings: missing analytes and values outside the training range."""
@@ -269,51 +299,97 @@ def format_drivers(
     The arrow says whether the input is above (↑) or below (↓) its training mean; a
     missing input is marked ``?``.
     """
-    values = contrib.to_numpy()
-    k = min(k, values.shape[1])
-    if k <= 0 or values.shape[0] == 0:
-        return pd.Series([""] * len(contrib), index=contrib.index, dtype=object)
-    order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-    names = np.asarray(contrib.columns, dtype=object)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = contrib.to_numpy(dtype=np.float64)
+    n, m = values.shape
+    k = min(k, m)
+    if k <= 0 or n == 0:
+        return pd.Series([""] * n, index=contrib.index, dtype=object)
+    # The k largest |contributions|, ties to the first column (a stable sort's order):
+    # k passes of argmax, which returns the first maximum. NaN ranks last.
+    mag = np.abs(values)
+    mag[np.isnan(mag)] = -1.0
+    rows = np.arange(n)
+    order = np.empty((n, k), dtype=np.intp)
+    for i in range(k):
+        order[:, i] = pick = np.argmax(mag, axis=1)
+        mag[rows, pick] = -np.inf
     z = Z.to_numpy(dtype=np.float64)
-    rows = np.arange(values.shape[0])[:, None]
-    dev = z[rows, order] - background[order]
-    arrows = np.where(np.isnan(dev), "?", np.where(dev >= 0, "↑", "↓"))
-    picked = values[rows, order]
+    dev = z[rows[:, None], order] - np.asarray(background, dtype=np.float64)[order]
+    arrow = np.where(np.isnan(dev), 0, np.where(dev >= 0, 1, 2))
+    # text from small tables of labels and numbers, joined by pyarrow (no per-row Python)
+    labels = pa.array(
+        [f"{name}{a} " for name in map(str, contrib.columns) for a in ("?", "↑", "↓")],
+        pa.string(),
+    )
     parts = []
     for i in range(k):
-        text = pd.Series(names[order[:, i]]).str.cat(
-            [pd.Series(arrows[:, i]), pd.Series(np.char.mod(" %+.2f", picked[:, i]))]
-        )
-        parts.append(text)
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.str.cat(part, sep="; ")
+        label = pc.take(labels, pa.array(order[:, i] * 3 + arrow[:, i]))
+        number = pa.array(_signed_hundredths(values[rows, order[:, i]]), pa.string())
+        parts.append(pc.binary_join_element_wise(label, number, ""))
+    text = parts[0] if k == 1 else pc.binary_join_element_wise(*parts, "; ")
+    joined = text.to_pandas()
     joined.index = contrib.index
     return joined
+
+
+def _signed_hundredths(x: np.ndarray) -> np.ndarray:
+    """``"%+.2f" % v`` of every value, vectorised (object array of str)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.shape, dtype=object)
+    finite = np.isfinite(x) & (np.abs(x) < 1e12)
+    mag = np.abs(np.where(finite, x, 0.0)) * 100.0
+    cents = np.rint(mag)
+    # |v| * 100 is rounded once; near a half-way point that rounding could decide the last
+    # digit, so those few cells (and non-finite ones) are formatted one by one.
+    slow = ~finite | (np.abs(mag - np.floor(mag) - 0.5) < 1e-6)
+    key = cents.astype(np.int64) * 2 + np.signbit(x).astype(np.int64)
+    uniq, inverse = np.unique(key[~slow], return_inverse=True)
+    texts = [
+        ("-" if c & 1 else "+") + f"{(c >> 1) // 100}.{(c >> 1) % 100:02d}" for c in uniq.tolist()
+    ]
+    out[~slow] = np.asarray(texts, dtype=object)[inverse]
+    for i in np.flatnonzero(slow).tolist():
+        out[i] = f"{x[i]:+.2f}"
+    return out
 
 
 def row_warnings(
     frame: pd.DataFrame, columns: list[str], ranges: dict[str, tuple[float, float]]
 ) -> pd.Series:
     """``missing: IL4, IL22; outside training range: IL17F`` per row ('' when none)."""
+    checked = [c for c in columns if c in ranges]
     n = len(frame)
-    missing = pd.Series([""] * n, index=frame.index, dtype=object)
-    outside = pd.Series([""] * n, index=frame.index, dtype=object)
-    for col in columns:
-        if col not in ranges:
-            continue
-        vals = frame[col].to_numpy(dtype=np.float64)
-        lo, hi = ranges[col]
-        mag = np.abs(vals)
-        miss = np.isnan(vals)
-        out = ~miss & ((vals >= 0) & ((mag < lo) | (mag > hi)))
-        if miss.any():
-            missing = missing.where(~miss, missing + np.where(missing == "", "", ", ") + col)
-        if out.any():
-            outside = outside.where(~out, outside + np.where(outside == "", "", ", ") + col)
-    text = np.where(missing != "", "missing: " + missing, "")
-    text = pd.Series(text, index=frame.index, dtype=object)
-    sep = np.where((text != "") & (outside != ""), "; ", "")
-    text = text + sep + np.where(outside != "", "outside training range: " + outside, "")
-    return text
+    if not checked or n == 0:
+        return pd.Series([""] * n, index=frame.index, dtype=object)
+    vals = frame[checked].to_numpy(dtype=np.float64)
+    lo = np.array([ranges[c][0] for c in checked], dtype=np.float64)
+    hi = np.array([ranges[c][1] for c in checked], dtype=np.float64)
+    miss = np.isnan(vals)
+    with np.errstate(invalid="ignore"):
+        outside = ~miss & (vals >= 0) & ((vals < lo) | (vals > hi))
+    # One text per distinct pattern of flags (patterns are few, rows are many): the flags
+    # of a row packed into 64-bit words, made unique, each pattern written once.
+    flags = np.concatenate([miss, outside], axis=1)
+    packed = np.packbits(flags, axis=1)
+    words = np.zeros((n, -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
+    words[:, : packed.shape[1]] = packed
+    keys = words.view(np.uint64)
+    if keys.shape[1] == 1:
+        _, first, inverse = np.unique(keys[:, 0], return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    k = len(checked)
+    texts = []
+    for row in first.tolist():
+        gone = [c for c, b in zip(checked, flags[row, :k], strict=True) if b]
+        out = [c for c, b in zip(checked, flags[row, k:], strict=True) if b]
+        text = "missing: " + ", ".join(gone) if gone else ""
+        if out:
+            text += ("; " if text else "") + "outside training range: " + ", ".join(out)
+        texts.append(text)
+    return pd.Series(
+        np.asarray(texts, dtype=object)[inverse.ravel()], index=frame.index, dtype=object
+    )

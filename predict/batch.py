@@ -1,15 +1,47 @@
-"""Batch scoring: probabilities per therapy, recommendation, drivers and warnings."""
+"""Batch scoring: probabilities per therapy, recommendation, drivers and warnings.
+
+:func:`score_file` streams: it reads the panel in chunks (:mod:`cytoresp.predict.streaming`),
+scores each chunk and appends it to the output, so memory does not grow with the number of
+rows, and the output appears atomically only when every row is scored. XGBoost uses every
+available core (its own threads; nothing else runs in parallel, so they never compete).
+
+Everything per row is vectorised. The one costly part is the recommendation of a model
+with a bootstrap ensemble (:mod:`cytoresp.models.recommend`): the interval on the
+difference between therapies needs every member's prediction. :func:`recommended_therapy`
+gives exactly the ensemble rule's answer while evaluating members in blocks and dropping,
+after each block, the rows whose answer is already certain to be ``either``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from os import PathLike
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cytoresp.features.panel import Panel
 from cytoresp.models.response_model import DEFAULT_EQUIVALENCE_MARGIN, ResponseModel
-from cytoresp.predict.writers import check_writable, write_table
+from cytoresp.predict.writers import check_writable
+
+__all__ = [
+    "ScoreSummary",
+    "available_cores",
+    "recommended_therapy",
+    "score_file",
+    "score_frame",
+    "score_panel",
+    "xgboost_threads",
+]
+
+#: Members evaluated before the first check for rows already decided (``either``), then
+#: after each further block: the rule needs at least 4 draws against the point estimate.
+_MEMBER_BLOCKS = (5, 10, 15, 20, 30, 40)
 
 
 @dataclass
@@ -20,6 +52,137 @@ class ScoreSummary:
     therapies: list[str]
     output: str
     n_with_warnings: int
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+def _boosters(model: ResponseModel) -> list[tuple[Any, Any]]:
+    """(estimator, booster) of every head and ensemble member with trees."""
+    ests = [head.model for head in model.heads.values()]
+    if model.ensemble is not None:
+        ests += [m for members in model.ensemble.members.values() for m in members]
+    return [(e, e.booster_) for e in ests if getattr(e, "booster_", None) is not None]
+
+
+@contextlib.contextmanager
+def xgboost_threads(model: ResponseModel, n_threads: int) -> Iterator[None]:
+    """Let every booster of ``model`` predict on ``n_threads`` threads, then restore them."""
+    boosters = _boosters(model)
+    for _, booster in boosters:
+        booster.set_param({"nthread": int(n_threads)})
+    try:
+        yield
+    finally:
+        for est, booster in boosters:
+            booster.set_param({"nthread": int(getattr(est, "n_jobs", 1) or 1)})
+
+
+# ---------------------------------------------------------------------------------------
+# the recommendation
+
+
+def recommended_therapy(
+    model: ResponseModel,
+    frame: pd.DataFrame,
+    proba: pd.DataFrame,
+    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+) -> np.ndarray:
+    """``ifnb`` / ``ga`` / ``either`` per row: the same answer as ``model.recommend_frame``.
+
+    With a bootstrap ensemble, members are evaluated in blocks; a row leaves as soon as
+    enough draws of the difference lie on the other side of zero from the point estimate
+    that the percentile interval must include zero (``either``). The remaining rows get
+    every draw and the ensemble's own interval rule
+    (:func:`~cytoresp.models.recommend.recommend_with_interval`).
+
+    Parameters
+    ----------
+    model : ResponseModel
+        A model with both heads.
+    frame : DataFrame
+        Its aligned model frame.
+    proba : DataFrame
+        ``p_response_ifnb`` and ``p_response_ga`` of the rows (the main heads).
+    margin : float
+        The fixed-margin rule of models without an ensemble.
+
+    Returns
+    -------
+    ndarray of object
+    """
+    from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
+    from cytoresp.models.response_model import recommend_from_proba
+
+    ens = model.ensemble
+    if ens is None or not set(ens.therapies) >= {"ifnb", "ga"}:
+        rec = recommend_from_proba(proba, margin)["recommended_therapy"]
+        return np.asarray(rec.to_numpy(), dtype=object)
+    n = len(frame)
+    B = ens.n_members
+    level = ens.level
+    alpha = (1.0 - level) / 2.0
+    # lower quantile <= sorted[floor(h) + 1] and upper >= sorted[floor(H)] (linear rule),
+    # with h, H the positions alpha (B-1) and (1-alpha)(B-1); a margin guards rounding.
+    need_below = math.floor(alpha * (B - 1) + 1e-9) + 2  # draws <= 0 that exclude ifnb
+    need_above = B - math.floor((1.0 - alpha) * (B - 1) - 1e-9)  # draws >= 0 that exclude ga
+    d = (proba["p_response_ifnb"] - proba["p_response_ga"]).to_numpy(dtype=np.float64)
+    rec = np.full(n, "either", dtype=object)
+    alive = np.flatnonzero((d > 0) | (d < 0))
+    draws = np.empty((B, n), dtype=np.float64)
+    against = np.zeros(n, dtype=np.int64)
+    edges = [b for b in _MEMBER_BLOCKS if b < B] + [B]
+    start = 0
+    for stop in edges:
+        if len(alive) == 0:
+            break
+        part = BootstrapEnsemble(
+            members={t: ens.members[t][start:stop] for t in ("ifnb", "ga")},
+            level=level,
+            seed=ens.seed,
+        )
+        sub = frame.iloc[alive]
+        dd = part.difference_draws(model.heads, sub)
+        draws[start:stop, alive] = dd
+        up = d[alive] > 0
+        against[alive] += np.where(up, (dd <= 0).sum(axis=0), (dd >= 0).sum(axis=0))
+        need = np.where(up, need_below, need_above)
+        alive = alive[against[alive] < need]
+        start = stop
+    if len(alive):
+        full = recommend_with_interval(proba.iloc[alive], draws[:, alive], level)
+        rec[alive] = full["recommended_therapy"].to_numpy(dtype=object)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------
+# scoring
+
+
+def score_frame(
+    model: ResponseModel,
+    frame: pd.DataFrame,
+    therapy: str | None = None,
+    explain: int = 0,
+    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+) -> pd.DataFrame:
+    """The prediction table of an aligned model frame (see :func:`score_panel`)."""
+    therapies = model._therapies(therapy)
+    proba = model.predict_proba_frame(frame, therapies)
+    out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
+    for t in therapies:
+        out[f"p_response_{t}"] = proba[f"p_response_{t}"].to_numpy()
+    if len(therapies) == 2:
+        out["recommended_therapy"] = recommended_therapy(model, frame, proba, margin)
+    for t in therapies if explain > 0 else []:
+        out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
+    out["warnings"] = model.row_warnings(frame).to_numpy()
+    return pd.DataFrame(out)
 
 
 def score_panel(
@@ -35,18 +198,15 @@ def score_panel(
     ``recommended_therapy`` (where both heads are scored), ``drivers_<therapy>`` (with
     ``explain > 0``: the ``explain`` largest signed cytokine-level contributions), and
     ``warnings`` (missing analytes, values outside the training range).
+
+    Examples
+    --------
+    >>> table = score_panel(model, "new_patients.csv", explain=3)  # doctest: +SKIP
+    >>> list(table.columns)  # doctest: +SKIP
+    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'recommended_therapy',
+     'drivers_ifnb', 'drivers_ga', 'warnings']
     """
-    frame = model.model_frame(data)
-    therapies = model._therapies(therapy)
-    proba = model.predict_proba_frame(frame, therapy)
-    out = proba.copy()
-    if len(therapies) == 2:
-        out["recommended_therapy"] = model.recommend_frame(frame, margin)["recommended_therapy"]
-    for t in therapies if explain > 0 else []:
-        out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
-    out["warnings"] = model.row_warnings(frame).to_numpy()
-    out.index.name = "sample_id"
-    return out.reset_index()
+    return score_frame(model, model.model_frame(data), therapy, explain, margin)
 
 
 def score_file(
@@ -55,14 +215,68 @@ def score_file(
     dest: str | PathLike,
     therapy: str | None = None,
     explain: int = 0,
+    *,
+    chunk_rows: int | None = None,
+    n_threads: int | None = None,
+    progress: Any = None,
+    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> ScoreSummary:
-    """Score a panel file and write the predictions atomically (``-`` for stdin/stdout)."""
+    """Score a panel file chunk by chunk and write the predictions atomically.
+
+    Parameters
+    ----------
+    model : ResponseModel
+    source : path or ``"-"``
+        A panel file (CSV and Parquet are streamed; other formats are read whole, see
+        :mod:`cytoresp.predict.streaming`), or ``-`` for standard input.
+    dest : path or ``"-"``
+        ``.csv`` or ``.parquet``; ``-`` writes CSV to standard output.
+    therapy : {"ifnb", "ga"}, optional
+        Score one head only (default: every head, with a recommendation).
+    explain : int
+        Add the ``explain`` largest cytokine drivers per therapy (0: none, and none
+        computed).
+    chunk_rows : int, optional
+        Rows per chunk (default :data:`~cytoresp.predict.streaming.DEFAULT_CHUNK_ROWS`).
+    n_threads : int, optional
+        XGBoost threads (default: every available core).
+    progress : rich Console, optional
+        Show a progress bar (rows, rows/s) on this console.
+
+    Returns
+    -------
+    ScoreSummary
+
+    Raises
+    ------
+    InputError
+        For bad input, listing the problems with file, row and column; nothing is written.
+
+    Examples
+    --------
+    >>> score_file(model, "cohort.csv", "predictions.parquet", explain=3)  # doctest: +SKIP
+    """
+    from cytoresp.predict.streaming import DEFAULT_CHUNK_ROWS, TableWriter, iter_chunks
+
     check_writable(dest)
-    table = score_panel(model, source, therapy=therapy, explain=explain)
-    write_table(table, dest)
+    therapies = model._therapies(therapy)
+    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
+    n_rows = n_warn = 0
+    with contextlib.ExitStack() as stack:
+        update = None
+        if progress is not None:
+            from cytoresp.predict.streaming import rich_progress
+
+            update = stack.enter_context(rich_progress(progress, stream.total_bytes))
+        stack.enter_context(xgboost_threads(model, n_threads or available_cores()))
+        writer = stack.enter_context(TableWriter(dest))
+        for chunk in chunks:
+            table = score_frame(model, model.model_frame(chunk.panel), therapy, explain, margin)
+            writer.write(table)
+            n_rows += len(table)
+            n_warn += int((table["warnings"] != "").sum())
+            if update is not None:
+                update(n_rows, chunk.bytes_read)
     return ScoreSummary(
-        n_rows=len(table),
-        therapies=model._therapies(therapy),
-        output=str(dest),
-        n_with_warnings=int((table["warnings"] != "").sum()),
+        n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn
     )

@@ -7,6 +7,7 @@ previous file (if any) stays, or the complete new one replaces it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import tempfile
@@ -16,10 +17,33 @@ from typing import IO
 
 import pandas as pd
 
-from cytoresp.errors import UsageError
+from cytoresp.errors import CytorespError, UsageError
 
 #: Text that a spreadsheet would run as a formula when it starts a cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+#: Errors of the output device itself (as opposed to a bad path): exit code 1.
+_DEVICE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+class OutputError(CytorespError):
+    """The output could not be written (disk full, quota, I/O error): exit code 1."""
+
+
+def _output_error(path: Path, exc: OSError) -> CytorespError:
+    """A clear error for an OSError met while writing ``path``."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "no space left on the device (disk full or quota exceeded)"
+    elif exc.errno == errno.EFBIG:
+        reason = "the file would exceed the largest file size allowed here"
+    message = (
+        f"cannot write {path}: {reason}; nothing was written to {path.name} "
+        "(an existing file there is unchanged)"
+    )
+    if exc.errno in _DEVICE_ERRNOS:
+        return OutputError(message)
+    return UsageError(message)
 
 
 def check_writable(dest: str | os.PathLike) -> Path | None:
@@ -34,7 +58,25 @@ def check_writable(dest: str | os.PathLike) -> Path | None:
         raise UsageError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"cannot write {path}: folder {parent} is not writable")
+    _probe(path, parent)
     return path
+
+
+def _probe(path: Path, parent: Path) -> None:
+    """Write and remove a small file beside ``path``: a read-only or full disk fails now."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fsync(fd)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -47,7 +89,10 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     if path is None:
         yield sys.stdout.buffer if "b" in mode else sys.stdout
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as exc:
+        raise _output_error(path, exc) from None
     try:
         with os.fdopen(
             fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
@@ -56,9 +101,11 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _DEVICE_ERRNOS:
+            raise _output_error(path, exc) from None
         raise
 
 

@@ -38,6 +38,15 @@ class TrainConfig:
         Parameters of :class:`cytoresp.models.estimator.LinearBoostedClassifier`.
     features : dict
         Parameters of :class:`cytoresp.features.builder.PanelFeatures`.
+    n_ensemble : int
+        Bootstrap refits per therapy head behind the interval on the difference between
+        therapies (``docs/methods.md``); 0 disables it (fixed-margin rule).
+    recommend_level : float
+        Level of that interval (0.90): ``either`` when it includes zero.
+    ipw : bool
+        Fit the heads with inverse-propensity weights (``cytoresp train --ipw``).
+    ipw_clip : float
+        Propensities are clipped to ``[ipw_clip, 1 - ipw_clip]`` before weighting.
 
     Examples
     --------
@@ -55,8 +64,24 @@ class TrainConfig:
     n_jobs: int = 2
     model: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
+    #: Therapy choice (cytoresp.models.recommend, cytoresp.train.propensity): bootstrap
+    #: refits per head for the interval on the difference (0: none, fixed-margin rule),
+    #: its level, inverse-propensity weighting of the heads, and the propensity clip.
+    n_ensemble: int = 50
+    recommend_level: float = 0.90
+    ipw: bool = False
+    ipw_clip: float = 0.05
 
     def __post_init__(self) -> None:
+        n_ens = self.n_ensemble
+        if isinstance(n_ens, bool) or not isinstance(n_ens, int) or n_ens < 0:
+            raise UsageError(f"n_ensemble must be an integer >= 0, got {self.n_ensemble!r}")
+        if not 0 < self.recommend_level < 1:
+            raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
+        if not isinstance(self.ipw, bool):
+            raise UsageError(f"ipw must be true or false, got {self.ipw!r}")
+        if not 0 <= self.ipw_clip < 0.5:
+            raise UsageError(f"ipw_clip must be in [0, 0.5), got {self.ipw_clip!r}")
         if self.n_splits < 2:
             raise UsageError(f"n_splits must be >= 2, got {self.n_splits}")
         if self.n_repeats < 1:

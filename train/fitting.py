@@ -12,6 +12,7 @@ import pandas as pd
 from cytoresp.errors import InputError, Problem
 from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES, Panel
 from cytoresp.models.response_model import ResponseModel, TherapyHead
+from cytoresp.predict.report import training_quantiles
 from cytoresp.train.calibration import LogisticCalibrator
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
@@ -129,10 +130,19 @@ def evaluate_cv(cv: CVResult, therapy: str, config: TrainConfig) -> TherapyRepor
 
 
 def fit_head(
-    frame: pd.DataFrame, y: np.ndarray, therapy: str, config: TrainConfig, cv: CVResult
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    therapy: str,
+    config: TrainConfig,
+    cv: CVResult,
+    sample_weight: np.ndarray | None = None,
 ) -> TherapyHead:
-    """Fit the head on all rows; calibration and threshold from the first CV repeat."""
-    pipeline = make_head(config).fit(frame, y)
+    """Fit the head on all rows; calibration and threshold from the first CV repeat.
+
+    ``sample_weight`` (e.g. inverse-propensity weights) weights the final fit only.
+    """
+    fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
+    pipeline = make_head(config).fit(frame, y, **fit_params)
     first = cv.oof[cv.oof["repeat"] == 0]
     calibrator = LogisticCalibrator().fit(first["margin"].to_numpy(), first["y"].to_numpy())
     threshold = choose_threshold(
@@ -202,7 +212,8 @@ def fit_response_model(
         data = read_panel(data, require_labels=True)
     panel = data
     therapies = resolve_therapies(panel, therapy)
-    heads, reports = {}, {}
+    assignment = check_assignment(panel, config, log)
+    heads, reports, training, weights = {}, {}, {}, {}
     for t in therapies:
         frame, y = therapy_rows(panel, t)
         check_trainable(y, config.n_splits, t, panel.source)
@@ -213,19 +224,68 @@ def fit_response_model(
         cv = cross_validate(frame, y, config)
         reports[t] = evaluate_cv(cv, t, config)
         log(f"{t}: cross-validated ROC AUC {reports[t].metrics['roc_auc']}")
-        heads[t] = fit_head(frame, y, t, config, cv)
+        if config.ipw:
+            weights[t] = assignment.weights(config.ipw_clip).loc[frame.index].to_numpy()
+        heads[t] = fit_head(frame, y, t, config, cv, sample_weight=weights.get(t))
+        training[t] = (frame, y)
+    ensemble = None
+    if config.n_ensemble > 0 and len(heads) == 2:
+        from cytoresp.models.recommend import fit_bootstrap_ensemble
+
+        log(f"bootstrap ensemble: {config.n_ensemble} refits per head (therapy interval)")
+        ensemble = fit_bootstrap_ensemble(
+            heads,
+            training,
+            config.n_ensemble,
+            level=config.recommend_level,
+            seed=config.seed,
+            n_jobs=config.n_jobs,
+            sample_weight=weights or None,
+        )
     frame_all = panel.to_model_frame()
     model = ResponseModel(
         heads=heads,
         training_ranges=training_ranges(frame_all),
+        training_quantiles=training_quantiles(frame_all),
         metadata={
             "therapies": therapies,
             "config": config.to_dict(),
             "n_training": {t: reports[t].n for t in therapies},
             "cv_metrics": {t: reports[t].flat_metrics() for t in therapies},
         },
+        ensemble=ensemble,
     )
+    if assignment is not None:
+        model.metadata["assignment"] = {**assignment.to_dict(), "ipw": config.ipw}
     return model, reports
+
+
+def check_assignment(panel: Panel, config: TrainConfig, log: Log):
+    """Propensity diagnostics of the training cohort (:mod:`cytoresp.train.propensity`).
+
+    Logs a warning when the therapy groups differ strongly; returns the report, or None
+    when the data hold one therapy only (then ``config.ipw`` is refused).
+    """
+    from cytoresp.errors import UsageError
+    from cytoresp.train.propensity import assess_assignment
+
+    report = assess_assignment(panel, seed=config.seed, clip=config.ipw_clip)
+    if report is None:
+        if config.ipw:
+            raise UsageError(
+                "inverse-propensity weighting (--ipw) needs labelled patients of both "
+                "therapies (at least 5 of each) in the training data"
+            )
+        return None
+    log(
+        f"therapy assignment: cross-validated propensity AUC {report.auc:.2f}, "
+        f"max |SMD| {report.max_abs_smd:.2f} ({report.max_abs_weighted_smd:.2f} after weighting)"
+    )
+    for text in report.warnings:
+        log(f"WARNING: {text}")
+    if config.ipw:
+        log(f"fitting the heads with inverse-propensity weights (clip {config.ipw_clip})")
+    return report
 
 
 __all__ = ["TherapyReport", "fit_response_model"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -16,6 +17,7 @@ from cytoresp.features.panel import Panel
 from cytoresp.models.response_model import ResponseModel
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.fitting import Log, TherapyReport, fit_response_model
+from cytoresp.train.locking import retry_if_locked, store_lock
 from cytoresp.train.tracking import configure_tracking
 
 DEFAULT_EXPERIMENT = "cytoresp"
@@ -59,6 +61,7 @@ def run_training_job(
     config: TrainConfig | None = None,
     tracking_uri: str | None = None,
     log: Log | None = None,
+    label_from: str | None = None,
 ) -> TrainingResult:
     """Train, evaluate and log a ResponseModel in one MLflow run.
 
@@ -70,19 +73,32 @@ def run_training_job(
     """
     import mlflow
 
-    from cytoresp.features.reader import read_panel
     from cytoresp.models.mlflow_flavour import log_response_model
 
     log = log or (lambda _msg: None)
     config = config or TrainConfig()
-    panel = data if isinstance(data, Panel) else read_panel(data, require_labels=True)
+    if isinstance(data, Panel):
+        panel = data
+    else:
+        from cytoresp.train.labels import read_training_panel
+
+        panel = read_training_panel(data, label_from)
+        for warning in panel.warnings:
+            log(f"warning: {warning}")
     uri = configure_tracking(tracking_uri)
-    mlflow.set_experiment(experiment)
+    # MLflow writes hold the store's lock (cytoresp.train.locking): concurrent jobs on one
+    # sqlite store fit in parallel but write one at a time
+    with store_lock(uri):
+        retry_if_locked(mlflow.set_experiment, experiment)
     fingerprint = panel_fingerprint(panel)
     log(f"tracking store: {uri} (experiment {experiment!r})")
 
-    with mlflow.start_run(run_name=f"train-{therapy}") as run:
+    with store_lock(uri):
+        active = mlflow.start_run(run_name=f"train-{therapy}")
+    with active as run:
+        writes = contextlib.ExitStack()
         try:
+            writes.enter_context(store_lock(uri))
             mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint})
             mlflow.log_params(
                 {
@@ -94,29 +110,45 @@ def run_training_job(
                 }
             )
             _log_dataset(panel, fingerprint)
+            writes.close()
             model, reports = fit_response_model(panel, therapy, config, log=log)
             model.metadata["data_fingerprint"] = fingerprint
             model.metadata["mlflow_run_id"] = run.info.run_id
+            writes.enter_context(store_lock(uri))
+            assignment = model.metadata.get("assignment")
+            if assignment:  # propensity diagnostics (cytoresp.train.propensity)
+                from cytoresp.train.propensity import assignment_metrics
+
+                mlflow.log_metrics(assignment_metrics(assignment))
+                mlflow.log_dict(assignment, "assignment.json")
+                warning = "; ".join(assignment["warnings"][:-1]) or "none"
+                mlflow.set_tag("cytoresp.assignment_warning", warning[:5000])
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())
                 _log_fold_runs(report)
+            writes.close()
             with tempfile.TemporaryDirectory() as tmp:
                 artifacts = _write_artifacts(Path(tmp), model, reports, panel, config)
                 mlflow.log_artifacts(tmp)
             example = model.model_frame(panel).head(5)
+            writes.enter_context(store_lock(uri))
             info = log_response_model(model, example, registered_model_name=register)
             version = None
             if register:
                 version = str(info.registered_model_version)
                 mlflow.MlflowClient().set_registered_model_alias(register, CANDIDATE_ALIAS, version)
                 log(f"registered {register} version {version} (alias @{CANDIDATE_ALIAS})")
+            writes.close()
             saved = None
             if out_dir is not None:
                 saved = str(Path(out_dir))
                 model.save(saved)
                 log(f"standalone model written to {saved}")
+            with store_lock(uri):
+                mlflow.end_run()
         except BaseException:
-            mlflow.end_run(status="KILLED" if _interrupted() else "FAILED")
+            _end_run_locked(uri, "KILLED" if _interrupted() else "FAILED")
+            writes.close()
             raise
     return TrainingResult(
         model=model,
@@ -130,6 +162,19 @@ def run_training_job(
         out_dir=saved,
         artifacts=artifacts,
     )
+
+
+def _end_run_locked(uri: str, status: str) -> None:
+    """Mark the active run ``status`` under the store's lock (without it if it is stuck)."""
+    import mlflow
+
+    from cytoresp.errors import TrackingError
+
+    try:
+        with store_lock(uri, timeout=60):
+            mlflow.end_run(status=status)
+    except TrackingError:
+        mlflow.end_run(status=status)
 
 
 def _interrupted() -> bool:

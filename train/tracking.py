@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from cytoresp.errors import TrackingError
+from cytoresp.train.locking import retry_if_locked, store_lock
 
 #: Bounded retries and timeouts, so an unreachable server fails in seconds, not minutes.
 HTTP_DEFAULTS = {
@@ -13,6 +16,54 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
+#: The reachability check at start-up is tighter still: 5 s per attempt, one retry, so an
+#: unreachable or silent server is reported in about 11 s at most.
+PREFLIGHT_TIMEOUT_S = 5
+PREFLIGHT_RETRIES = 1
+
+
+@contextlib.contextmanager
+def _preflight_http(uri: str) -> Iterator[None]:
+    """Temporarily tighten MLflow's HTTP timeout and retries (read at request time)."""
+    if not uri.startswith(("http://", "https://")):
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in HTTP_DEFAULTS}
+
+    def tighter(key: str, cap: int) -> str:
+        try:
+            return str(min(int(float(os.environ.get(key, cap))), cap))
+        except ValueError:
+            return str(cap)
+
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = tighter(
+        "MLFLOW_HTTP_REQUEST_TIMEOUT", PREFLIGHT_TIMEOUT_S
+    )
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = tighter(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", PREFLIGHT_RETRIES
+    )
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason for a failed connection, without urllib3's noise."""
+    text = str(exc).strip()
+    low = text.lower()
+    if "connection refused" in low or "failed to establish a new connection" in low:
+        return "connection refused (nothing listens at that address)"
+    if "timed out" in low or "timeout" in low:
+        return f"no answer within {PREFLIGHT_TIMEOUT_S} s"
+    if any(k in low for k in ("name or service not known", "nodename nor", "name resolution")):
+        return "unknown host name"
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
@@ -45,11 +96,15 @@ def configure_tracking(tracking_uri: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        # under the store's lock: the first process to open a new sqlite store creates
+        # and migrates its tables, which concurrent processes must not do at once
+        with store_lock(uri), _preflight_http(uri):
+            retry_if_locked(MlflowClient(tracking_uri=uri).search_experiments, max_results=1)
+    except TrackingError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure here means "store unusable"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrackingError(
-            f"cannot reach the MLflow tracking store {uri}: {reason[:300]}. "
+            f"cannot reach the MLflow tracking store {uri}: {_reason(exc)}. "
             "Check --tracking-uri / MLFLOW_TRACKING_URI, or that the server is running."
         ) from None
     return uri

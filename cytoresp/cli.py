@@ -1,0 +1,394 @@
+"""The ``cytoresp`` command line (contract in DESIGN.md).
+
+Exit codes: 0 success, 2 bad usage or bad input, 1 anything else, 130 interrupted.
+Messages go to standard error, so standard output can carry data (``--output -``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import warnings
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cytoresp.errors import (
+    CytorespError,
+    InputError,
+    ModelIntegrityError,
+    TrackingError,
+    UsageError,
+)
+
+app = typer.Typer(
+    name="cytoresp",
+    help="Predict response to interferon-beta (ifnb) or glatiramer acetate (ga) from a "
+    "baseline cytokine panel, and explain it cytokine by cytokine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+TherapyOpt = Annotated[
+    str | None, typer.Option("--therapy", help="ifnb or ga (default: every head)")
+]
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking store (default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///mlflow.db in the working directory)",
+    ),
+]
+
+
+def _log(message: str) -> None:
+    err.print(f"· {message}", markup=False)
+
+
+def _warn(message: object) -> None:
+    err.print("[yellow]warning:[/yellow]", end=" ")
+    err.print(str(message), markup=False)
+
+
+def _error(prefix: str, message: object) -> None:
+    err.print(f"[red]{prefix}[/red]", end=" ")
+    err.print(str(message), markup=False)
+
+
+def _guard_input(path: str) -> None:
+    """Refuse an input file that would exhaust memory, before any work (features/limits.py)."""
+    from cytoresp.features.limits import check_input
+
+    check_input(path)
+
+
+def _check_therapy(therapy: str | None, allow_all: bool = False) -> None:
+    allowed = ("ifnb", "ga", "all") if allow_all else ("ifnb", "ga")
+    if therapy is not None and therapy not in allowed:
+        raise UsageError(f"--therapy must be one of {', '.join(allowed)}, got {therapy!r}")
+
+
+def _load(model: str, tracking_uri: str | None):
+    from cytoresp.models.mlflow_flavour import is_uri, load_model
+
+    if is_uri(model):
+        from cytoresp.train.tracking import configure_tracking
+
+        configure_tracking(tracking_uri)
+    return load_model(model)
+
+
+@app.command()
+def simulate(
+    n: Annotated[int, typer.Option("--n", help="number of patients", min=1)] = 600,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    out: Annotated[str, typer.Option("--out", help="output CSV (- for stdout)")] = "-",
+    truth: Annotated[
+        str | None, typer.Option("--truth", help="also write true probabilities here")
+    ] = None,
+    assignment: Annotated[str, typer.Option(help="randomised or confounded")] = "randomised",
+) -> None:
+    """Simulate a literature-grounded cohort in the canonical panel format."""
+    from cytoresp.datasets import simulate_cohort
+    from cytoresp.predict.writers import atomic_output
+
+    cohort = simulate_cohort(n, seed, assignment=assignment)
+    with atomic_output(out) as fh:
+        cohort.panel.to_csv(fh, index=False, lineterminator="\n")
+    if truth:
+        with atomic_output(truth) as fh:
+            cohort.truth.to_csv(fh, index=False, lineterminator="\n")
+    if out != "-":
+        _log(f"wrote {n} simulated patients to {out}")
+
+
+@app.command()
+def validate(
+    input: Annotated[str, typer.Option("--input", help="panel file (- for stdin)")],
+    output: Annotated[
+        str | None, typer.Option("--output", help="write the canonical wide panel")
+    ] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="require therapy and responder (training files)")
+    ] = False,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="wide, luminex, long, xlsx or parquet (default: detected)"),
+    ] = None,
+) -> None:
+    """Check a panel and report every problem; optionally write it in canonical form."""
+    from cytoresp.features.reader import read_panel, write_panel
+
+    _guard_input(input)
+    panel = read_panel(input, require_labels=labels, format=format)
+    for warning in panel.warnings:
+        _warn(warning)
+    if output:
+        write_panel(panel, output)
+    n_cens = int((panel.censoring != 0).to_numpy().sum())
+    _log(
+        f"{panel.source}: {len(panel)} samples, {len(panel.analytes)} analytes "
+        f"({', '.join(panel.analytes)}), {n_cens} censored cells: OK"
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[str, typer.Option("--data", help="training panel with therapy and responder")],
+    therapy: Annotated[str, typer.Option("--therapy", help="ifnb, ga or all")] = "all",
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment")] = "cytoresp",
+    register: Annotated[
+        str | None, typer.Option("--register", help="registered model name")
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="also write the standalone model here")
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="JSON or TOML training config")
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+    ipw: Annotated[
+        bool,
+        typer.Option(
+            "--ipw",
+            help="fit the heads with inverse-propensity weights (non-randomised cohorts; "
+            "see docs/methods.md)",
+        ),
+    ] = False,
+    label_from: Annotated[
+        str | None,
+        typer.Option(
+            "--label-from",
+            help="derive 'responder' from first-year follow-up columns by a named definition: "
+            "rio, modified_rio, magnims or neda3 (docs/outcomes.md)",
+        ),
+    ] = None,
+) -> None:
+    """Cross-validate, fit and log a model to MLflow; register it with alias 'candidate'."""
+    from cytoresp.train.config import TrainConfig
+    from cytoresp.train.job import run_training_job
+
+    _check_therapy(therapy, allow_all=True)
+    _guard_input(data)
+    cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    if ipw:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, ipw=True)
+    result = run_training_job(
+        data, therapy, experiment, register, out, cfg, tracking_uri, log=_log,
+        label_from=label_from,
+    )
+    _print_training(result)
+
+
+def _print_training(result) -> None:
+    for t, report in result.reports.items():
+        m = report.metrics
+        err.print(
+            f"[bold]{t}[/bold] n={report.n} ({report.n_responders} responders): "
+            f"ROC AUC {m['roc_auc']}, Brier {m['brier'].value:.3f}, "
+            f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
+        )
+    err.print(f"MLflow run {result.run_id} in {result.tracking_uri}")
+    err.print(f"model: {result.model_uri}")
+
+
+@app.command()
+def predict(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory"
+        ),
+    ],
+    input: Annotated[str, typer.Option("--input", help="panel file (- for stdin)")],
+    output: Annotated[
+        str, typer.Option("--output", help="predictions file, .csv or .parquet (- for stdout)")
+    ],
+    therapy: TherapyOpt = None,
+    explain: Annotated[
+        int, typer.Option("--explain", help="add the K largest cytokine drivers", min=0)
+    ] = 0,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Score a panel file: probability of response per therapy, recommendation, drivers."""
+    from cytoresp.predict.batch import score_file
+    from cytoresp.predict.writers import check_writable
+
+    _check_therapy(therapy)
+    check_writable(output)
+    _guard_input(input)
+    start = time.perf_counter()
+    loaded = _load(model, tracking_uri)
+    # streamed in chunks; a progress bar (rows/s) only when stderr is a terminal
+    summary = score_file(
+        loaded, input, output, therapy=therapy, explain=explain,
+        progress=err if err.is_terminal else None,
+    )
+    seconds = time.perf_counter() - start
+    if output != "-":
+        _log(
+            f"scored {summary.n_rows} samples ({', '.join(summary.therapies)}) in {seconds:.1f} s "
+            f"-> {output}; {summary.n_with_warnings} with warnings"
+        )
+
+
+@app.command()
+def explain(
+    model: Annotated[str, typer.Option("--model", help="model URI or directory")],
+    input: Annotated[str, typer.Option("--input", help="panel file (- for stdin)")],
+    output: Annotated[
+        str | None, typer.Option("--output", help="long cytokine-level table")
+    ] = None,
+    sample: Annotated[str | None, typer.Option("--sample", help="sample id to plot")] = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="waterfall PNG for --sample")] = None,
+    therapy: TherapyOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Cytokine-level explanations: the full table, or one patient's waterfall plot."""
+    from cytoresp.predict.writers import atomic_output, check_writable, write_table
+
+    _check_therapy(therapy)
+    if output is None and plot is None:
+        raise UsageError("give --output FILE, or --sample ID with --plot FILE.png")
+    if (sample is None) != (plot is None):
+        raise UsageError("--sample and --plot go together")
+    for dest in (output, plot):
+        if dest is not None:
+            check_writable(dest)
+    _guard_input(input)
+    loaded = _load(model, tracking_uri)
+    frame = loaded.model_frame(input)
+    if output is not None:
+        write_table(loaded.explain(frame, therapy), output)
+        if output != "-":
+            _log(f"wrote explanations of {len(frame)} samples to {output}")
+    if plot is not None:
+        if sample not in frame.index:
+            raise InputError(f"sample {sample!r} is not in {input}")
+        from cytoresp.models.plots import plot_waterfall
+
+        t = therapy or loaded.therapies[0]
+        base, contrib = loaded.heads[t].cytokine_contributions(frame.loc[[sample]])
+        fig = plot_waterfall(float(base[0]), contrib.iloc[0], title=f"{sample}: response to {t}")
+        with atomic_output(plot, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+        _log(f"wrote the waterfall of {sample} ({t}) to {plot}")
+
+
+@app.command()
+def report(
+    model: Annotated[str, typer.Option("--model", help="model URI or directory")],
+    input: Annotated[str, typer.Option("--input", help="panel file (- for stdin)")],
+    sample: Annotated[str, typer.Option("--sample", help="sample id of the patient")],
+    out: Annotated[str, typer.Option("--out", help="HTML file to write")],
+    therapy: TherapyOpt = None,
+    top: Annotated[int, typer.Option("--top", help="drivers listed per therapy", min=1)] = 5,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """One patient's self-contained HTML report: probabilities, drivers, percentiles."""
+    from cytoresp.predict.report import write_report
+    from cytoresp.predict.writers import check_writable
+
+    _check_therapy(therapy)
+    check_writable(out)
+    loaded = _load(model, tracking_uri)
+    write_report(loaded, input, sample, out, therapy=therapy, top=top)
+    _log(f"wrote the report of {sample} to {out}")
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option("--n", help="training cohort size", min=50)] = 600,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Simulate -> train both therapies -> register -> predict a new batch -> explain."""
+    from cytoresp.demo import run_demo
+
+    run_demo(
+        n=n, seed=seed, tracking_uri=tracking_uri, log=_log,
+        console=Console(highlight=False, soft_wrap=True),
+    )
+
+
+def _click_exceptions(name: str) -> tuple[type[BaseException], ...]:
+    """The click exception class ``name`` from click and from typer's vendored copy."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+_CLICK_EXIT = _click_exceptions("Exit")
+_CLICK_ABORT = _click_exceptions("Abort")
+_CLICK_ERROR = _click_exceptions("ClickException")
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - exercised by subprocess tests
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map errors to exit codes without tracebacks."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # Quiet by default: our own progress lines replace MLflow's INFO logs and tqdm bars.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # One BLAS thread: the many tiny L-BFGS fits of training spend their time in
+    # OpenBLAS thread hand-offs otherwise (measured 30x slower on a busy 2-core machine,
+    # see docs/reliability.md). Set before numpy is imported; XGBoost's OpenMP is unaffected.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(args=argv, prog_name="cytoresp", standalone_mode=False)
+        return 0
+    except _CLICK_EXIT as exc:
+        return exc.exit_code
+    except _CLICK_ABORT:
+        err.print("interrupted")
+        return 130
+    except _CLICK_ERROR as exc:
+        exc.show(file=sys.stderr)
+        return 2
+    except (InputError, UsageError, ModelIntegrityError) as exc:
+        _error("error:", exc)
+        return 2
+    except TrackingError as exc:
+        _error("error:", exc)
+        return 1
+    except CytorespError as exc:
+        _error("error:", exc)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        if os.environ.get("CYTORESP_DEBUG"):
+            raise
+        _error(
+            "internal error:",
+            f"{type(exc).__name__}: {exc}\n"
+            "(set CYTORESP_DEBUG=1 for the traceback and please report it)",
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,600 @@
+"""A self-contained HTML report for one patient: probabilities, drivers, percentiles, warnings.
+
+The page needs no network and runs no script: CSS is inline, each waterfall plot is a PNG
+in a ``data:`` URI, and there is no external font or JavaScript. Every string that comes
+from the user (sample id, file name, column names) is escaped with :func:`html.escape`.
+
+Content, per therapy head of the model:
+
+- the calibrated probability of response and its interval: the percentile interval of the
+  probability over the model's bootstrap refits (:mod:`cytoresp.models.recommend`) when the
+  model has them, else none (the page says so), and always the cross-validated ROC AUC,
+  Brier score and calibration of the model, which say how far to trust any one number;
+- the recommendation between the therapies with its interval (models with both heads);
+- the top drivers in plain language (``IL-17F higher than typical, lowers the chance of
+  response to IFN-β``) and the waterfall plot in cytokine terms;
+- where each of the patient's values sits in the training distribution (percentile), and
+  warnings (missing analytes, values outside the training range, censored values).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cytoresp.features.panel import ABOVE, BELOW, CLINICAL_COVARIATES
+
+#: Therapy names for people.
+THERAPY_NAMES = {"ifnb": "IFN-β", "ga": "glatiramer acetate (GA)"}
+
+DEFAULT_TOP = 5
+
+
+def training_quantiles(frame: pd.DataFrame) -> dict[str, list[float]]:
+    """The 0, 1, ..., 100th percentiles of each model-frame column on the training rows.
+
+    Analytes in pg/mL; a value censored below its limit ``L`` (encoded ``-L``) counts as
+    ``L / sqrt(2)``; missing values are left out. Columns with no value are skipped.
+
+    Examples
+    --------
+    >>> q = training_quantiles(pd.DataFrame({"IL10": [1.0, 2.0, -0.5, np.nan]}))
+    >>> q["IL10"][0], q["IL10"][50], q["IL10"][100]
+    (0.3536, 1.0, 2.0)
+    """
+    out: dict[str, list[float]] = {}
+    for col in frame.columns:
+        vals = _ranking_values(frame[col].to_numpy(dtype=np.float64), col)
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            q = np.quantile(vals, np.linspace(0.0, 1.0, 101))
+            out[col] = [float(f"{x:.4g}") for x in q]
+    return out
+
+
+def _ranking_values(vals: np.ndarray, column: str) -> np.ndarray:
+    if column in CLINICAL_COVARIATES:
+        return vals
+    return np.where(vals < 0, -vals / np.sqrt(2.0), vals)
+
+
+def percentile_of(value: float, grid: list[float] | np.ndarray) -> float:
+    """Where ``value`` sits among the 101 training percentiles ``grid`` (0 to 100).
+
+    Linear between grid points; the middle of a run of equal grid values (many censored
+    or integer values); 0 below the minimum, 100 above the maximum; NaN for NaN.
+
+    Examples
+    --------
+    >>> grid = np.linspace(0.0, 10.0, 101)
+    >>> percentile_of(2.5, grid), percentile_of(-1.0, grid), percentile_of(11.0, grid)
+    (25.0, 0.0, 100.0)
+    >>> percentile_of(1.0, [1.0] * 51 + list(np.linspace(1.1, 6.0, 50)))
+    25.0
+    """
+    q = np.asarray(grid, dtype=np.float64)
+    if not np.isfinite(value) or q.size < 2:
+        return float("nan")
+    step = 100.0 / (q.size - 1)
+    lo = int(np.searchsorted(q, value, side="left"))
+    hi = int(np.searchsorted(q, value, side="right"))
+    if hi > lo:  # equal to one or more grid values: the middle of the run
+        return float((lo + hi - 1) / 2 * step)
+    if lo == 0:
+        return 0.0
+    if lo == q.size:
+        return 100.0
+    frac = (value - q[lo - 1]) / (q[lo] - q[lo - 1])
+    return float((lo - 1 + frac) * step)
+
+
+# --------------------------------------------------------------------------------------
+# What the report says, as data (tested without HTML)
+# --------------------------------------------------------------------------------------
+@dataclass
+class Driver:
+    """One input's contribution to one therapy's log-odds, in words."""
+
+    input: str
+    label: str
+    contribution: float
+    direction: str  # "higher" | "lower" | "missing" | "typical"
+    sentence: str
+
+
+@dataclass
+class TherapySection:
+    """Probability, interval, trust metrics, drivers and waterfall of one therapy."""
+
+    therapy: str
+    probability: float
+    interval: tuple[float, float] | None
+    interval_level: float | None
+    n_members: int
+    cv: dict[str, tuple[float, float, float]]
+    base_value: float
+    log_odds: float
+    drivers: list[Driver]
+    waterfall_png: bytes = b""
+
+
+@dataclass
+class ValueRow:
+    """Where one input of the patient sits in the training distribution."""
+
+    input: str
+    label: str
+    value_text: str
+    percentile: float
+    percentile_text: str
+    range_text: str
+    flag: str
+
+
+@dataclass
+class PatientReport:
+    """Everything the HTML page shows, computed from a model and one panel row."""
+
+    sample_id: str
+    source: str
+    therapies: list[TherapySection]
+    recommendation: str | None
+    values: list[ValueRow]
+    warnings: list[str]
+    model_info: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+
+def _label(name: str) -> str:
+    from cytoresp.models.plots import display_label
+
+    return display_label(name)
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "—"
+    return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
+
+
+def _ordinal(p: float) -> str:
+    n = int(round(p))
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _driver_sentence(label: str, direction: str, contribution: float, therapy: str) -> str:
+    effect = "raises" if contribution > 0 else "lowers"
+    name = THERAPY_NAMES.get(therapy, therapy)
+    where = {
+        "higher": f"{label} higher than typical",
+        "lower": f"{label} lower than typical",
+        "typical": f"{label} at its typical level",
+        "missing": f"{label} not measured",
+    }[direction]
+    return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
+
+
+def _cv_summary(metadata: dict[str, Any], therapy: str) -> dict[str, tuple[float, float, float]]:
+    flat = (metadata.get("cv_metrics") or {}).get(therapy) or {}
+    out = {}
+    for name in ("roc_auc", "brier", "calibration_slope", "calibration_intercept"):
+        key = f"{therapy}_{name}"
+        if key in flat:
+            out[name] = (
+                float(flat[key]),
+                float(flat.get(f"{key}_lower", np.nan)),
+                float(flat.get(f"{key}_upper", np.nan)),
+            )
+    return out
+
+
+def build_report(
+    model: Any,
+    data: Any,
+    sample_id: str,
+    *,
+    therapy: str | None = None,
+    top: int = DEFAULT_TOP,
+    plots: bool = True,
+) -> PatientReport:
+    """Compute the content of one patient's report.
+
+    Parameters
+    ----------
+    model : ResponseModel
+    data : Panel, DataFrame or path
+        The panel holding the patient (read with :func:`cytoresp.read_panel`).
+    sample_id : str
+        The patient's ``sample_id``.
+    therapy : str, optional
+        Only this therapy's head (default: every head).
+    top : int
+        Number of drivers listed per therapy.
+    plots : bool
+        Draw the waterfall plots (PNG bytes in :attr:`TherapySection.waterfall_png`).
+
+    Returns
+    -------
+    PatientReport
+
+    Raises
+    ------
+    InputError
+        If ``sample_id`` is not in the panel.
+
+    Examples
+    --------
+    >>> rep = build_report(model, "new.csv", "P0007", plots=False)  # doctest: +SKIP
+    >>> rep.therapies[0].drivers[0].sentence  # doctest: +SKIP
+    'IL-17F higher than typical, lowers the chance of response to IFN-β (-0.61 log-odds)'
+    """
+    from cytoresp.errors import InputError, Problem, UsageError
+    from cytoresp.features.panel import Panel
+
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, got {top}")
+    if isinstance(data, Panel):
+        panel = data
+    else:
+        from cytoresp.features.reader import read_panel
+
+        panel = read_panel(data)
+    sample_id = str(sample_id)
+    if sample_id not in panel.sample_ids:
+        shown = ", ".join(map(str, panel.sample_ids[:5]))
+        more = ", ..." if len(panel) > 5 else ""
+        raise InputError(
+            [
+                Problem(
+                    panel.source,
+                    None,
+                    "sample_id",
+                    f"sample {sample_id!r} is not in the panel (it has {len(panel)} samples: "
+                    f"{shown}{more})",
+                )
+            ]
+        )
+    position = int(np.flatnonzero(panel.sample_ids == sample_id)[0])
+    row_panel = panel.subset(np.asarray([position]))
+    frame = model.model_frame(row_panel)
+    therapies = model._therapies(therapy)
+
+    draws = {}
+    ensemble = getattr(model, "ensemble", None)
+    if ensemble is not None:
+        draws = ensemble.probability_draws({t: model.heads[t] for t in ensemble.therapies}, frame)
+
+    sections = []
+    for t in therapies:
+        head = model.heads[t]
+        base, contrib = head.cytokine_contributions(frame)
+        margin = float(head.calibrated_margin(frame)[0])
+        Z = head.features.transform_inputs(frame[head.input_columns])
+        c = contrib.iloc[0]
+        dev = Z.iloc[0].to_numpy(dtype=np.float64) - np.asarray(head.background, dtype=np.float64)
+        dev = pd.Series(dev, index=Z.columns)
+        drivers = []
+        for name in c.abs().sort_values(ascending=False, kind="stable").index[:top]:
+            value = float(c[name])
+            d = dev.get(name, np.nan)
+            direction = (
+                "missing"
+                if not np.isfinite(d)
+                else "typical"
+                if abs(d) < 1e-9
+                else "higher"
+                if d > 0
+                else "lower"
+            )
+            label = _label(name)
+            drivers.append(
+                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t))
+            )
+        interval, level, n_members = None, None, 0
+        if t in draws:
+            p_draws = draws[t][:, 0]
+            level = float(ensemble.level)
+            alpha = (1.0 - level) / 2.0
+            lo, hi = np.quantile(p_draws, [alpha, 1.0 - alpha])
+            interval, n_members = (float(lo), float(hi)), int(p_draws.size)
+        png = b""
+        if plots:
+            png = _waterfall_png(float(base[0]), c, f"{sample_id}: response to {t}")
+        sections.append(
+            TherapySection(
+                therapy=t,
+                probability=float(1.0 / (1.0 + np.exp(-margin))),
+                interval=interval,
+                interval_level=level,
+                n_members=n_members,
+                cv=_cv_summary(model.metadata, t),
+                base_value=float(base[0]),
+                log_odds=margin,
+                drivers=drivers,
+                waterfall_png=png,
+            )
+        )
+
+    recommendation = None
+    if therapy is None and len(model.therapies) == 2:
+        from cytoresp.models.recommend import describe_recommendation
+
+        rec = model.recommend_frame(frame).iloc[0].to_dict()
+        level = float(ensemble.level) if ensemble is not None else 0.90
+        recommendation = describe_recommendation(rec, level=level)
+
+    values = _value_rows(model, row_panel, frame)
+    warnings = []
+    row_warning = str(model.row_warnings(frame).iloc[0])
+    if row_warning:
+        warnings += [w.strip() for w in row_warning.split(";") if w.strip()]
+    warnings += [f"input file: {w}" for w in panel.warnings]
+
+    meta = model.metadata or {}
+    info = {
+        "therapies": ", ".join(model.therapies),
+        "training patients": ", ".join(
+            f"{t} {n}" for t, n in (meta.get("n_training") or {}).items()
+        ),
+        "MLflow run": meta.get("mlflow_run_id", ""),
+        "data fingerprint": str(meta.get("data_fingerprint", ""))[:16],
+    }
+    created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return PatientReport(
+        sample_id=sample_id,
+        source=str(panel.source),
+        therapies=sections,
+        recommendation=recommendation,
+        values=values,
+        warnings=warnings,
+        model_info={k: v for k, v in info.items() if v},
+        created=created,
+    )
+
+
+def _value_rows(model: Any, row_panel: Any, frame: pd.DataFrame) -> list[ValueRow]:
+    quantiles = getattr(model, "training_quantiles", {}) or {}
+    ranges = model.training_ranges or {}
+    censoring = row_panel.censoring
+    rows = []
+    for col in model.input_columns:
+        v = float(frame[col].iloc[0])
+        is_cov = col in CLINICAL_COVARIATES
+        code = 0
+        if not is_cov and col in censoring.columns:
+            code = int(censoring[col].iloc[0])
+        unit = "" if is_cov else " pg/mL"
+        if not np.isfinite(v):
+            text = "missing"
+        elif is_cov and col == "sex":
+            text = "female" if v == 1 else "male" if v == 0 else _fmt(v)
+        elif code == BELOW or v < 0:
+            text = f"< {_fmt(abs(v))}{unit} (below the lower limit)"
+        elif code == ABOVE:
+            text = f"> {_fmt(v)}{unit} (above the upper limit)"
+        else:
+            text = f"{_fmt(v)}{unit}"
+        pct = float("nan")
+        if col in quantiles and np.isfinite(v):
+            pct = percentile_of(float(_ranking_values(np.asarray([v]), col)[0]), quantiles[col])
+        if not np.isfinite(pct):
+            pct_text = "not stored in this model" if not quantiles else "—"
+        elif code == BELOW or (v < 0 and not is_cov):
+            pct_text = f"at or below the {_ordinal(max(pct, 0))}"
+        elif code == ABOVE:
+            pct_text = f"at or above the {_ordinal(pct)}"
+        else:
+            pct_text = _ordinal(pct)
+        flag = ""
+        rng = ranges.get(col)
+        range_text = "—"
+        if rng is not None:
+            lo, hi = rng
+            range_text = f"{_fmt(lo)} – {_fmt(hi)}{unit}"
+            if np.isfinite(v) and v >= 0 and (v < lo or v > hi):
+                flag = "outside the training range"
+        if not np.isfinite(v):
+            flag = "missing"
+        rows.append(ValueRow(col, _label(col), text, pct, pct_text, range_text, flag))
+    return rows
+
+
+def _waterfall_png(base: float, contrib: pd.Series, title: str) -> bytes:
+    from cytoresp.models.plots import plot_waterfall
+
+    fig = plot_waterfall(base, contrib, title=title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2329;line-height:1.45}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.2rem;margin-top:2rem;
+border-bottom:1px solid #d0d7de;padding-bottom:.2rem}h3{font-size:1.05rem}
+.muted{color:#57606a;font-size:.9rem}table{border-collapse:collapse;margin:.5rem 0}
+th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;font-size:.92rem}
+th{background:#f6f8fa}.prob{font-size:1.6rem;font-weight:600}
+.up{color:#b42318}.down{color:#175cd3}.warn{background:#fff8e1;border-left:4px solid #f0b400;
+padding:.5rem .8rem}.flag{color:#b42318;font-weight:600}img{max-width:100%;height:auto}
+.note{background:#f6f8fa;padding:.5rem .8rem;font-size:.9rem}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _interval_text(sec: TherapySection) -> str:
+    if sec.interval is None:
+        return (
+            "No per-patient interval: this model has no bootstrap refits. "
+            "See the cross-validated performance below for how far to trust the number."
+        )
+    lo, hi = sec.interval
+    return (
+        f"{round(100 * sec.interval_level)}% interval {lo:.2f} to {hi:.2f}: the spread of this "
+        f"probability over {sec.n_members} bootstrap refits of the model (sampling variability "
+        "of the training cohort). It does not include the model's bias or miscalibration."
+    )
+
+
+def _cv_text(sec: TherapySection) -> str:
+    names = {
+        "roc_auc": "ROC AUC",
+        "brier": "Brier score",
+        "calibration_slope": "calibration slope",
+        "calibration_intercept": "calibration intercept",
+    }
+    parts = []
+    for key, (v, lo, hi) in sec.cv.items():
+        ci = f" (95% CI {lo:.2f} to {hi:.2f})" if np.isfinite(lo) and np.isfinite(hi) else ""
+        parts.append(f"{names[key]} {v:.2f}{ci}")
+    if not parts:
+        return "No cross-validated metrics are stored with this model."
+    return "Cross-validated performance of this model: " + "; ".join(parts) + "."
+
+
+def render_html(report: PatientReport) -> str:
+    """The report as one self-contained HTML page (no script, no network).
+
+    Examples
+    --------
+    >>> page = render_html(build_report(model, panel, "P0007"))  # doctest: +SKIP
+    >>> page.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    True
+    """
+    sid = _e(report.sample_id)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<link rel="icon" href="data:,">',
+        f"<title>cytoresp report: {sid}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f'<h1>Patient report: <span id="sample-id">{sid}</span></h1>',
+        f'<p class="muted">Input {_e(report.source)} · created {_e(report.created)}',
+    ]
+    if report.model_info:
+        info = "; ".join(f"{_e(k)}: {_e(v)}" for k, v in report.model_info.items())
+        out.append(f"<br>Model: {info}")
+    out.append("</p>")
+    out.append(
+        '<p class="note">Research software. These are statistical estimates from a model '
+        "trained on one cohort; they are not a treatment decision.</p>"
+    )
+
+    out.append("<h2>Probability of response</h2>")
+    out.append(
+        "<table><tr><th>therapy</th><th>P(response)</th><th>interval</th></tr>"
+        + "".join(
+            f"<tr><td>{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}</td>"
+            f'<td class="prob" id="p-{_e(s.therapy)}">{s.probability:.2f}</td>'
+            f"<td>{_e(_interval_text(s))}</td></tr>"
+            for s in report.therapies
+        )
+        + "</table>"
+    )
+    for s in report.therapies:
+        out.append(
+            f'<p class="muted">{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}: {_e(_cv_text(s))}</p>'
+        )
+    if report.recommendation:
+        out.append(f'<p id="recommendation"><strong>{_e(report.recommendation)}</strong></p>')
+
+    if report.warnings:
+        out.append('<h2>Warnings</h2><div class="warn"><ul>')
+        out += [f"<li>{_e(w)}</li>" for w in report.warnings]
+        out.append("</ul></div>")
+
+    for s in report.therapies:
+        name = _e(THERAPY_NAMES.get(s.therapy, s.therapy))
+        out.append(f"<h2>What drives the prediction for {name}</h2>")
+        out.append(
+            f'<p class="muted">Starting from the average patient ({s.base_value:+.2f} log-odds), '
+            f"each input moves the log-odds up or down; together they reach {s.log_odds:+.2f} "
+            f"(P = {s.probability:.2f}). “Typical” means the training average.</p><ol>"
+        )
+        for d in s.drivers:
+            cls = "up" if d.contribution > 0 else "down"
+            out.append(f'<li class="{cls}">{_e(d.sentence)}</li>')
+        out.append("</ol>")
+        if s.waterfall_png:
+            data = base64.b64encode(s.waterfall_png).decode("ascii")
+            out.append(
+                f'<img alt="waterfall plot of the contributions for {name}" '
+                f'src="data:image/png;base64,{data}">'
+            )
+
+    out.append("<h2>Where the patient's values sit in the training cohort</h2>")
+    out.append(
+        "<table><tr><th>input</th><th>value</th><th>training percentile</th>"
+        "<th>training range</th><th></th></tr>"
+    )
+    for v in report.values:
+        out.append(
+            f"<tr><td>{_e(v.label)}</td><td>{_e(v.value_text)}</td>"
+            f"<td>{_e(v.percentile_text)}</td><td>{_e(v.range_text)}</td>"
+            f'<td class="flag">{_e(v.flag)}</td></tr>'
+        )
+    out.append("</table>")
+    out.append(
+        '<p class="muted">Percentiles are among all training patients; a value below the '
+        "lower limit of quantification counts as the limit / √2, as in the model.</p>"
+    )
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(
+    model: Any,
+    data: Any,
+    sample_id: str,
+    out: str | os.PathLike,
+    *,
+    therapy: str | None = None,
+    top: int = DEFAULT_TOP,
+) -> Path:
+    """Build and write one patient's HTML report atomically.
+
+    Parameters
+    ----------
+    model : ResponseModel
+    data : Panel, DataFrame or path
+    sample_id : str
+    out : path
+        The ``.html`` file to write.
+    therapy : str, optional
+    top : int
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Examples
+    --------
+    >>> write_report(model, "new.csv", "P0007", "P0007.html")  # doctest: +SKIP
+    PosixPath('P0007.html')
+    """
+    from cytoresp.predict.writers import atomic_output, check_writable
+
+    check_writable(out)
+    page = render_html(build_report(model, data, sample_id, therapy=therapy, top=top))
+    with atomic_output(out) as fh:
+        fh.write(page)
+    return Path(out)

@@ -1,0 +1,290 @@
+"""Therapy recommendation with a bootstrap interval on the difference (issue 6)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.models.persistence import load_model_dir
+from cytoresp.models.recommend import (
+    RECOMMENDATION_COLUMNS,
+    BootstrapEnsemble,
+    decide,
+    describe_recommendation,
+    evaluate_policy,
+    fit_bootstrap_ensemble,
+    member_margins,
+    recommend_with_interval,
+)
+
+
+@pytest.fixture(scope="module")
+def test_cohort():
+    """An independent randomised cohort with known potential outcomes."""
+    from cytoresp.datasets import simulate_cohort
+    from cytoresp.features.reader import read_panel
+
+    cohort = simulate_cohort(2000, seed=606)
+    return cohort, read_panel(cohort.panel)
+
+
+@pytest.fixture(scope="module")
+def recommendation(trained, test_cohort):
+    return trained[0].recommend(test_cohort[1])
+
+
+@pytest.fixture(scope="module")
+def training_rows(cohort):
+    from cytoresp.features.reader import read_panel
+    from cytoresp.train.fitting import therapy_rows
+
+    panel = read_panel(cohort.panel)
+    return {t: therapy_rows(panel, t) for t in ("ifnb", "ga")}
+
+
+# -- the decision rule ---------------------------------------------------------------------
+def test_decide_names_a_therapy_only_when_the_interval_excludes_zero():
+    got = decide(
+        [0.20, -0.30, 0.10, 0.05, -0.02, np.nan, 0.3],
+        [0.05, -0.50, -0.10, 0.00, 0.01, 0.1, 0.1],
+        [0.40, -0.10, 0.30, 0.20, 0.10, 0.2, np.nan],
+    )
+    # lower bound exactly 0 is "includes zero"; a point estimate on the other side of the
+    # interval (-0.02 with [0.01, 0.10]) gives "either"; NaN gives "either".
+    assert got.tolist() == ["ifnb", "ga", "either", "either", "either", "either", "ifnb"]
+
+
+def test_interval_is_the_percentile_interval_of_the_draws():
+    rng = np.random.default_rng(0)
+    draws = rng.normal([[0.3, 0.0, -0.2]], 0.1, size=(400, 3))
+    proba = pd.DataFrame(
+        {"p_response_ifnb": [0.8, 0.5, 0.3], "p_response_ga": [0.5, 0.5, 0.5]},
+        index=pd.Index(["a", "b", "c"], name="sample_id"),
+    )
+    rec = recommend_with_interval(proba, draws, level=0.9)
+    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
+    np.testing.assert_allclose(rec["difference_lower"], np.quantile(draws, 0.05, axis=0))
+    np.testing.assert_allclose(rec["difference_upper"], np.quantile(draws, 0.95, axis=0))
+    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
+    assert rec["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
+    # about +-1.645 sd at 90%
+    np.testing.assert_allclose(rec["difference_upper"] - rec["difference_lower"], 0.329, atol=0.03)
+
+
+def test_interval_shape_and_level_are_checked():
+    proba = pd.DataFrame({"p_response_ifnb": [0.5], "p_response_ga": [0.4]})
+    with pytest.raises(UsageError, match=r"shape \(B, 1\)"):
+        recommend_with_interval(proba, np.zeros((5, 2)))
+    with pytest.raises(UsageError, match=r"level must be a number in \(0, 1\)"):
+        recommend_with_interval(proba, np.zeros((5, 1)), level=90)
+
+
+def test_report_sentence():
+    row = {
+        "p_response_ifnb": 0.52,
+        "p_response_ga": 0.49,
+        "difference_ifnb_minus_ga": 0.03,
+        "difference_lower": -0.08,
+        "difference_upper": 0.15,
+        "recommended_therapy": "either",
+    }
+    assert describe_recommendation(row) == (
+        "P(response): IFN-β 0.52, GA 0.49; difference +0.03 (90% interval -0.08 to +0.15): "
+        "either (the evidence does not separate the two therapies)"
+    )
+    row.update(difference_lower=np.nan, difference_upper=np.nan, recommended_therapy="ga")
+    assert describe_recommendation(row).endswith("difference +0.03: GA")
+
+
+# -- policy evaluation ----------------------------------------------------------------------
+def test_policy_evaluation_by_hand():
+    rec = pd.DataFrame(
+        {
+            "p_response_ifnb": [0.8, 0.3, 0.55, 0.6],
+            "p_response_ga": [0.5, 0.6, 0.5, 0.62],
+            "difference_ifnb_minus_ga": [0.3, -0.3, 0.05, -0.02],
+            "difference_lower": [0.1, -0.5, -0.1, -0.2],
+            "difference_upper": [0.45, -0.1, 0.2, 0.1],
+            "recommended_therapy": ["ifnb", "ga", "either", "either"],
+        }
+    )
+    p_ifnb = np.array([0.9, 0.7, 0.4, 0.5])  # second patient: GA recommended, IFN-β better
+    p_ga = np.array([0.4, 0.6, 0.6, 0.45])
+    ev = evaluate_policy(rec, p_ifnb, p_ga)
+    assert ev.rate_all_ifnb == pytest.approx(0.625)
+    assert ev.rate_all_ga == pytest.approx(0.5125)
+    assert ev.rate_oracle == pytest.approx((0.9 + 0.7 + 0.6 + 0.5) / 4)
+    # follow: ifnb 0.9, ga 0.6, either -> point ifnb 0.4, either -> point ga 0.45
+    assert ev.rate_recommendation == pytest.approx((0.9 + 0.6 + 0.4 + 0.45) / 4)
+    assert ev.default_therapy == "ifnb"  # mean predicted 0.5625 vs 0.555
+    assert ev.rate_recommendation_default == pytest.approx((0.9 + 0.6 + 0.4 + 0.5) / 4)
+    assert ev.gain_captured == pytest.approx((0.5875 - 0.625) / (0.675 - 0.625))
+    assert ev.confident_share == 0.5
+    assert ev.agreement_confident == 0.5
+    assert ev.agreement_all == 0.25
+    # true differences 0.5, 0.1, -0.2, 0.05: only the last lies in its interval
+    assert ev.interval_coverage == 0.25
+
+
+def test_policy_evaluation_checks_lengths():
+    rec = pd.DataFrame({"difference_ifnb_minus_ga": [0.1], "recommended_therapy": ["ifnb"]})
+    with pytest.raises(UsageError, match="one value per recommendation row"):
+        evaluate_policy(rec, [0.5, 0.5], [0.4, 0.4])
+
+
+# -- the ensemble ---------------------------------------------------------------------------
+def test_trained_model_carries_an_ensemble(trained):
+    model, _ = trained
+    ens = model.ensemble
+    assert isinstance(ens, BootstrapEnsemble)
+    assert ens.therapies == ["ifnb", "ga"] and ens.n_members == 50 and ens.level == 0.9
+    # members reuse the main head's regularisation of the linear part
+    for t in ("ifnb", "ga"):
+        assert {m.C_ for m in ens.members[t]} == {model.heads[t].model.C_}
+        assert len({m.random_state for m in ens.members[t]}) == 50
+
+
+def test_fast_member_margins_equal_decision_function(trained, test_cohort):
+    model, _ = trained
+    head = model.heads["ga"]
+    frame = model.model_frame(test_cohort[1]).iloc[:300].copy()
+    frame.iloc[::7, 0] = np.nan  # missing values take the member's own training mean
+    feats = np.asarray(head.features.transform(frame[head.input_columns]))
+    members = model.ensemble.members["ga"][:4]
+    expected = np.stack([m.decision_function(feats) for m in members])
+    np.testing.assert_allclose(member_margins(members, feats), expected, atol=1e-9)
+
+
+def test_recommend_columns_and_consistency(trained, test_cohort, recommendation):
+    model, _ = trained
+    rec = recommendation
+    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
+    assert rec.index.tolist() == test_cohort[0].panel["sample_id"].tolist()
+    proba = model.predict_proba(test_cohort[1])
+    pd.testing.assert_frame_equal(rec[proba.columns], proba)
+    assert (rec["difference_lower"] <= rec["difference_upper"]).all()
+    confident = rec["recommended_therapy"] != "either"
+    lo, hi = rec["difference_lower"], rec["difference_upper"]
+    assert ((rec["recommended_therapy"] == "ifnb") == ((lo > 0) & (rec.iloc[:, 2] > 0))).all()
+    assert ((rec["recommended_therapy"] == "ga") == ((hi < 0) & (rec.iloc[:, 2] < 0))).all()
+    # the main heads' difference sits inside its bootstrap interval for nearly everyone
+    inside = (rec.iloc[:, 2] >= lo) & (rec.iloc[:, 2] <= hi)
+    assert inside.mean() > 0.95
+    assert 0.2 < confident.mean() < 0.9
+
+
+def test_confident_recommendations_name_the_truly_better_therapy(trained, test_cohort):
+    """Session model: 400 training patients (~200 per therapy), 2,000 new patients."""
+    model, _ = trained
+    cohort, panel = test_cohort
+    rec = model.recommend(panel)
+    ev = evaluate_policy(rec, cohort.truth["p_response_ifnb"], cohort.truth["p_response_ga"])
+    assert ev.confident_share >= 0.35, ev
+    assert ev.agreement_confident >= 0.88, ev
+    assert ev.gain_captured >= 0.6, ev
+    # the confident subset is more often right than the point estimate over everyone
+    assert ev.agreement_confident > ev.agreement_all + 0.05, ev
+
+
+def test_a_wider_level_gives_fewer_confident_recommendations(trained, test_cohort):
+    model, _ = trained
+    panel = test_cohort[1]
+    share = {
+        level: (model.recommend(panel, level=level)["recommended_therapy"] != "either").mean()
+        for level in (0.5, 0.9, 0.99)
+    }
+    assert share[0.5] > share[0.9] > share[0.99]
+
+
+def test_ensemble_is_reproducible_and_parallel_safe(trained, training_rows, test_cohort):
+    model, _ = trained
+    frame = model.model_frame(test_cohort[1]).iloc[:50]
+    serial = fit_bootstrap_ensemble(model.heads, training_rows, 3, seed=5, n_jobs=1)
+    parallel = fit_bootstrap_ensemble(model.heads, training_rows, 3, seed=5, n_jobs=2)
+    other = fit_bootstrap_ensemble(model.heads, training_rows, 3, seed=6, n_jobs=1)
+    a = serial.difference_draws(model.heads, frame)
+    assert a.shape == (3, 50)
+    np.testing.assert_array_equal(a, parallel.difference_draws(model.heads, frame))
+    assert not np.allclose(a, other.difference_draws(model.heads, frame))
+
+
+def test_sample_weights_change_the_members(trained, training_rows, test_cohort):
+    model, _ = trained
+    frame = model.model_frame(test_cohort[1]).iloc[:50]
+    rng = np.random.default_rng(1)
+    weights = {t: rng.uniform(0.2, 3.0, len(y)) for t, (_, y) in training_rows.items()}
+    plain = fit_bootstrap_ensemble(model.heads, training_rows, 2, seed=5)
+    weighted = fit_bootstrap_ensemble(model.heads, training_rows, 2, seed=5, sample_weight=weights)
+    assert not np.allclose(
+        plain.difference_draws(model.heads, frame), weighted.difference_draws(model.heads, frame)
+    )
+
+
+def test_ensemble_arguments_are_checked(trained, training_rows):
+    model, _ = trained
+    with pytest.raises(UsageError, match="n_members must be an integer >= 1"):
+        fit_bootstrap_ensemble(model.heads, training_rows, 0)
+    with pytest.raises(UsageError, match="no training rows given for the ga head"):
+        fit_bootstrap_ensemble(model.heads, {"ifnb": training_rows["ifnb"]}, 2)
+    members = model.ensemble.members
+    with pytest.raises(UsageError, match="same number of members"):
+        BootstrapEnsemble({"ifnb": members["ifnb"][:2], "ga": members["ga"][:3]})
+
+
+def test_model_without_ensemble_keeps_the_margin_rule(trained, test_cohort):
+    model = dataclasses.replace(trained[0], ensemble=None)
+    rec = model.recommend(test_cohort[1], margin=0.05)
+    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
+    assert rec["difference_lower"].isna().all() and rec["difference_upper"].isna().all()
+    diff = rec["difference_ifnb_minus_ga"]
+    assert (rec.loc[diff.abs() < 0.05, "recommended_therapy"] == "either").all()
+    assert (rec.loc[diff >= 0.05, "recommended_therapy"] == "ifnb").all()
+    assert (rec.loc[diff <= -0.05, "recommended_therapy"] == "ga").all()
+
+
+def test_one_head_model_refuses_to_recommend(trained, test_cohort):
+    model = dataclasses.replace(trained[0], heads={"ifnb": trained[0].heads["ifnb"]})
+    with pytest.raises(UsageError, match="needs a model with both therapies"):
+        model.recommend(test_cohort[1])
+
+
+# -- persistence and the batch scorer ---------------------------------------------------------
+def test_ensemble_survives_save_and_load(trained, model_dir, test_cohort, recommendation):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert {"ensemble_ifnb.ubj.gz", "ensemble_ga.ubj.gz"} <= set(manifest["files"])
+    size = sum(p.stat().st_size for p in model_dir.iterdir())
+    assert size < 8_000_000, size
+    again = load_model_dir(model_dir)
+    assert again.ensemble.n_members == 50 and again.ensemble.level == 0.9
+    pd.testing.assert_frame_equal(again.recommend(test_cohort[1]), recommendation)
+
+
+def test_tampered_ensemble_is_refused(model_dir, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    path = copy / "ensemble_ga.ubj.gz"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelIntegrityError, match="ensemble_ga.ubj.gz was modified"):
+        load_model_dir(copy)
+
+
+def test_model_saved_without_ensemble_loads_with_the_fallback(trained, tmp_path, test_cohort):
+    dataclasses.replace(trained[0], ensemble=None).save(tmp_path / "old")
+    assert not list((tmp_path / "old").glob("ensemble_*"))
+    again = load_model_dir(tmp_path / "old")
+    assert again.ensemble is None
+    rec = again.recommend(test_cohort[1])
+    assert rec["difference_lower"].isna().all()
+
+
+def test_batch_scorer_uses_the_interval(trained, test_cohort, recommendation):
+    from cytoresp.predict.batch import score_panel
+
+    table = score_panel(trained[0], test_cohort[1])
+    assert table["recommended_therapy"].tolist() == recommendation["recommended_therapy"].tolist()

@@ -1,0 +1,153 @@
+"""ResponseModel: probabilities, exact cytokine-level explanations, persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.models.persistence import load_model_dir
+
+
+@pytest.fixture(scope="module")
+def new_panel():
+    from cytoresp.datasets import simulate_cohort
+    from cytoresp.features.reader import read_panel
+
+    cohort = simulate_cohort(300, seed=21)
+    return cohort, read_panel(cohort.panel)
+
+
+def test_probabilities_are_in_input_order_and_bounded(trained, new_panel):
+    model, _ = trained
+    cohort, panel = new_panel
+    proba = model.predict_proba(panel)
+    assert list(proba.columns) == ["p_response_ifnb", "p_response_ga"]
+    assert proba.index.tolist() == cohort.panel["sample_id"].tolist()
+    assert ((proba > 0) & (proba < 1)).all().all()
+
+
+def test_heads_learn_the_planted_signal(trained, new_panel):
+    from sklearn.metrics import roc_auc_score
+
+    model, _ = trained
+    cohort, panel = new_panel
+    proba = model.predict_proba(panel)
+    for therapy in ("ifnb", "ga"):
+        given = (cohort.panel["therapy"] == therapy).to_numpy()
+        y = cohort.panel["responder"].to_numpy()[given]
+        auc = roc_auc_score(y, proba[f"p_response_{therapy}"].to_numpy()[given])
+        oracle = roc_auc_score(y, cohort.truth[f"p_response_{therapy}"].to_numpy()[given])
+        assert auc > 0.8 * oracle, (therapy, auc, oracle)
+
+
+def test_explanations_add_up_to_the_log_odds(trained, new_panel):
+    model, _ = trained
+    _, panel = new_panel
+    table = model.explain(panel)
+    assert set(table.columns) == {"sample_id", "therapy", "feature", "contribution", "base_value"}
+    assert set(table["feature"]) <= set(model.input_columns)
+    total = table.groupby(["therapy", "sample_id"]).agg(
+        base=("base_value", "first"), contrib=("contribution", "sum")
+    )
+    proba = model.predict_proba(panel)
+    for therapy in ("ifnb", "ga"):
+        p = proba[f"p_response_{therapy}"]
+        logit = np.log(p / (1 - p))
+        got = total.loc[therapy].reindex(p.index)
+        np.testing.assert_allclose(got["base"] + got["contrib"], logit, atol=1e-4)
+
+
+def test_planted_drivers_rank_at_the_top(trained, new_panel):
+    from cytoresp.datasets import simulate_cohort
+
+    model, _ = trained
+    _, panel = new_panel
+    drivers = simulate_cohort(10, seed=0).drivers
+    table = model.explain(panel)
+    for therapy in ("ifnb", "ga"):
+        importance = (
+            table[table["therapy"] == therapy].groupby("feature")["contribution"]
+            .apply(lambda s: s.abs().mean()).sort_values(ascending=False)
+        )
+        top = set(importance.index[:6])
+        assert drivers[therapy][0] in set(importance.index[:3]), importance.head(6)
+        assert len(top & set(drivers[therapy])) >= 3, (therapy, importance.head(8))
+
+
+def test_missing_analyte_column_is_tolerated_and_warned(trained, new_panel):
+    model, _ = trained
+    cohort, _ = new_panel
+    from cytoresp.features.reader import read_panel
+
+    panel = read_panel(cohort.panel.drop(columns=["IL10"]))
+    frame = model.model_frame(panel)
+    assert frame["IL10"].isna().all()
+    warnings = model.row_warnings(frame)
+    assert warnings.str.contains("missing: .*IL10").all()
+    assert model.predict_proba(panel).notna().all().all()
+
+
+def test_unknown_therapy_is_a_usage_error(trained, new_panel):
+    model, _ = trained
+    with pytest.raises(UsageError, match="no head for therapy"):
+        model.predict_proba(new_panel[1], therapy="natalizumab")
+
+
+def test_save_load_round_trip_is_exact(trained, new_panel, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    again = load_model_dir(tmp_path / "m")
+    pd.testing.assert_frame_equal(again.predict_proba(new_panel[1]), model.predict_proba(new_panel[1]))
+    pd.testing.assert_frame_equal(again.explain(new_panel[1]), model.explain(new_panel[1]))
+
+
+def _flip_one_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "tamper, match",
+    [
+        (lambda d: _flip_one_byte(d / "model.json"), "model.json was modified"),
+        (lambda d: _flip_one_byte(d / "trees_ifnb.ubj"), "trees_ifnb.ubj was modified"),
+        (lambda d: (d / "trees_ga.ubj").unlink(), "trees_ga.ubj is missing"),
+        (lambda d: (d / "evil.pkl").write_bytes(b"x"), "not in the manifest"),
+        (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
+        (lambda d: (d / "manifest.json").write_text("{"), "malformed"),
+    ],
+)
+def test_tampered_model_is_refused(model_dir, tmp_path, tamper, match):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    tamper(copy)
+    with pytest.raises(ModelIntegrityError, match=match):
+        load_model_dir(copy)
+
+
+def test_manifest_records_hashes_and_versions(model_dir):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert {"model.json", "trees_ifnb.ubj", "trees_ga.ubj"} <= set(manifest["files"])
+    on_disk = {p.name for p in model_dir.iterdir()} - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk
+    assert {"xgboost", "scikit-learn", "numpy"} <= set(manifest["versions"])
+
+
+def test_recommendation_follows_the_interval_of_the_difference(trained, new_panel):
+    model, _ = trained
+    rec = model.recommend(new_panel[1])
+    lower, upper = rec["difference_lower"], rec["difference_upper"]
+    diff = rec["difference_ifnb_minus_ga"]
+    # a percentile bootstrap interval need not contain the point estimate, but nearly always does
+    assert ((diff < lower) | (diff > upper)).mean() <= 0.02
+    assert (rec.loc[lower > 0, "recommended_therapy"] == "ifnb").all()
+    assert (rec.loc[upper < 0, "recommended_therapy"] == "ga").all()
+    straddles = (lower <= 0) & (upper >= 0)
+    assert (rec.loc[straddles, "recommended_therapy"] == "either").all()
