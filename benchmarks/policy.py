@@ -174,7 +174,10 @@ def timing(n: int = 600) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="randomised training cohorts")
+    parser.add_argument(
+        "--confounded-seeds", type=int, default=3, help="training cohorts per confounded scenario"
+    )
     parser.add_argument("--n-train", type=int, default=600)
     parser.add_argument("--n-test", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="randomised scenario only")
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     scenarios = SCENARIOS[:1] if args.quick else SCENARIOS
     for scn in scenarios:
-        n_seeds = args.seeds if scn.assignment == "randomised" else max(1, (args.seeds + 1) // 2)
+        n_seeds = args.seeds if scn.assignment == "randomised" else args.confounded_seeds
         for seed in range(n_seeds):
             row = run_one(scn, seed, args.n_train, test, config)
             rows.append(row)

@@ -176,6 +176,10 @@ def train(
 
     _check_therapy(therapy, allow_all=True)
     _guard_input(data)
+    if out is not None:
+        from cytoresp.predict.writers import check_writable_dir
+
+        check_writable_dir(out)
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
     if ipw:
         import dataclasses
@@ -220,10 +224,11 @@ def predict(
 ) -> None:
     """Score a panel file: probability of response per therapy, recommendation, drivers."""
     from cytoresp.predict.batch import score_file
-    from cytoresp.predict.writers import check_writable
+    from cytoresp.predict.writers import check_writable, output_format
 
     _check_therapy(therapy)
     check_writable(output)
+    output_format(output)  # an unsupported extension fails now, not after scoring
     _guard_input(input)
     start = time.perf_counter()
     loaded = _load(model, tracking_uri)
@@ -355,7 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(args=argv, prog_name="cytoresp", standalone_mode=False)
+        code = app(args=argv, prog_name="cytoresp", standalone_mode=False)
+        # typer turns KeyboardInterrupt into Exit(130) and, without standalone mode,
+        # *returns* that code instead of raising: it must not become exit status 0
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            if code == 130:
+                err.print("interrupted")
+            return code
         return 0
     except _CLICK_EXIT as exc:
         return exc.exit_code

@@ -26,6 +26,7 @@ remembered by path, size and modification time).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import threading
 import zipfile
@@ -251,15 +252,11 @@ def _check_bytes(data: bytes, name: str, limits: InputLimits) -> None:
             "max_bytes",
         )
     if data.startswith((b"PK\x03\x04", b"PAR1")):
-        import io
-
         if data.startswith(b"PK"):
             _check_zip(io.BytesIO(data), name, limits)
         else:
             _check_parquet(io.BytesIO(data), name, limits)
         return
-    import io
-
     _scan_text(io.BytesIO(data), len(data), name, limits)
 
 
@@ -271,6 +268,7 @@ def _scan_text(fh: IO[bytes], size: int, name: str, limits: InputLimits) -> None
     current = 0  # length of the line in progress
     longest = 0
     n_lf = n_cr = 0
+    last = b""
     scan = max_line is not None and size > max_line  # else no line can be too long
     while True:
         block = fh.read(_BLOCK)
@@ -287,6 +285,7 @@ def _scan_text(fh: IO[bytes], size: int, name: str, limits: InputLimits) -> None
         is_lf, is_cr = arr == 10, arr == 13
         n_lf += int(is_lf.sum())
         n_cr += int(is_cr.sum())
+        last = block[-1:]
         if not scan:
             continue
         breaks = np.flatnonzero(is_lf | is_cr)
@@ -308,9 +307,9 @@ def _scan_text(fh: IO[bytes], size: int, name: str, limits: InputLimits) -> None
             "a file with old Mac line ends or one giant quoted cell looks like this)",
             "max_line_bytes",
         )
-    n_lines = n_lf if n_lf else n_cr
+    n_lines = (n_lf if n_lf else n_cr) + (1 if last not in (b"", b"\n", b"\r") else 0)
     n_cols = _count_columns(header) if header else 0
-    _check_shape(name, max(n_lines, 1), n_cols, limits)
+    _check_shape(name, max(n_lines - 1, 0), n_cols, limits)  # data rows below the header
 
 
 def _check_zip(source: Any, name: str, limits: InputLimits) -> None:

@@ -211,8 +211,7 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
     X = frame[head.input_columns]
     feat_arr = np.asarray(feats_step.transform(X), dtype=np.float64)
     base, phi = clf.contributions(feat_arr)
-    linear_phi = clf._standardise_raw(feat_arr, clf.linear_mean_, clf.linear_scale_)
-    linear_phi = linear_phi * clf.linear_coef_
+    linear_phi = clf._linear_terms(feat_arr)  # the linear part of ``phi``, per feature
     slope = clf.linear_coef_ / clf.linear_scale_
     a, b = head.calibration
     base, phi, linear_phi, slope = a + b * base, b * phi, b * linear_phi, b * slope

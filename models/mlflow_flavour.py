@@ -194,7 +194,8 @@ def _load_checked(root: Path, mlflow_dir: bool = False):
     except Exception as exc:  # noqa: BLE001 - a damaged model file must not crash the CLI
         reason = _without_native_trace(str(exc)).splitlines() or [""]
         raise ModelIntegrityError(
-            f"cannot load the model in {root}: {type(exc).__name__}: {reason[0][:300]}"
+            f"cannot load the model in {root}: its files are damaged or not a cytoresp "
+            f"model ({type(exc).__name__}: {reason[0][:300]})"
         ) from None
 
 
@@ -205,8 +206,10 @@ def _without_native_trace(message: str) -> str:
 def _check_tree_files(data: Path) -> None:
     import json
 
+    from cytoresp.models.persistence import verify_manifest
+
+    listed = set(verify_manifest(data)["files"])  # its own errors first
     try:
-        listed = set(json.loads((data / MANIFEST).read_text())["files"])
         heads = json.loads((data / "model.json").read_text())["heads"]
         named = {t: h.get("trees") for t, h in heads.items()}
     except Exception:  # noqa: BLE001 - load_model_dir reports a missing or malformed file

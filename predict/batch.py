@@ -2,8 +2,10 @@
 
 :func:`score_file` streams: it reads the panel in chunks (:mod:`cytoresp.predict.streaming`),
 scores each chunk and appends it to the output, so memory does not grow with the number of
-rows, and the output appears atomically only when every row is scored. XGBoost uses every
-available core (its own threads; nothing else runs in parallel, so they never compete).
+rows, and the output appears atomically only when every row is scored. Chunks are scored
+in parallel on a pool of threads, one per core, each running XGBoost with one thread (the
+heavy work, XGBoost, numpy and pyarrow, runs outside the GIL); XGBoost's own threading is
+not used on top, so the two never compete for the cores.
 
 Everything per row is vectorised. The one costly part is the recommendation of a model
 with a bootstrap ensemble (:mod:`cytoresp.models.recommend`): the interval on the
@@ -17,7 +19,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
 from typing import Any
@@ -42,6 +47,10 @@ __all__ = [
 #: Members evaluated before the first check for rows already decided (``either``), then
 #: after each further block: the rule needs at least 4 draws against the point estimate.
 _MEMBER_BLOCKS = (5, 10, 15, 20, 30, 40)
+
+
+class Cancelled(Exception):
+    """Scoring of a chunk stopped because the run is being abandoned."""
 
 
 @dataclass
@@ -70,6 +79,27 @@ def _boosters(model: ResponseModel) -> list[tuple[Any, Any]]:
     return [(e, e.booster_) for e in ests if getattr(e, "booster_", None) is not None]
 
 
+_TRIM: list[Any] = []
+
+
+def _trim_heap() -> None:
+    """Return freed heap memory to the system (glibc ``malloc_trim``), if available.
+
+    Chunks allocate and free large temporaries from several threads; without this, glibc
+    keeps much of the freed memory in its arenas and the resident size creeps up with the
+    number of chunks instead of staying at the working set of the chunks in flight.
+    """
+    if not _TRIM:
+        try:
+            import ctypes
+
+            _TRIM.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _TRIM.append(None)
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
+
+
 @contextlib.contextmanager
 def xgboost_threads(model: ResponseModel, n_threads: int) -> Iterator[None]:
     """Let every booster of ``model`` predict on ``n_threads`` threads, then restore them."""
@@ -92,6 +122,7 @@ def recommended_therapy(
     frame: pd.DataFrame,
     proba: pd.DataFrame,
     margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+    cancel: threading.Event | None = None,
 ) -> np.ndarray:
     """``ifnb`` / ``ga`` / ``either`` per row: the same answer as ``model.recommend_frame``.
 
@@ -111,12 +142,14 @@ def recommended_therapy(
         ``p_response_ifnb`` and ``p_response_ga`` of the rows (the main heads).
     margin : float
         The fixed-margin rule of models without an ensemble.
+    cancel : threading.Event, optional
+        Checked between blocks of members: when set, :class:`Cancelled` is raised.
 
     Returns
     -------
     ndarray of object
     """
-    from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
+    from cytoresp.models.recommend import member_margins, recommend_with_interval
     from cytoresp.models.response_model import recommend_from_proba
 
     ens = model.ensemble
@@ -137,17 +170,26 @@ def recommended_therapy(
     draws = np.empty((B, n), dtype=np.float64)
     against = np.zeros(n, dtype=np.int64)
     edges = [b for b in _MEMBER_BLOCKS if b < B] + [B]
+    # the heads' features once (C order: XGBoost reads rows), the members' calibrated
+    # probabilities as BootstrapEnsemble.probability_draws computes them
+    feats = {}
+    for t in ("ifnb", "ga"):
+        head = model.heads[t]
+        feats[t] = np.ascontiguousarray(
+            head.features.transform(frame[head.input_columns]), dtype=np.float64
+        )
     start = 0
     for stop in edges:
         if len(alive) == 0:
             break
-        part = BootstrapEnsemble(
-            members={t: ens.members[t][start:stop] for t in ("ifnb", "ga")},
-            level=level,
-            seed=ens.seed,
-        )
-        sub = frame.iloc[alive]
-        dd = part.difference_draws(model.heads, sub)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        p = {}
+        for t in ("ifnb", "ga"):
+            a, b = model.heads[t].calibration
+            margins = member_margins(ens.members[t][start:stop], feats[t][alive])
+            p[t] = 0.5 * (1.0 + np.tanh(0.5 * (a + b * margins)))
+        dd = p["ifnb"] - p["ga"]
         draws[start:stop, alive] = dd
         up = d[alive] > 0
         against[alive] += np.where(up, (dd <= 0).sum(axis=0), (dd >= 0).sum(axis=0))
@@ -170,16 +212,28 @@ def score_frame(
     therapy: str | None = None,
     explain: int = 0,
     margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+    cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
-    """The prediction table of an aligned model frame (see :func:`score_panel`)."""
+    """The prediction table of an aligned model frame (see :func:`score_panel`).
+
+    ``cancel``, when set from another thread, stops the work at the next stage
+    (:class:`Cancelled`): an interrupted streaming run does not wait for whole chunks.
+    """
+
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+
     therapies = model._therapies(therapy)
     proba = model.predict_proba_frame(frame, therapies)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     for t in therapies:
         out[f"p_response_{t}"] = proba[f"p_response_{t}"].to_numpy()
     if len(therapies) == 2:
-        out["recommended_therapy"] = recommended_therapy(model, frame, proba, margin)
+        check()
+        out["recommended_therapy"] = recommended_therapy(model, frame, proba, margin, cancel)
     for t in therapies if explain > 0 else []:
+        check()
         out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
     out["warnings"] = model.row_warnings(frame).to_numpy()
     return pd.DataFrame(out)
@@ -217,7 +271,7 @@ def score_file(
     explain: int = 0,
     *,
     chunk_rows: int | None = None,
-    n_threads: int | None = None,
+    n_workers: int | None = None,
     progress: Any = None,
     margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> ScoreSummary:
@@ -238,8 +292,10 @@ def score_file(
         computed).
     chunk_rows : int, optional
         Rows per chunk (default :data:`~cytoresp.predict.streaming.DEFAULT_CHUNK_ROWS`).
-    n_threads : int, optional
-        XGBoost threads (default: every available core).
+    n_workers : int, optional
+        Chunks scored at the same time, each on one thread (default: every available
+        core). Memory grows with it (about one chunk's working set per worker), not with
+        the number of rows.
     progress : rich Console, optional
         Show a progress bar (rows, rows/s) on this console.
 
@@ -260,6 +316,7 @@ def score_file(
 
     check_writable(dest)
     therapies = model._therapies(therapy)
+    workers = max(int(n_workers or available_cores()), 1)
     stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
     n_rows = n_warn = 0
     with contextlib.ExitStack() as stack:
@@ -268,15 +325,35 @@ def score_file(
             from cytoresp.predict.streaming import rich_progress
 
             update = stack.enter_context(rich_progress(progress, stream.total_bytes))
-        stack.enter_context(xgboost_threads(model, n_threads or available_cores()))
+        # parallel over chunks, one XGBoost thread each: threads that never wait on each
+        # other (XGBoost's own threads synchronise per call, costly on a busy machine)
+        stack.enter_context(xgboost_threads(model, 1))
         writer = stack.enter_context(TableWriter(dest))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
+        cancel = threading.Event()
+        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        stack.callback(cancel.set)  # first on the way out: running chunks stop early
+        pending: deque = deque()
+
+        def drain(keep: int) -> None:
+            nonlocal n_rows, n_warn
+            while len(pending) > keep:
+                future, bytes_read = pending.popleft()
+                table = future.result()
+                writer.write(table)
+                n_rows += len(table)
+                n_warn += int((table["warnings"] != "").sum())
+                if update is not None:
+                    update(n_rows, bytes_read)
+                del table
+                _trim_heap()
+
         for chunk in chunks:
-            table = score_frame(model, model.model_frame(chunk.panel), therapy, explain, margin)
-            writer.write(table)
-            n_rows += len(table)
-            n_warn += int((table["warnings"] != "").sum())
-            if update is not None:
-                update(n_rows, chunk.bytes_read)
+            frame = model.model_frame(chunk.panel)
+            future = pool.submit(score_frame, model, frame, therapy, explain, margin, cancel)
+            pending.append((future, chunk.bytes_read))
+            drain(workers)
+        drain(0)
     return ScoreSummary(
         n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn
     )

@@ -338,6 +338,14 @@ def build_report(
     row_warning = str(model.row_warnings(frame).iloc[0])
     if row_warning:
         warnings += [w.strip() for w in row_warning.split(";") if w.strip()]
+    codes = row_panel.censoring.iloc[0]
+    for code, where in ((BELOW, "below the lower"), (ABOVE, "above the upper")):
+        names = [c for c in codes.index[codes.to_numpy() == code] if c in model.input_columns]
+        if names:
+            warnings.append(
+                f"{where} limit of quantification (the model used the limit"
+                f"{' / √2' if code == BELOW else ''}): {', '.join(names)}"
+            )
     warnings += [f"input file: {w}" for w in panel.warnings]
 
     meta = model.metadata or {}

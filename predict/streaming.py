@@ -146,46 +146,42 @@ def _is_header_level(problems: list[Problem]) -> bool:
 
 
 class _SeenIds:
-    """Sample ids of earlier chunks: 64-bit hashes, sorted, with their rows and chunks.
+    """Sample ids of earlier chunks, as two independent 64-bit hashes and their rows.
 
-    About 20 bytes per sample; a hash match is confirmed on the ids themselves.
+    24 bytes per sample whatever the ids' length (the ids themselves are not kept); an id
+    counts as seen when both hashes match (a false match has a probability near 2**-128).
     """
 
+    _KEY2 = "cytoresp:ids:02!"  # a second, independent hash key (16 characters)
+
     def __init__(self) -> None:
-        self.hashes = np.empty(0, dtype=np.uint64)
+        self.h1 = np.empty(0, dtype=np.uint64)  # sorted
+        self.h2 = np.empty(0, dtype=np.uint64)
         self.rows = np.empty(0, dtype=np.int64)
-        self.where = np.empty(0, dtype=np.int64)  # position in the concatenated ids
-        self.ids: list[np.ndarray] = []
-        self.starts: list[int] = [0]
 
     def check_and_add(self, ids: np.ndarray, rows: np.ndarray) -> list[tuple[str, int, int]]:
         """(id, earlier row, this row) of every id seen in an earlier chunk; then add them."""
-        h = pd.util.hash_array(ids)
+        h1 = pd.util.hash_array(ids)
         found: list[tuple[str, int, int]] = []
-        if len(self.hashes):
-            pos = np.searchsorted(self.hashes, h)
-            hit = np.flatnonzero(
-                (pos < len(self.hashes)) & (self.hashes[np.minimum(pos, len(self.hashes) - 1)] == h)
-            )
-            for i in hit.tolist():
-                j = int(pos[i])
-                while j < len(self.hashes) and self.hashes[j] == h[i]:
-                    if self._id_at(int(self.where[j])) == ids[i]:
-                        found.append((ids[i], int(self.rows[j]), int(rows[i])))
-                        break
-                    j += 1
-        order = np.argsort(h, kind="stable")
-        at = np.searchsorted(self.hashes, h[order])
-        self.hashes = np.insert(self.hashes, at, h[order])
-        self.rows = np.insert(self.rows, at, rows[order])
-        self.where = np.insert(self.where, at, self.starts[-1] + order)
-        self.ids.append(ids)
-        self.starts.append(self.starts[-1] + len(ids))
+        n_seen = len(self.h1)
+        if n_seen:
+            pos = np.searchsorted(self.h1, h1)
+            hit = np.flatnonzero((pos < n_seen) & (self.h1[np.minimum(pos, n_seen - 1)] == h1))
+            if len(hit):
+                h2 = pd.util.hash_array(ids[hit], hash_key=self._KEY2)
+                for i, second in zip(hit.tolist(), h2.tolist(), strict=True):
+                    j = int(pos[i])
+                    while j < n_seen and self.h1[j] == h1[i]:
+                        if self.h2[j] == second:
+                            found.append((ids[i], int(self.rows[j]), int(rows[i])))
+                            break
+                        j += 1
+        order = np.argsort(h1, kind="stable")
+        at = np.searchsorted(self.h1, h1[order])
+        self.h1 = np.insert(self.h1, at, h1[order])
+        self.h2 = np.insert(self.h2, at, pd.util.hash_array(ids, hash_key=self._KEY2)[order])
+        self.rows = np.insert(self.rows, at, np.asarray(rows, dtype=np.int64)[order])
         return found
-
-    def _id_at(self, k: int) -> str:
-        c = int(np.searchsorted(self.starts, k, side="right")) - 1
-        return self.ids[c][k - self.starts[c]]
 
 
 # ---------------------------------------------------------------------------------------

@@ -62,6 +62,22 @@ def check_writable(dest: str | os.PathLike) -> Path | None:
     return path
 
 
+def check_writable_dir(dest: str | os.PathLike) -> Path:
+    """Fail before any work if a directory (a model, ``train --out``) cannot be made at ``dest``."""
+    path = Path(dest)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"cannot write the model to {path}: it exists and is not a folder")
+    base = path.parent if str(path.parent) else Path(".")
+    while not base.exists() and base != base.parent:  # the nearest folder that exists
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(f"cannot write the model to {path}: {base} is not a folder")
+    if not os.access(base, os.W_OK):
+        raise UsageError(f"cannot write the model to {path}: folder {base} is not writable")
+    _probe(path, base)
+    return path
+
+
 def _probe(path: Path, parent: Path) -> None:
     """Write and remove a small file beside ``path``: a read-only or full disk fails now."""
     try:

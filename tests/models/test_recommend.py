@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -48,6 +47,24 @@ def training_rows(cohort):
     return {t: therapy_rows(panel, t) for t in ("ifnb", "ga")}
 
 
+@pytest.fixture(scope="module")
+def tree_model(trained, training_rows):
+    """The session model with 30 trees in every head, and a 3-member ensemble."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    model = trained[0]
+    heads = {}
+    for t, head in model.heads.items():
+        frame, y = training_rows[t]
+        clf = clone(head.model).set_params(early_stopping=False, n_estimators=30)
+        feats = head.features.transform(frame[head.input_columns])
+        pipeline = Pipeline([("features", head.features), ("model", clf.fit(feats, y))])
+        heads[t] = dataclasses.replace(head, pipeline=pipeline)
+    ensemble = fit_bootstrap_ensemble(heads, training_rows, 3, seed=1)
+    return dataclasses.replace(model, heads=heads, ensemble=ensemble)
+
+
 # -- the decision rule ---------------------------------------------------------------------
 def test_decide_names_a_therapy_only_when_the_interval_excludes_zero():
     got = decide(
@@ -71,7 +88,10 @@ def test_interval_is_the_percentile_interval_of_the_draws():
     assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
     np.testing.assert_allclose(rec["difference_lower"], np.quantile(draws, 0.05, axis=0))
     np.testing.assert_allclose(rec["difference_upper"], np.quantile(draws, 0.95, axis=0))
-    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
+    # the point estimate is the bagged difference (mean of the draws) unless asked otherwise
+    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], draws.mean(axis=0))
+    heads = recommend_with_interval(proba, draws, level=0.9, point="heads")
+    np.testing.assert_allclose(heads["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
     assert rec["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
     # about +-1.645 sd at 90%
     np.testing.assert_allclose(rec["difference_upper"] - rec["difference_lower"], 0.329, atol=0.03)
@@ -83,6 +103,8 @@ def test_interval_shape_and_level_are_checked():
         recommend_with_interval(proba, np.zeros((5, 2)))
     with pytest.raises(UsageError, match=r"level must be a number in \(0, 1\)"):
         recommend_with_interval(proba, np.zeros((5, 1)), level=90)
+    with pytest.raises(UsageError, match="point must be 'ensemble' or 'heads'"):
+        recommend_with_interval(proba, np.zeros((5, 1)), point="median")
 
 
 def test_report_sentence():
@@ -150,15 +172,15 @@ def test_trained_model_carries_an_ensemble(trained):
         assert len({m.random_state for m in ens.members[t]}) == 50
 
 
-def test_fast_member_margins_equal_decision_function(trained, test_cohort):
-    model, _ = trained
-    head = model.heads["ga"]
-    frame = model.model_frame(test_cohort[1]).iloc[:300].copy()
+def test_fast_member_margins_equal_decision_function(trained, tree_model, test_cohort):
+    frame = trained[0].model_frame(test_cohort[1]).iloc[:300].copy()
     frame.iloc[::7, 0] = np.nan  # missing values take the member's own training mean
-    feats = np.asarray(head.features.transform(frame[head.input_columns]))
-    members = model.ensemble.members["ga"][:4]
-    expected = np.stack([m.decision_function(feats) for m in members])
-    np.testing.assert_allclose(member_margins(members, feats), expected, atol=1e-9)
+    for model in (trained[0], tree_model):  # as trained, and with trees in every member
+        head = model.heads["ga"]
+        feats = np.asarray(head.features.transform(frame[head.input_columns]))
+        members = model.ensemble.members["ga"][:3]
+        expected = np.stack([m.decision_function(feats) for m in members])
+        np.testing.assert_allclose(member_margins(members, feats), expected, atol=1e-9)
 
 
 def test_recommend_columns_and_consistency(trained, test_cohort, recommendation):
@@ -171,11 +193,15 @@ def test_recommend_columns_and_consistency(trained, test_cohort, recommendation)
     assert (rec["difference_lower"] <= rec["difference_upper"]).all()
     confident = rec["recommended_therapy"] != "either"
     lo, hi = rec["difference_lower"], rec["difference_upper"]
-    assert ((rec["recommended_therapy"] == "ifnb") == ((lo > 0) & (rec.iloc[:, 2] > 0))).all()
-    assert ((rec["recommended_therapy"] == "ga") == ((hi < 0) & (rec.iloc[:, 2] < 0))).all()
-    # the main heads' difference sits inside its bootstrap interval for nearly everyone
-    inside = (rec.iloc[:, 2] >= lo) & (rec.iloc[:, 2] <= hi)
-    assert inside.mean() > 0.95
+    # the rule: the interval excludes zero on the side of the main heads' difference
+    main = rec["p_response_ifnb"] - rec["p_response_ga"]
+    assert ((rec["recommended_therapy"] == "ifnb") == ((lo > 0) & (main > 0))).all()
+    assert ((rec["recommended_therapy"] == "ga") == ((hi < 0) & (main < 0))).all()
+    # the reported (bagged) difference is inside its interval; the heads' nearly always
+    bagged = rec["difference_ifnb_minus_ga"]
+    assert ((bagged >= lo) & (bagged <= hi)).all()
+    assert ((main >= lo) & (main <= hi)).mean() > 0.99
+    assert (bagged - main).abs().mean() < 0.08
     assert 0.2 < confident.mean() < 0.9
 
 
@@ -256,8 +282,12 @@ def test_one_head_model_refuses_to_recommend(trained, test_cohort):
 
 # -- persistence and the batch scorer ---------------------------------------------------------
 def test_ensemble_survives_save_and_load(trained, model_dir, test_cohort, recommendation):
+    model, _ = trained
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert {"ensemble_ifnb.ubj.gz", "ensemble_ga.ubj.gz"} <= set(manifest["files"])
+    # a tree file per therapy whose head (and so whose members) has trees
+    with_trees = {t for t in ("ifnb", "ga") if model.heads[t].model.booster_ is not None}
+    files = {f for f in manifest["files"] if f.startswith("ensemble_")}
+    assert files == {f"ensemble_{t}.ubj.gz" for t in with_trees}
     size = sum(p.stat().st_size for p in model_dir.iterdir())
     assert size < 8_000_000, size
     again = load_model_dir(model_dir)
@@ -265,13 +295,18 @@ def test_ensemble_survives_save_and_load(trained, model_dir, test_cohort, recomm
     pd.testing.assert_frame_equal(again.recommend(test_cohort[1]), recommendation)
 
 
-def test_tampered_ensemble_is_refused(model_dir, tmp_path):
-    copy = tmp_path / "m"
-    shutil.copytree(model_dir, copy)
-    path = copy / "ensemble_ga.ubj.gz"
+def test_ensemble_trees_round_trip_and_are_checked(tree_model, test_cohort, tmp_path):
+    assert all(m.n_trees_ == 30 for ms in tree_model.ensemble.members.values() for m in ms)
+    tree_model.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert {"ensemble_ifnb.ubj.gz", "ensemble_ga.ubj.gz"} <= set(manifest["files"])
+    again = load_model_dir(tmp_path / "m")
+    frame = tree_model.model_frame(test_cohort[1]).iloc[:200]
+    pd.testing.assert_frame_equal(again.recommend(frame), tree_model.recommend(frame))
+    path = tmp_path / "m" / "ensemble_ga.ubj.gz"
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ModelIntegrityError, match="ensemble_ga.ubj.gz was modified"):
-        load_model_dir(copy)
+        load_model_dir(tmp_path / "m")
 
 
 def test_model_saved_without_ensemble_loads_with_the_fallback(trained, tmp_path, test_cohort):

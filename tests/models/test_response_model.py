@@ -105,6 +105,10 @@ def test_save_load_round_trip_is_exact(trained, new_panel, tmp_path):
     pd.testing.assert_frame_equal(again.explain(new_panel[1]), model.explain(new_panel[1]))
 
 
+def _first(directory, pattern):
+    return sorted(directory.glob(pattern))[0]
+
+
 def _flip_one_byte(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -115,8 +119,8 @@ def _flip_one_byte(path):
     "tamper, match",
     [
         (lambda d: _flip_one_byte(d / "model.json"), "model.json was modified"),
-        (lambda d: _flip_one_byte(d / "trees_ifnb.ubj"), "trees_ifnb.ubj was modified"),
-        (lambda d: (d / "trees_ga.ubj").unlink(), "trees_ga.ubj is missing"),
+        (lambda d: _flip_one_byte(_first(d, "*.ubj*")), r"\.ubj.* was modified"),
+        (lambda d: _first(d, "*.ubj*").unlink(), r"\.ubj.* is missing"),
         (lambda d: (d / "evil.pkl").write_bytes(b"x"), "not in the manifest"),
         (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
         (lambda d: (d / "manifest.json").write_text("{"), "malformed"),
@@ -134,7 +138,7 @@ def test_tampered_model_is_refused(model_dir, tmp_path, tamper, match):
 
 def test_manifest_records_hashes_and_versions(model_dir):
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert {"model.json", "trees_ifnb.ubj", "trees_ga.ubj"} <= set(manifest["files"])
+    assert "model.json" in manifest["files"]
     on_disk = {p.name for p in model_dir.iterdir()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk
     assert {"xgboost", "scikit-learn", "numpy"} <= set(manifest["versions"])

@@ -166,8 +166,12 @@ def test_empty_and_header_only_files(trained, tmp_path):
 
 
 def test_whole_file_formats_fall_back(trained, new_table, tmp_path):
-    long = new_table.melt(id_vars=["sample_id"], value_vars=["IFNG", "IL10", "IL17F"],
-                          var_name="analyte", value_name="value")
+    long = new_table.melt(
+        id_vars=["sample_id"],
+        value_vars=["IFNG", "IL10", "IL17F"],
+        var_name="analyte",
+        value_name="value",
+    )
     src = tmp_path / "long.csv"
     long.to_csv(src, index=False)
     stream = PanelStream(src)
@@ -248,8 +252,10 @@ def test_cli_predict_is_quiet_when_piped(model_dir, new_csv, tmp_path, capsys):
     from cytoresp.cli import main
 
     out = tmp_path / "p.csv"
-    assert main(["predict", "--model", str(model_dir), "--input", str(new_csv),
-                 "--output", str(out)]) == 0
+    assert (
+        main(["predict", "--model", str(model_dir), "--input", str(new_csv), "--output", str(out)])
+        == 0
+    )
     err = capsys.readouterr().err
     assert "rows/s" not in err and "scored 600 samples" in err
 
@@ -277,7 +283,7 @@ def _drivers_reference(contrib, Z, background, k):
         for j in order[i]:
             dev = Z.to_numpy()[i, j] - background[j]
             arrow = "?" if np.isnan(dev) else ("↑" if dev >= 0 else "↓")
-            parts.append(f"{contrib.columns[j]}{arrow} " + "%+.2f" % values[i, j])
+            parts.append(f"{contrib.columns[j]}{arrow} " + "%+.2f" % values[i, j])  # noqa: UP031
         out.append("; ".join(parts))
     return out
 
@@ -306,9 +312,13 @@ def test_format_drivers_matches_the_reference_with_ties_and_nan():
 def test_row_warnings_lists_missing_and_outside_in_column_order():
     from cytoresp.models.response_model import row_warnings
 
-    frame = pd.DataFrame({"A": [1.0, np.nan, 50.0, -0.2, np.nan],
-                          "B": [2.0, 2.0, np.nan, 9.0, 0.01],
-                          "C": [1.0, 1.0, 1.0, 1.0, 1.0]})
+    frame = pd.DataFrame(
+        {
+            "A": [1.0, np.nan, 50.0, -0.2, np.nan],
+            "B": [2.0, 2.0, np.nan, 9.0, 0.01],
+            "C": [1.0, 1.0, 1.0, 1.0, 1.0],
+        }
+    )
     ranges = {"A": (0.5, 10.0), "B": (0.1, 5.0)}
     got = row_warnings(frame, ["A", "B", "C"], ranges).tolist()
     assert got == [

@@ -33,7 +33,8 @@ SMALL_CONFIG = {
     "n_jobs": 1,
     "n_splits": 2,
     "inner_splits": 2,
-    "model": {"n_estimators": 20},
+    "model": {"n_estimators": 20, "early_stopping": False, "C": 1.0},
+    "n_ensemble": 5,
 }
 
 
@@ -55,6 +56,7 @@ def cli_env(**extra: str) -> dict[str, str]:
         DO_NOT_TRACK="true",
         MPLBACKEND="Agg",
         OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",  # the suite runs on 2 busy cores: no thread oversubscription
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.update(extra)
@@ -157,11 +159,11 @@ def record(case: str, result: str, **measured: object) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_blas_thread() -> Iterator[None]:
-    """Fit in-process fixtures with one BLAS thread (many tiny L-BFGS fits otherwise crawl)."""
+def _one_thread() -> Iterator[None]:
+    """In-process work on one BLAS/OpenMP thread (tiny fits crawl with thread hand-offs)."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1):
         yield
 
 
@@ -189,18 +191,39 @@ def cohort_csv(rel_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def big_csv(cohort_csv, rel_dir) -> Path:
-    """A 100,000-row panel (the cohort tiled, unique ids) for the kill tests."""
+def small_model(cohort_csv, rel_dir) -> Path:
+    """A standalone model directory trained (in-process) with SMALL_CONFIG on the cohort."""
+    from cytoresp.features.reader import read_panel
+    from cytoresp.train.config import TrainConfig
+    from cytoresp.train.fitting import fit_response_model
+
+    model, _ = fit_response_model(read_panel(cohort_csv), config=TrainConfig(**SMALL_CONFIG))
+    path = rel_dir / "model"
+    model.save(path)
+    return path
+
+
+def _tiled(cohort_csv: Path, n: int, path: Path) -> Path:
     import numpy as np
     import pandas as pd
 
-    n = 100_000
     raw = pd.read_csv(cohort_csv, dtype=str, keep_default_na=False)
     big = raw.iloc[np.arange(n) % len(raw)].reset_index(drop=True)
     big["sample_id"] = [f"S{i:07d}" for i in range(n)]
-    path = rel_dir / "big.csv"
     big.to_csv(path, index=False, lineterminator="\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def big_csv(cohort_csv, rel_dir) -> Path:
+    """A 50,000-row panel (the cohort tiled, unique ids): long enough to kill mid-way."""
+    return _tiled(cohort_csv, 50_000, rel_dir / "big.csv")
+
+
+@pytest.fixture(scope="session")
+def mid_csv(cohort_csv, rel_dir) -> Path:
+    """A 5,000-row panel: its predictions are about 1 MB."""
+    return _tiled(cohort_csv, 5_000, rel_dir / "mid.csv")
 
 
 @pytest.fixture(scope="session")

@@ -156,23 +156,25 @@ def test_ipw_needs_both_therapies():
 
 def test_ipw_training_end_to_end():
     """A small confounded cohort trained with --ipw: weighted heads and ensemble, metadata."""
-    from cytoresp.train.fitting import fit_response_model
+    from cytoresp.train.cv import make_head
+    from cytoresp.train.fitting import fit_response_model, therapy_rows
 
     _, panel = _panel(240, 8, "confounded", 2.0)
-    fast = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 20, "n_jobs": 1}
-    lines: list[str] = []
-    weighted, _ = fit_response_model(
-        panel, config=TrainConfig(**fast, n_ensemble=4, ipw=True), log=lines.append
+    config = TrainConfig(
+        n_repeats=1, n_splits=3, inner_splits=2, n_boot=20, n_jobs=1, n_ensemble=4, ipw=True
     )
-    plain, _ = fit_response_model(panel, config=TrainConfig(**fast, n_ensemble=0))
+    lines: list[str] = []
+    model, _ = fit_response_model(panel, config=config, log=lines.append)
     assert any(line.startswith("WARNING: therapy assignment is predictable") for line in lines)
     assert any("inverse-propensity weights" in line for line in lines)
-    meta = weighted.metadata["assignment"]
+    meta = model.metadata["assignment"]
     assert meta["ipw"] is True and meta["propensity_auc"] > AUC_WARN and meta["warnings"]
-    assert weighted.ensemble.n_members == 4 and plain.ensemble is None
-    frame = weighted.model_frame(panel)
-    diff = weighted.predict_proba(frame) - plain.predict_proba(frame)
-    assert diff.abs().to_numpy().max() > 0.01  # the weights changed the heads
+    assert model.ensemble.n_members == 4
+    # the saved head is the weighted fit: an unweighted refit of the same head differs
+    frame, y = therapy_rows(panel, "ga")
+    unweighted = make_head(config).fit(frame, y)
+    weighted = model.heads["ga"].pipeline.decision_function(frame)
+    assert np.abs(weighted - unweighted.decision_function(frame)).max() > 0.05
 
 
 def test_cli_offers_ipw(capsys):

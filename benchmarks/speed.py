@@ -1,0 +1,253 @@
+"""Scoring speed and memory of ``cytoresp predict`` at scale, next to the floors.
+
+For each size in ``--rows`` (default 250,000 and 1,000,000 simulated patients, written as a
+canonical panel CSV to a temporary folder), each in a fresh child process, in the same run:
+
+- ``pandas floor``: ``pd.read_csv`` of the panel and ``to_csv`` of the same table: the
+  cost of just reading and writing the file;
+- ``cytoresp predict``: the command line, CSV -> CSV, both therapies (probabilities,
+  recommendation, warnings), then with ``--explain 3``;
+- ``predict --therapy ifnb``: one head, so no recommendation (largest size only);
+- ``xgboost inplace_predict``: the boosters alone on the model's features, already built
+  (not timed): the two therapy heads, and the heads plus every bootstrap member the
+  recommendation's interval needs.
+
+Wall time includes the child's start (imports, model loading). Peak memory is the largest
+resident set of the child and its children, sampled every 20 ms (psutil). The model is
+trained on 600 simulated patients with the default configuration (so the bootstrap
+ensemble of the recommendation has its default size), or given with ``--model``.
+
+Targets (2 cores): at the largest size, both therapies, ``predict`` <= 2x the floor and
+``predict --explain 3`` <= 5x the floor; peak memory at 1M rows <= 1.3x at 250k rows.
+
+Usage::
+
+    nice python benchmarks/speed.py [--rows 250000 1000000] [--model DIR] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results.md"
+SECTION = "## Scoring speed"
+TARGET_PLAIN, TARGET_EXPLAIN, TARGET_MEMORY = 2.0, 5.0, 1.3
+
+FLOOR = """
+import sys, pandas as pd
+df = pd.read_csv(sys.argv[1])
+df.to_csv(sys.argv[2], index=False)
+"""
+
+INPLACE = """
+import json, sys, time
+import numpy as np
+from cytoresp.features.reader import read_panel
+from cytoresp.models.persistence import load_model_dir
+model = load_model_dir(sys.argv[1])
+frame = model.model_frame(read_panel(sys.argv[2]))
+feats = {t: np.asarray(h.features.transform(frame[h.input_columns]), np.float32)
+         for t, h in model.heads.items()}
+def run(boosters):
+    start = time.perf_counter()
+    for t, b in boosters:
+        b.inplace_predict(feats[t], predict_type="margin", missing=np.nan)
+    return time.perf_counter() - start
+heads = [(t, h.model.booster_) for t, h in model.heads.items() if h.model.booster_ is not None]
+members = [(t, m.booster_) for t, ms in (model.ensemble.members.items() if model.ensemble
+           else []) for m in ms if m.booster_ is not None]
+print(json.dumps({"heads": run(heads), "all": run(heads + members),
+                  "n_heads": len(heads), "n_all": len(heads) + len(members)}))
+"""
+
+
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) of the process tree, stdout."""
+    import psutil
+
+    start = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        rss = 0
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+            for p in procs:
+                try:
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, rss)
+        time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
+    return seconds, peak / 2**20, out.decode()
+
+
+def cytoresp_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("cytoresp")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cytoresp.cli"]
+
+
+def get_model(model_dir: str | None, workdir: Path) -> Path:
+    if model_dir:
+        return Path(model_dir)
+    from cytoresp.datasets import simulate_cohort
+    from cytoresp.train.config import TrainConfig
+    from cytoresp.train.fitting import fit_response_model
+
+    path = workdir / "model"
+    # one CV repeat and fewer bootstrap resamples of the *reports* only: the fitted heads
+    # and the recommendation's ensemble are those of the default configuration
+    model, _ = fit_response_model(
+        simulate_cohort(600, seed=0).panel, config=TrainConfig(n_repeats=1, n_boot=100)
+    )
+    model.save(path)
+    return path
+
+
+def to_markdown(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the "## Scoring speed" section, keeping everything else."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    block = text.rstrip("\n") + "\n\n"
+    new = (
+        pattern.sub(lambda _m: block, old)
+        if pattern.search(old)
+        else old.rstrip("\n") + "\n\n" + block
+    )
+    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument("--model", default=None, help="a model directory (default: train one)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", default=None, help="where the big files go (default: temp)")
+    parser.add_argument("--write", action="store_true", help="update docs/results.md")
+    args = parser.parse_args(argv)
+
+    import json
+
+    from cytoresp.datasets import simulate_cohort
+
+    tmp = tempfile.TemporaryDirectory(dir=args.workdir)
+    work = Path(tmp.name)
+    model = get_model(args.model, work)
+    load_before = os.getloadavg()
+    rows: list[dict] = []
+    peaks: dict[int, float] = {}
+    ratios: dict[str, float] = {}
+    sizes = sorted(args.rows)
+    for n in sizes:
+        src = work / f"panel_{n}.csv"
+        simulate_cohort(n, seed=args.seed).panel.to_csv(src, index=False)
+        mb = src.stat().st_size / 2**20
+        with open(src, encoding="utf-8") as fh:
+            n_cols = len(fh.readline().split(","))
+        out = work / "out.csv"
+        t_floor, m_floor, _ = measure([sys.executable, "-c", FLOOR, str(src), str(out)])
+        base = [
+            *cytoresp_cmd(),
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+        ]
+        t_plain, m_plain, _ = measure(base)
+        t_expl, m_expl, _ = measure([*base, "--explain", "3"])
+        _, _, text = measure([sys.executable, "-c", INPLACE, str(model), str(src)])
+        xgb = json.loads(text)
+        peaks[n] = m_plain
+        label = f"{n:,} rows ({mb:.0f} MB CSV)"
+
+        def row(what, seconds, peak, label=label, n=n, t_floor=t_floor):
+            rows.append(
+                {
+                    "input": label,
+                    "run": what,
+                    "seconds": f"{seconds:.2f}" if seconds < 10 else f"{seconds:.1f}",
+                    "rows/s": f"{n / seconds:,.0f}",
+                    "x floor": f"{seconds / t_floor:.2f}",
+                    "peak MiB": "" if peak is None else f"{peak:.0f}",
+                }
+            )
+
+        row("pandas floor (read_csv + to_csv)", t_floor, m_floor)
+        row("`cytoresp predict`, both therapies", t_plain, m_plain)
+        row("`cytoresp predict --explain 3`", t_expl, m_expl)
+        if n == sizes[-1]:
+            t_one, m_one, _ = measure([*base, "--therapy", "ifnb"])
+            row("`cytoresp predict --therapy ifnb` (no recommendation)", t_one, m_one)
+        row(f"xgboost inplace_predict, {xgb['n_heads']} heads", xgb["heads"], None)
+        row(
+            f"xgboost inplace_predict, heads + ensemble ({xgb['n_all']} boosters)", xgb["all"], None
+        )
+        ratios = {"plain": t_plain / t_floor, "explain": t_expl / t_floor}
+        print(to_markdown(rows[-(7 if n == sizes[-1] else 6) :]), flush=True)
+    load_after = os.getloadavg()
+
+    big, small = sizes[-1], sizes[0]
+    mem_ratio = peaks[big] / peaks[small] if big != small else float("nan")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    text = [
+        SECTION,
+        "",
+        f"`nice python benchmarks/speed.py --rows {' '.join(map(str, sizes))}`: simulated "
+        f"panels (canonical CSV, {n_cols} columns), model trained on 600 simulated "
+        f"patients with the default configuration; each run a fresh process, wall time "
+        f"including start-up and model loading; {platform.machine()}, {os.cpu_count()} CPUs "
+        f"shared with other work (load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after), Python {platform.python_version()}.",
+        "",
+        to_markdown(rows),
+        "",
+        f"Targets at {big:,} rows: `predict` {ratios['plain']:.2f}x the floor (target <= "
+        f"{TARGET_PLAIN:g}x: {verdict(ratios['plain'] <= TARGET_PLAIN)}); `--explain 3` "
+        f"{ratios['explain']:.2f}x (target <= {TARGET_EXPLAIN:g}x: "
+        f"{verdict(ratios['explain'] <= TARGET_EXPLAIN)}); peak memory {peaks[big]:.0f} MiB "
+        f"vs {peaks[small]:.0f} MiB at {small:,} rows = {mem_ratio:.2f}x (target <= "
+        f"{TARGET_MEMORY:g}x: {verdict(mem_ratio <= TARGET_MEMORY)}).",
+    ]
+    out = "\n".join(text)
+    print(out)
+    if args.write:
+        write_section(out)
+        print(f"\nwrote the section {SECTION!r} of {RESULTS}", file=sys.stderr)
+    tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
