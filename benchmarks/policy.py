@@ -98,26 +98,26 @@ def run_one(scn: Scenario, seed: int, n_train: int, test, config: TrainConfig) -
 def fmt(values: pd.Series, pct: bool = True) -> str:
     k = 100.0 if pct else 1.0
     mean, lo, hi = k * values.mean(), k * values.min(), k * values.max()
-    if len(values) == 1:
-        return f"{mean:.1f}" if pct else f"{mean:.3f}"
-    return f"{mean:.1f} ({lo:.1f}-{hi:.1f})" if pct else f"{mean:.3f} ({lo:.3f}-{hi:.3f})"
+    digits = 1 if pct else 3
+    if len(values) == 1 or round(lo, digits) == round(hi, digits):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
 
 
 def tables(results: pd.DataFrame, n_train: int, n_test: int) -> str:
-    seeds = results["seed"].nunique()
     lines = [
-        f"Training cohorts of {n_train} simulated patients (about {n_train // 2} per therapy), "
-        f"{seeds} seeds per scenario; recommendations for an independent test cohort of "
-        f"{n_test:,} patients. Mean (min-max) over seeds; rates in %.",
+        f"Training cohorts of {n_train} simulated patients (about {n_train // 2} per therapy; "
+        f"*cohorts*: how many, each with its own seed); recommendations for one independent "
+        f"test cohort of {n_test:,} patients. Mean (min-max) over training cohorts; rates in %.",
         "",
-        "| scenario | all IFN-β | all GA | oracle | follow recommendation | gain captured "
-        "| gain captured, `either` → best single | confident | agree (confident) "
-        "| agree (all) | interval covers truth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | cohorts | all IFN-β | all GA | oracle | follow recommendation "
+        "| gain captured | gain captured, `either` → best single | confident "
+        "| agree (confident) | agree (all) | interval covers truth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in results.groupby("scenario", sort=False):
         lines.append(
-            f"| {name} | {fmt(g['rate_all_ifnb'])} | {fmt(g['rate_all_ga'])} "
+            f"| {name} | {len(g)} | {fmt(g['rate_all_ifnb'])} | {fmt(g['rate_all_ga'])} "
             f"| {fmt(g['rate_oracle'])} | {fmt(g['rate_recommendation'])} "
             f"| {fmt(g['gain_captured'])} | {fmt(g['gain_captured_default'])} "
             f"| {fmt(g['confident_share'])} | {fmt(g['agreement_confident'])} "

@@ -88,8 +88,9 @@ def run_demo(
         )
         oracle = roc_auc(new.panel.loc[given, "responder"], truth.loc[given, f"p_response_{t}"])
         console.print(
-            f"  {t:>4}: cross-validated AUC {report.metrics['roc_auc']} | "
-            f"new patients AUC {held_out:.3f} vs oracle {oracle:.3f}"
+            f"  {t:>4}: cross-validated AUC {report.metrics['roc_auc']} "
+            f"(oracle {cohort.oracle_auc(t):.3f}) | "
+            f"new patients AUC {held_out:.3f} (oracle {oracle:.3f})"
         )
     console.print(f"  registered model: {uri} (alias @candidate)")
     console.print(f"  MLflow store: {result.tracking_uri}, run {result.run_id}")

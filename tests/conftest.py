@@ -20,14 +20,26 @@ FAST_CONFIG = {"n_repeats": 1, "n_boot": 100, "n_jobs": 1}
 @pytest.fixture
 def mlflow_store(tmp_path, monkeypatch):
     """An isolated sqlite tracking store in a temp working directory."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    yield uri
     import mlflow
 
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # MLflow keeps the active experiment in process globals (and MLFLOW_EXPERIMENT_ID):
+    # an id from another test's store must not leak into this one.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    _forget_active_experiment()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    yield uri
     if mlflow.active_run():
         mlflow.end_run()
+    _forget_active_experiment()
+
+
+def _forget_active_experiment() -> None:
+    from mlflow.tracking import fluent
+
+    if hasattr(fluent, "_active_experiment_id"):
+        fluent._active_experiment_id = None
 
 
 @pytest.fixture(scope="session")

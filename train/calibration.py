@@ -14,13 +14,13 @@ import math
 from typing import Any
 
 import numpy as np
-from cytoresp.train.metrics import _as_labels, _newton_logistic
 from numpy.typing import ArrayLike
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.train.metrics import _as_labels, _newton_logistic
 
 __all__ = ["LogisticCalibrator"]
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from sklearn.metrics import roc_curve
+
+from cytoresp.errors import UsageError
 from cytoresp.train.metrics import (
     _as_labels,
     _as_probs,
@@ -17,11 +22,6 @@ from cytoresp.train.metrics import (
     calibration_intercept_slope,
     roc_auc,
 )
-from matplotlib.figure import Figure
-from numpy.typing import ArrayLike
-from sklearn.metrics import roc_curve
-
-from cytoresp.errors import UsageError
 
 __all__ = ["plot_roc", "plot_reliability"]
 

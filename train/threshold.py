@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from cytoresp.train.metrics import _as_labels, _as_probs
 from numpy.typing import ArrayLike
 
 from cytoresp.errors import UsageError
+from cytoresp.train.metrics import _as_labels, _as_probs
 
 __all__ = ["choose_threshold", "THRESHOLD_METHODS"]
 

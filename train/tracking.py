@@ -52,6 +52,23 @@ def _preflight_http(uri: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _forget_active_experiment() -> None:
+    """Undo ``mlflow.set_experiment`` of another store in this process.
+
+    MLflow keeps the active experiment id in a global (and in ``MLFLOW_EXPERIMENT_ID``)
+    across ``set_tracking_uri``; a run started on the new store would then look for an
+    experiment id that exists only in the old one ("No Experiment with id=1 exists").
+    """
+    from mlflow.tracking import fluent
+
+    active = getattr(fluent, "_active_experiment_id", None)
+    if active is None:
+        return
+    fluent._active_experiment_id = None
+    if os.environ.get("MLFLOW_EXPERIMENT_ID") == str(active):
+        del os.environ["MLFLOW_EXPERIMENT_ID"]
+
+
 def _reason(exc: BaseException) -> str:
     """A one-line reason for a failed connection, without urllib3's noise."""
     text = str(exc).strip()
@@ -93,6 +110,8 @@ def configure_tracking(tracking_uri: str | None = None) -> str:
     from mlflow.tracking import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri)
+    if mlflow.get_tracking_uri() != uri:
+        _forget_active_experiment()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:

@@ -68,8 +68,10 @@ def test_validate_reports_every_problem_and_writes_nothing(tmp_path, capsys):
     [
         (["predict", "--model", "nowhere", "--input", "x.csv", "--output", "y.csv"], "no model"),
         (["train", "--data", "missing.csv"], ""),
-        (["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "rituximab"],
-         "--therapy"),
+        (
+            ["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "rituximab"],
+            "--therapy",
+        ),
         (["explain", "--model", "m", "--input", "x"], "--output"),
         (["frobnicate"], ""),
     ],
@@ -85,19 +87,46 @@ def test_bad_usage_exits_2_without_traceback(tmp_path, monkeypatch, capsys, args
 @pytest.mark.slow
 def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlflow_store, capsys):
     model_dir = tmp_path / "model"
-    code = run("train", "--data", str(cohort_csv), "--therapy", "all", "--register", "e2e",
-               "--out", str(model_dir), "--config", str(fast_config))
+    code = run(
+        "train",
+        "--data",
+        str(cohort_csv),
+        "--therapy",
+        "all",
+        "--register",
+        "e2e",
+        "--out",
+        str(model_dir),
+        "--config",
+        str(fast_config),
+    )
     assert code == 0, capsys.readouterr().err
     new = tmp_path / "new.csv"
     assert run("simulate", "--n", "120", "--seed", "9", "--out", str(new)) == 0
     preds = tmp_path / "preds.csv"
-    assert run("predict", "--model", "models:/e2e/1", "--input", str(new), "--output", str(preds),
-               "--explain", "3") == 0
+    assert (
+        run(
+            "predict",
+            "--model",
+            "models:/e2e/1",
+            "--input",
+            str(new),
+            "--output",
+            str(preds),
+            "--explain",
+            "3",
+        )
+        == 0
+    )
     table = pd.read_csv(preds, keep_default_na=False)
     inputs = pd.read_csv(new, dtype=str)
     assert table["sample_id"].tolist() == inputs["sample_id"].tolist()
-    assert list(table.columns[:4]) == ["sample_id", "p_response_ifnb", "p_response_ga",
-                                       "recommended_therapy"]
+    assert list(table.columns[:4]) == [
+        "sample_id",
+        "p_response_ifnb",
+        "p_response_ga",
+        "recommended_therapy",
+    ]
     assert table[["p_response_ifnb", "p_response_ga"]].apply(lambda s: s.between(0, 1)).all().all()
     assert set(table["recommended_therapy"]) <= {"ifnb", "ga", "either"}
     assert table["drivers_ifnb"].str.count(";").eq(2).all()
@@ -105,18 +134,31 @@ def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlf
 
     # the standalone directory and the registry give the same predictions
     preds_dir = tmp_path / "preds_dir.csv"
-    assert run("predict", "--model", str(model_dir), "--input", str(new), "--output",
-               str(preds_dir)) == 0
+    assert (
+        run("predict", "--model", str(model_dir), "--input", str(new), "--output", str(preds_dir))
+        == 0
+    )
     np.testing.assert_allclose(pd.read_csv(preds_dir)["p_response_ga"], table["p_response_ga"])
 
     expl = tmp_path / "expl.csv"
-    assert run("explain", "--model", "models:/e2e@candidate", "--input", str(new), "--output",
-               str(expl)) == 0
+    assert (
+        run(
+            "explain",
+            "--model",
+            "models:/e2e@candidate",
+            "--input",
+            str(new),
+            "--output",
+            str(expl),
+        )
+        == 0
+    )
     long = pd.read_csv(expl)
     assert set(long.columns) == {"sample_id", "therapy", "feature", "contribution", "base_value"}
     assert not long["feature"].str.contains("/|axis_|log2_").any()
     total = long.groupby(["sample_id", "therapy"]).agg(
-        base=("base_value", "first"), contrib=("contribution", "sum"))
+        base=("base_value", "first"), contrib=("contribution", "sum")
+    )
     logit = total["base"] + total["contrib"]
     p = table.set_index("sample_id")
     for therapy in ("ifnb", "ga"):
@@ -126,8 +168,20 @@ def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlf
 
     png = tmp_path / "w.png"
     sample = inputs["sample_id"].iloc[3]
-    assert run("explain", "--model", str(model_dir), "--input", str(new), "--sample", sample,
-               "--plot", str(png)) == 0
+    assert (
+        run(
+            "explain",
+            "--model",
+            str(model_dir),
+            "--input",
+            str(new),
+            "--sample",
+            sample,
+            "--plot",
+            str(png),
+        )
+        == 0
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -146,7 +200,12 @@ def test_console_script_is_installed_and_exits_2_on_bad_input(tmp_path):
     bad = tmp_path / "empty.csv"
     bad.write_text("")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.run([str(exe), "validate", "--input", str(bad)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "validate", "--input", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "empty" in proc.stderr.lower()

@@ -88,10 +88,11 @@ def test_interval_is_the_percentile_interval_of_the_draws():
     assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
     np.testing.assert_allclose(rec["difference_lower"], np.quantile(draws, 0.05, axis=0))
     np.testing.assert_allclose(rec["difference_upper"], np.quantile(draws, 0.95, axis=0))
-    # the point estimate is the bagged difference (mean of the draws) unless asked otherwise
-    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], draws.mean(axis=0))
-    heads = recommend_with_interval(proba, draws, level=0.9, point="heads")
-    np.testing.assert_allclose(heads["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
+    # the point estimate is the heads' difference, or on request the mean of the draws
+    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
+    bagged = recommend_with_interval(proba, draws, level=0.9, point="ensemble")
+    np.testing.assert_allclose(bagged["difference_ifnb_minus_ga"], draws.mean(axis=0))
+    assert bagged["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
     assert rec["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
     # about +-1.645 sd at 90%
     np.testing.assert_allclose(rec["difference_upper"] - rec["difference_lower"], 0.329, atol=0.03)
@@ -194,14 +195,12 @@ def test_recommend_columns_and_consistency(trained, test_cohort, recommendation)
     confident = rec["recommended_therapy"] != "either"
     lo, hi = rec["difference_lower"], rec["difference_upper"]
     # the rule: the interval excludes zero on the side of the main heads' difference
-    main = rec["p_response_ifnb"] - rec["p_response_ga"]
+    main = rec["difference_ifnb_minus_ga"]
+    np.testing.assert_allclose(main, rec["p_response_ifnb"] - rec["p_response_ga"])
     assert ((rec["recommended_therapy"] == "ifnb") == ((lo > 0) & (main > 0))).all()
     assert ((rec["recommended_therapy"] == "ga") == ((hi < 0) & (main < 0))).all()
-    # the reported (bagged) difference is inside its interval; the heads' nearly always
-    bagged = rec["difference_ifnb_minus_ga"]
-    assert ((bagged >= lo) & (bagged <= hi)).all()
+    # a percentile interval need not contain the point estimate, but nearly always does
     assert ((main >= lo) & (main <= hi)).mean() > 0.99
-    assert (bagged - main).abs().mean() < 0.08
     assert 0.2 < confident.mean() < 0.9
 
 
@@ -211,7 +210,7 @@ def test_confident_recommendations_name_the_truly_better_therapy(trained, test_c
     cohort, panel = test_cohort
     rec = model.recommend(panel)
     ev = evaluate_policy(rec, cohort.truth["p_response_ifnb"], cohort.truth["p_response_ga"])
-    assert ev.confident_share >= 0.35, ev
+    assert ev.confident_share >= 0.4, ev
     assert ev.agreement_confident >= 0.88, ev
     assert ev.gain_captured >= 0.6, ev
     # the confident subset is more often right than the point estimate over everyone

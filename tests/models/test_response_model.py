@@ -70,8 +70,10 @@ def test_planted_drivers_rank_at_the_top(trained, new_panel):
     table = model.explain(panel)
     for therapy in ("ifnb", "ga"):
         importance = (
-            table[table["therapy"] == therapy].groupby("feature")["contribution"]
-            .apply(lambda s: s.abs().mean()).sort_values(ascending=False)
+            table[table["therapy"] == therapy]
+            .groupby("feature")["contribution"]
+            .apply(lambda s: s.abs().mean())
+            .sort_values(ascending=False)
         )
         top = set(importance.index[:6])
         assert drivers[therapy][0] in set(importance.index[:3]), importance.head(6)
@@ -101,7 +103,9 @@ def test_save_load_round_trip_is_exact(trained, new_panel, tmp_path):
     model, _ = trained
     model.save(tmp_path / "m")
     again = load_model_dir(tmp_path / "m")
-    pd.testing.assert_frame_equal(again.predict_proba(new_panel[1]), model.predict_proba(new_panel[1]))
+    pd.testing.assert_frame_equal(
+        again.predict_proba(new_panel[1]), model.predict_proba(new_panel[1])
+    )
     pd.testing.assert_frame_equal(again.explain(new_panel[1]), model.explain(new_panel[1]))
 
 

@@ -158,7 +158,7 @@ def record(case: str, result: str, **measured: object) -> None:
             fh.write(json.dumps({"case": case, "result": result, **measured}) + "\n")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread() -> Iterator[None]:
     """In-process work on one BLAS/OpenMP thread (tiny fits crawl with thread hand-offs)."""
     from threadpoolctl import threadpool_limits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -58,7 +59,6 @@ def _start_server(rel, root):
 
 
 def _stop_server(proc, log) -> None:
-    import os
     import signal
 
     if proc.poll() is None:
@@ -168,3 +168,20 @@ def test_unreachable_server_fails_fast_without_output(
                 "exit 1, message names the URI, no output",
                 seconds=round(result.seconds, 1),
             )
+
+
+def test_switching_stores_in_one_process(tmp_path, monkeypatch):
+    """An experiment set on one store does not follow MLflow onto the next one."""
+    import mlflow
+
+    from cytoresp.train.tracking import configure_tracking
+
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    first = configure_tracking(f"sqlite:///{tmp_path / 'a.db'}")
+    mlflow.set_experiment("only-in-a")  # experiment id 1 exists in a.db only
+    second = configure_tracking(f"sqlite:///{tmp_path / 'b.db'}")
+    assert first != second
+    with mlflow.start_run() as run:  # MLflow alone: "No Experiment with id=1 exists"
+        pass
+    assert mlflow.get_run(run.info.run_id).info.experiment_id == "0"
+    assert "MLFLOW_EXPERIMENT_ID" not in os.environ

@@ -6,8 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from cytoresp.train.calibration import LogisticCalibrator
-from cytoresp.train.metrics import brier, calibration_intercept_slope
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -15,6 +13,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.train.calibration import LogisticCalibrator
+from cytoresp.train.metrics import brier, calibration_intercept_slope
 
 
 def miscalibrated(n: int, rng: np.random.Generator):

@@ -6,6 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit
+from scipy.stats import norm
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from cytoresp.errors import UsageError
 from cytoresp.train import metrics as M
 from cytoresp.train.metrics import (
     Estimate,
@@ -19,13 +26,6 @@ from cytoresp.train.metrics import (
     summarise_repeats,
     threshold_metrics,
 )
-from scipy.optimize import minimize_scalar
-from scipy.special import expit, logit
-from scipy.stats import norm
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-from cytoresp.errors import UsageError
 
 KEYS = {
     "roc_auc",

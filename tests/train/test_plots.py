@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from cytoresp.train.plots import plot_reliability, plot_roc
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
 from cytoresp.errors import UsageError
+from cytoresp.train.plots import plot_reliability, plot_roc
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cytoresp.train.metrics import threshold_metrics
-from cytoresp.train.threshold import choose_threshold
 from sklearn.metrics import roc_curve
 
 from cytoresp.errors import UsageError
+from cytoresp.train.metrics import threshold_metrics
+from cytoresp.train.threshold import choose_threshold
 
 # Responders and non-responders overlap around 0.55-0.65.
 Y = np.array([0] * 6 + [1] * 5)
