@@ -207,11 +207,6 @@ def test_cli_arguments(argv):
         assert set(os.listdir(tmp)) == before, (argv, os.listdir(tmp))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/config.py: TrainConfig.from_file lets UnicodeDecodeError through (exit 1, "
-    "'internal error'); catch it with OSError there, then remove this mark",
-)
 def test_binary_config_file_is_a_usage_error(tmp_path):
     config = tmp_path / "config.json"
     config.write_bytes(b"\x89PNG\r\n\x1a\n\xbd\xff")
