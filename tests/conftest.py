@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# One BLAS thread per process: tests run on 2 pytest workers plus joblib processes, and
+# oversubscribed OpenBLAS threads made training many times slower (as in cytoresp.cli.main).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
