@@ -66,7 +66,10 @@ def test_signal_while_predict_writes(rel, tmp_path, small_model, big_csv, sig, p
         assert result.code == -signal.SIGKILL
         # a hidden .pred.csv.*.tmp may stay behind after SIGKILL: never the destination
     else:
-        rel.fail(result, 130, "interrupted")
+        # 130, or death by SIGINT after "interrupted" (which a shell also reports as 130):
+        # seen about once in 50 runs of the streaming scorer, see docs/reliability.md
+        assert result.code in (130, -signal.SIGINT), (result.code, result.stderr[-3000:])
+        assert "interrupted" in result.stderr and "Traceback" not in result.stderr
         assert _temp_files(tmp_path, dest.name) == []
     rel.record(
         f"{signal.Signals(sig).name} while `predict` writes (50k rows)"
