@@ -62,7 +62,7 @@ def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callabl
         "logistic": lambda: Pipeline(
             [
                 ("features", PanelFeatures(axes=[], covariates=[])),
-                ("model", LinearBoostedClassifier(n_estimators=0, random_state=seed)),
+                ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         ),
         "prevalence": PrevalenceClassifier,
@@ -71,7 +71,7 @@ def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callabl
         baselines["clinical"] = lambda: Pipeline(
             [
                 ("features", PanelFeatures(include_log=False, ratios=[], axes=[])),
-                ("model", LinearBoostedClassifier(n_estimators=0, random_state=seed)),
+                ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         )
     return baselines
