@@ -9,9 +9,9 @@ trees is a legitimate answer: then the head is the linear model). Both parts hav
 additive explanations: linear SHAP for the linear part (features treated as independent,
 background = training means) and TreeSHAP for the trees.
 
-Why these defaults (L1 linear part, early stopping with the one-standard-error rule, no
-monotone constraints): docs/methods.md, "Default model", with the simulated-cohort
-measurements behind each choice.
+Why these defaults (L1 linear part with a ridge fallback, early stopping with the
+one-standard-error rule, no monotone constraints): docs/methods.md, "Default model", with
+the simulated-cohort measurements behind each choice.
 """
 
 from __future__ import annotations
@@ -70,9 +70,14 @@ class LinearBoostedClassifier(ClassifierMixin, BaseEstimator):
         stratified cross-validated log-loss on the training rows only: from
         :data:`DEFAULT_C_GRID` for ridge, from a path of :data:`L1_PATH_POINTS` values
         relative to the cohort (glmnet-style) when ``l1_ratio > 0``.
-    l1_ratio : float, default=1.0
+    l1_ratio : float or "auto", default=1.0
         Mix of the linear part's penalty: 0 ridge (L2), 1 lasso (L1), in between elastic
-        net (slower: SAGA solver).
+        net (slower: SAGA solver). ``"auto"``: ridge and lasso both scored on the inner
+        folds, the better kept (measured worse than the lasso, docs/methods.md).
+    null_fallback : bool, default=True
+        With an L1 penalty and ``C="auto"``: if the chosen penalty removes every feature
+        (a constant score that ranks nobody, which the inner log-loss can prefer on tiny
+        weak-signal cohorts), use the ridge fit with the best inner log-loss instead.
     n_estimators : int, default=500
         Most trees. With ``early_stopping`` the number used is chosen on inner folds.
     max_depth, learning_rate, subsample, colsample_bytree, min_child_weight, \
@@ -113,6 +118,8 @@ reg_lambda, gamma : XGBoost tree parameters
     linear_intercept_ : float
     C_ : float or None
         The regularisation strength used.
+    l1_ratio_ : float or None
+        The L1 share of the penalty used (0.0 after a ridge fallback).
     booster_ : xgboost.Booster or None
         The trees (None when no tree is used).
     n_trees_ : int
@@ -135,7 +142,8 @@ reg_lambda, gamma : XGBoost tree parameters
         self,
         linear: bool = True,
         C: float | str = "auto",
-        l1_ratio: float = 1.0,
+        l1_ratio: float | str = 1.0,
+        null_fallback: bool = True,
         n_estimators: int = 500,
         max_depth: int = 2,
         learning_rate: float = 0.05,
@@ -154,6 +162,7 @@ reg_lambda, gamma : XGBoost tree parameters
         self.linear = linear
         self.C = C
         self.l1_ratio = l1_ratio
+        self.null_fallback = null_fallback
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -183,8 +192,13 @@ reg_lambda, gamma : XGBoost tree parameters
                 raise UsageError(f"{name} must be in (0, 1], got {value!r}")
         if not self.learning_rate > 0:
             raise UsageError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not (isinstance(self.l1_ratio, numbers.Real) and 0.0 <= self.l1_ratio <= 1.0):
-            raise UsageError(f"l1_ratio must be a number in [0, 1], got {self.l1_ratio!r}")
+        if not (
+            self.l1_ratio == "auto"
+            or (isinstance(self.l1_ratio, numbers.Real) and 0.0 <= self.l1_ratio <= 1.0)
+        ):
+            raise UsageError(
+                f"l1_ratio must be a number in [0, 1] or 'auto', got {self.l1_ratio!r}"
+            )
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise UsageError(f"early_stopping must be True or False, got {self.early_stopping!r}")
         if self.early_stopping_rule not in ("min", "1se"):
@@ -248,24 +262,35 @@ reg_lambda, gamma : XGBoost tree parameters
         folds = self._inner_folds(y_enc)
         need_c = linear and self.C == "auto"
         need_rounds = boost and bool(self.early_stopping)
-        fold_linear = None
-        if folds is not None and (need_c or need_rounds):
-            grid = self._c_grid(Xs, y_enc, sw) if need_c else (float(self.C) if linear else 1.0,)
-            fold_linear = self._inner_linear(Xs, y_enc, sw, folds, grid, linear)
+        fold_linear = None  # per inner fold: (train margins, test margins, coefficients)
+        self.l1_ratio_ = None
         if linear:
-            if not need_c:
-                self.C_ = float(self.C)
-            elif folds is None:
-                self.C_ = float(self._c_grid(Xs, y_enc, sw)[len(DEFAULT_C_GRID) // 2])
+            candidates = self._candidates(Xs, y_enc, sw)
+            if folds is not None and (need_c or need_rounds):
+                losses, fits = self._inner_linear(Xs, y_enc, sw, folds, candidates)
             else:
-                self.C_ = fold_linear[0]
-            lr = self._logistic(self.C_).fit(Xs, y_enc, sample_weight=sw)
-            self.linear_coef_ = lr.coef_.ravel().astype(np.float64)
+                losses, fits = None, None
+            for k in self._preference(candidates, losses):
+                l1, C = candidates[k]
+                lr = self._logistic(C, l1).fit(Xs, y_enc, sample_weight=sw)
+                coef = lr.coef_.ravel().astype(np.float64)
+                if l1 > 0 and self.null_fallback and not coef.any() and need_c:
+                    continue  # the penalty removed every feature: try the ridge choice
+                break
+            self.C_, self.l1_ratio_ = float(C), float(l1)
+            self.linear_coef_ = coef
             self.linear_intercept_ = float(lr.intercept_[0])
+            fold_linear = None if fits is None else fits[k]
         else:
             self.C_ = None
             self.linear_coef_ = np.zeros(arr.shape[1])
             self.linear_intercept_ = _prevalence_logit(y_enc, sw)
+            if folds is not None and need_rounds:
+                zero = np.zeros(arr.shape[1])
+                fold_linear = []
+                for train, test in folds:
+                    b = _prevalence_logit(y_enc[train], None if sw is None else sw[train])
+                    fold_linear.append((np.full(len(train), b), np.full(len(test), b), zero))
         margin0 = self.linear_intercept_ + Xs @ self.linear_coef_
 
         self.booster_ = None
@@ -277,7 +302,7 @@ reg_lambda, gamma : XGBoost tree parameters
         if need_rounds and folds is None:
             rounds = 0  # too few of a class for inner folds: trees cannot be validated
         elif need_rounds:
-            rounds, self.inner_logloss_ = self._choose_rounds(arr, y_enc, sw, folds, fold_linear[1])
+            rounds, self.inner_logloss_ = self._choose_rounds(arr, y_enc, sw, folds, fold_linear)
         self.n_trees_ = rounds
         if rounds > 0:
             dtrain = self._train_matrix(arr, y_enc, sw, margin0)
@@ -334,9 +359,9 @@ reg_lambda, gamma : XGBoost tree parameters
         cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
         return list(cv.split(np.zeros(len(y)), y))
 
-    def _logistic(self, C: float) -> LogisticRegression:
-        """The linear part's model at inverse regularisation strength ``C``."""
-        l1 = float(self.l1_ratio)
+    @staticmethod
+    def _logistic(C: float, l1: float) -> LogisticRegression:
+        """The linear part's model at inverse regularisation ``C`` and L1 share ``l1``."""
         if l1 == 0.0:  # ridge: Newton steps converge in a handful of iterations
             return LogisticRegression(C=C, solver="newton-cholesky", max_iter=200)
         if l1 == 1.0:  # lasso: coordinate descent; a large intercept_scaling leaves the
@@ -351,22 +376,53 @@ reg_lambda, gamma : XGBoost tree parameters
             )
         return LogisticRegression(C=C, l1_ratio=l1, solver="saga", max_iter=5000)
 
-    def _c_grid(self, Xs: np.ndarray, y: np.ndarray, sw: np.ndarray | None) -> tuple[float, ...]:
-        """Candidate values of C.
+    @staticmethod
+    def _l1_path(Xs: np.ndarray, y: np.ndarray, sw: np.ndarray | None, l1: float) -> list[float]:
+        """C values from ``C0`` to ``1000 C0`` (log-spaced, :data:`L1_PATH_POINTS` points).
 
-        Ridge: :data:`DEFAULT_C_GRID`. With an L1 part: a path relative to ``C0``, the
-        largest C at which every coefficient is still zero (``1 / max_k |x_k . (y - ybar)|``
-        on standardised features, divided by ``l1_ratio``), from ``C0`` to ``1000 C0``,
-        so the grid scales with the cohort size as glmnet's lambda path does.
+        ``C0`` is the largest C at which every coefficient is still zero
+        (``1 / (l1 max_k |x_k . (y - ybar)|)`` on standardised features), so the path scales
+        with the cohort as glmnet's lambda path does.
         """
-        l1 = float(self.l1_ratio)
-        if l1 == 0.0:
-            return DEFAULT_C_GRID
         w = np.ones(len(y)) if sw is None else sw
         ybar = np.average(y, weights=w)
         top = float(np.max(np.abs(Xs.T @ (w * (y - ybar))))) if Xs.shape[1] else 0.0
         c0 = 1.0 / (l1 * top) if top > 0 else 1.0
-        return tuple(float(c) for c in c0 * np.geomspace(1.0, 1000.0, L1_PATH_POINTS))
+        return [float(c) for c in c0 * np.geomspace(1.0, 1000.0, L1_PATH_POINTS)]
+
+    def _candidates(
+        self, Xs: np.ndarray, y: np.ndarray, sw: np.ndarray | None
+    ) -> list[tuple[float, float]]:
+        """The (l1_ratio, C) pairs the inner folds compare.
+
+        A fixed ``C``: that one pair. ``C="auto"``: ridge over :data:`DEFAULT_C_GRID`, and for
+        ``l1_ratio > 0`` (or ``"auto"``) the L1 path too; ridge is also scored for an L1
+        penalty so that it can stand in when the L1 choice removes every feature.
+        """
+        l1s = [0.0, 1.0] if self.l1_ratio == "auto" else [float(self.l1_ratio)]
+        if self.C != "auto":
+            return [(l1s[-1], float(self.C))]
+        out = [(0.0, C) for C in DEFAULT_C_GRID]
+        for l1 in l1s:
+            if l1 > 0:
+                out += [(l1, C) for C in self._l1_path(Xs, y, sw, l1)]
+        return out
+
+    def _preference(
+        self, candidates: list[tuple[float, float]], losses: np.ndarray | None
+    ) -> list[int]:
+        """Candidate indices in the order they are tried (the first that is kept wins)."""
+        if len(candidates) == 1:
+            return [0]
+        ridge = [k for k, (l1, _) in enumerate(candidates) if l1 == 0.0]
+        other = [k for k, (l1, _) in enumerate(candidates) if l1 > 0.0]
+        if losses is None:  # no inner folds: the middle of the grid
+            pool = other or ridge
+            return [pool[len(pool) // 2]] + ([ridge[len(ridge) // 2]] if other else [])
+        if self.l1_ratio == "auto" or not other:
+            return [int(np.argmin(losses))]
+        best_other = other[int(np.argmin(losses[other]))]
+        return [best_other, ridge[int(np.argmin(losses[ridge]))]]
 
     def _inner_linear(
         self,
@@ -374,35 +430,27 @@ reg_lambda, gamma : XGBoost tree parameters
         y: np.ndarray,
         sw: np.ndarray | None,
         folds: list[tuple[np.ndarray, np.ndarray]],
-        grid: tuple[float, ...],
-        linear: bool,
-    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """Choose C by inner log-loss; return it and each fold's linear part at that C.
+        candidates: list[tuple[float, float]],
+    ) -> tuple[np.ndarray, list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+        """Inner out-of-fold log-loss of every candidate, and each candidate's fold fits.
 
-        Per fold: (margins of its training rows, margins of its test rows, coefficients).
-
-        Without a linear part the margins are the fold's prevalence log-odds.
+        Per candidate and fold: (margins of the fold's training rows, margins of its test
+        rows, coefficients).
         """
         eps = 1e-12
-        losses = np.zeros(len(grid))
-        margins: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in grid]
+        losses = np.zeros(len(candidates))
+        fits: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in candidates]
         for train, test in folds:
             w_tr = None if sw is None else sw[train]
             w_te = np.ones(len(test)) if sw is None else sw[test]
-            if not linear:
-                b = _prevalence_logit(y[train], w_tr)
-                zero = np.zeros(Xs.shape[1])
-                margins[0].append((np.full(len(train), b), np.full(len(test), b), zero))
-                continue
-            for i, C in enumerate(grid):
-                lr = self._logistic(C).fit(Xs[train], y[train], sample_weight=w_tr)
+            yt = y[test]
+            for i, (l1, C) in enumerate(candidates):
+                lr = self._logistic(C, l1).fit(Xs[train], y[train], sample_weight=w_tr)
                 m_tr, m_te = lr.decision_function(Xs[train]), lr.decision_function(Xs[test])
                 p = np.clip(1.0 / (1.0 + np.exp(-m_te)), eps, 1 - eps)
-                yt = y[test]
                 losses[i] += -np.sum(w_te * (yt * np.log(p) + (1 - yt) * np.log(1 - p)))
-                margins[i].append((m_tr, m_te, lr.coef_.ravel()))
-        best = int(np.argmin(losses)) if linear else 0
-        return float(grid[best]), margins[best]
+                fits[i].append((m_tr, m_te, lr.coef_.ravel()))
+        return losses, fits
 
     def _choose_rounds(
         self,
@@ -545,6 +593,7 @@ reg_lambda, gamma : XGBoost tree parameters
             "linear_coef": self.linear_coef_.tolist(),
             "linear_intercept": self.linear_intercept_,
             "C": self.C_,
+            "l1_ratio": self.l1_ratio_,
             "n_trees": int(self.n_trees_),
         }
 
@@ -566,6 +615,7 @@ reg_lambda, gamma : XGBoost tree parameters
         est.linear_coef_ = np.asarray(state["linear_coef"], dtype=np.float64)
         est.linear_intercept_ = float(state["linear_intercept"])
         est.C_ = state["C"]
+        est.l1_ratio_ = state.get("l1_ratio")
         est.inner_logloss_ = None
         est.booster_ = None
         if booster is not None:

@@ -5,7 +5,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from cytoresp.errors import UsageError
-from cytoresp.models.estimator import LinearBoostedClassifier
+from cytoresp.models.estimator import DEFAULT_C_GRID, LinearBoostedClassifier
 
 
 def make_data(n=300, p=6, seed=0, missing=0.05):
@@ -270,3 +270,30 @@ def test_tiny_minority_class_falls_back_without_inner_folds():
     clf = LinearBoostedClassifier().fit(X, y)
     assert clf.inner_logloss_ is None and clf.n_trees_ == 0 and clf.booster_ is None
     assert np.isfinite(clf.decision_function(X)).all()
+
+
+def test_null_lasso_falls_back_to_ridge():
+    rng = np.random.default_rng(16)
+    X = rng.normal(size=(50, 20))
+    y = (rng.random(50) < 1 / (1 + np.exp(-0.4 * X[:, 0]))).astype(int)  # weak signal
+    no_fallback = LinearBoostedClassifier(n_estimators=0, null_fallback=False).fit(X, y)
+    assert not no_fallback.linear_coef_.any()  # the lasso keeps nothing: a constant score
+    clf = LinearBoostedClassifier(n_estimators=0).fit(X, y)
+    assert clf.l1_ratio_ == 0.0 and clf.C_ in DEFAULT_C_GRID
+    assert np.all(clf.linear_coef_ != 0)
+    assert np.unique(clf.decision_function(X)).size == 50
+
+
+def test_lasso_that_keeps_features_is_not_replaced():
+    X, y = make_data(n=400, seed=16)
+    clf = LinearBoostedClassifier(n_estimators=0).fit(X, y)
+    assert clf.l1_ratio_ == 1.0 and clf.linear_coef_.any()
+
+
+def test_auto_penalty_picks_one_of_ridge_and_lasso():
+    X, y = make_data(n=300, seed=17)
+    clf = LinearBoostedClassifier(n_estimators=0, l1_ratio="auto").fit(X, y)
+    assert clf.l1_ratio_ in (0.0, 1.0)
+    state = clf.to_dict()
+    assert state["l1_ratio"] == clf.l1_ratio_
+    assert LinearBoostedClassifier.from_dict(state, None).l1_ratio_ == clf.l1_ratio_
