@@ -108,7 +108,7 @@ class BootstrapEnsemble:
     Examples
     --------
     >>> from cytoresp.datasets import simulate_cohort
-    >>> from cytoresp.train import fit_response_model
+    >>> from cytoresp.train.fitting import fit_response_model
     >>> model, _ = fit_response_model(simulate_cohort(300, seed=1).panel)  # doctest: +SKIP
     >>> model.ensemble.n_members  # doctest: +SKIP
     50
@@ -551,7 +551,7 @@ def evaluate_policy(
     ...                     "recommended_therapy": ["ifnb", "ga", "either"]})
     >>> ev = evaluate_policy(rec, [0.9, 0.2, 0.5], [0.4, 0.6, 0.6])
     >>> round(ev.rate_oracle, 3), round(ev.gain_captured, 3), ev.agreement_confident
-    (0.7, 0.75, 1.0)
+    (0.7, 0.8, 1.0)
     """
     pi = np.asarray(p_true_ifnb, dtype=np.float64)
     pg = np.asarray(p_true_ga, dtype=np.float64)

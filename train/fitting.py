@@ -283,8 +283,15 @@ def check_assignment(panel: Panel, config: TrainConfig, log: Log):
     )
     for text in report.warnings:
         log(f"WARNING: {text}")
+    if report.warnings and not config.ipw:
+        from cytoresp.train.propensity import IPW_ADVICE
+
+        log(f"WARNING: {IPW_ADVICE}")
     if config.ipw:
-        log(f"fitting the heads with inverse-propensity weights (clip {config.ipw_clip})")
+        log(
+            f"fitting the heads with inverse-propensity weights (clip {config.ipw_clip}); "
+            "weighting balances measured inputs only"
+        )
     return report
 
 

@@ -121,7 +121,7 @@ def run_training_job(
 
                 mlflow.log_metrics(assignment_metrics(assignment))
                 mlflow.log_dict(assignment, "assignment.json")
-                warning = "; ".join(assignment["warnings"][:-1]) or "none"
+                warning = "; ".join(assignment["warnings"]) or "none"
                 mlflow.set_tag("cytoresp.assignment_warning", warning[:5000])
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())

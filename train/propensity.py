@@ -37,6 +37,7 @@ from cytoresp.train.metrics import roc_auc
 __all__ = [
     "AUC_WARN",
     "DEFAULT_CLIP",
+    "IPW_ADVICE",
     "OVERLAP_WARN",
     "SMD_WARN",
     "PropensityReport",
@@ -58,6 +59,11 @@ CHANCE_ALPHA = 0.01
 DEFAULT_CLIP = 0.05
 #: Share of patients with a propensity outside [clip, 1 - clip] that signals poor overlap.
 OVERLAP_WARN = 0.10
+#: Logged after the warnings of a training job without inverse-propensity weighting.
+IPW_ADVICE = (
+    "recommendations compare heads fitted on different kinds of patients; consider "
+    "inverse-propensity weighting (--ipw) and read docs/methods.md on confounding"
+)
 
 
 def _assignment_inputs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -329,11 +335,6 @@ def _warnings(r: PropensityReport) -> list[str]:
         out.append(
             f"{100 * r.outside_overlap:.0f}% of patients have a propensity outside "
             f"[{r.clip}, {1 - r.clip}]: little overlap between the groups"
-        )
-    if out:
-        out.append(
-            "recommendations compare heads fitted on different kinds of patients; consider "
-            "inverse-propensity weighting (--ipw) and read docs/methods.md on confounding"
         )
     return out
 
