@@ -45,6 +45,18 @@ TrackingOpt = Annotated[
         "else sqlite:///mlflow.db in the working directory)",
     ),
 ]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="wide, luminex, long, xlsx or parquet (default: detected)"),
+]
+
+
+def _check_format(format: str | None) -> None:  # noqa: A002 - the option's name
+    """Refuse an unknown ``--format`` before any work (the reader's own list)."""
+    from cytoresp.features.reader import FORMATS
+
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
 
 
 def _log(message: str) -> None:
@@ -117,14 +129,12 @@ def validate(
     labels: Annotated[
         bool, typer.Option("--labels", help="require therapy and responder (training files)")
     ] = False,
-    format: Annotated[
-        str | None,
-        typer.Option("--format", help="wide, luminex, long, xlsx or parquet (default: detected)"),
-    ] = None,
+    format: FormatOpt = None,
 ) -> None:
     """Check a panel and report every problem; optionally write it in canonical form."""
     from cytoresp.features.reader import read_panel, write_panel
 
+    _check_format(format)
     _guard_input(input)
     panel = read_panel(input, require_labels=labels, format=format)
     for warning in panel.warnings:
@@ -169,25 +179,38 @@ def train(
             "rio, modified_rio, magnims or neda3 (docs/outcomes.md)",
         ),
     ] = None,
+    format: FormatOpt = None,
+    plate_normalise: Annotated[
+        bool,
+        typer.Option(
+            "--plate-normalise",
+            help="per-plate median normalisation of the cytokines, fitted on the training "
+            "data inside every fold; needs a 'plate' column here and when predicting "
+            "(docs/methods.md)",
+        ),
+    ] = False,
 ) -> None:
     """Cross-validate, fit and log a model to MLflow; register it with alias 'candidate'."""
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.job import run_training_job
 
     _check_therapy(therapy, allow_all=True)
+    _check_format(format)
     _guard_input(data)
     if out is not None:
         from cytoresp.predict.writers import check_writable_dir
 
         check_writable_dir(out)
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
-    if ipw:
+    if ipw or plate_normalise:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, ipw=True)
+        cfg = dataclasses.replace(
+            cfg, ipw=cfg.ipw or ipw, plate_normalisation=cfg.plate_normalisation or plate_normalise
+        )
     result = run_training_job(
         data, therapy, experiment, register, out, cfg, tracking_uri, log=_log,
-        label_from=label_from,
+        label_from=label_from, format=format,
     )
     _print_training(result)
 
@@ -221,12 +244,14 @@ def predict(
         int, typer.Option("--explain", help="add the K largest cytokine drivers", min=0)
     ] = 0,
     tracking_uri: TrackingOpt = None,
+    format: FormatOpt = None,
 ) -> None:
     """Score a panel file: probability of response per therapy, recommendation, drivers."""
     from cytoresp.predict.batch import score_file
     from cytoresp.predict.writers import check_writable, output_format
 
     _check_therapy(therapy)
+    _check_format(format)
     check_writable(output)
     output_format(output)  # an unsupported extension fails now, not after scoring
     _guard_input(input)
@@ -235,7 +260,7 @@ def predict(
     # streamed in chunks; a progress bar (rows/s) only when stderr is a terminal
     summary = score_file(
         loaded, input, output, therapy=therapy, explain=explain,
-        progress=err if err.is_terminal else None,
+        progress=err if err.is_terminal else None, format=format,
     )
     seconds = time.perf_counter() - start
     if output != "-":

@@ -25,6 +25,7 @@ from cytoresp.features.censoring import (
 )
 from cytoresp.features.covariates import CovariatePassthrough, check_covariates
 from cytoresp.features.panel import CLINICAL_COVARIATES
+from cytoresp.features.plates import DEFAULT_MIN_SAMPLES, PLATE_COLUMN, PlateMedianNormaliser
 from cytoresp.features.ratios import LogRatioTransformer, SkippedFeatureWarning, check_pairs
 
 
@@ -98,6 +99,17 @@ class PanelFeatures(FeatureTransformer):
         Append ``<ID>_below_lloq`` indicators.
     analytes : "auto" or sequence of str, default="auto"
         Analyte columns; ``"auto"`` as described above.
+    plate_normalisation : bool, default=False
+        Shift the log2 cytokines of each plate so that its median matches the training
+        median (:class:`~cytoresp.features.plates.PlateMedianNormaliser`, fitted here,
+        so inside every cross-validation fold). Needs a ``plate`` column of plate codes
+        (:func:`~cytoresp.features.plates.plate_codes`; ``Panel.to_model_frame(plate=True)``).
+        Censored-below cells count at their limit in the medians. Everything downstream
+        (ratios, axis scores, ``Z``) is built from the shifted logs, so the affine map
+        below holds unchanged. A ``plate`` column is never an analyte: without
+        normalisation it is ignored.
+    plate_min_samples : int, default=8
+        Fewest samples behind a plate median (``min_samples`` of the normaliser).
 
     Attributes
     ----------
@@ -119,6 +131,8 @@ class PanelFeatures(FeatureTransformer):
     nonlinear_features_ : list of str
         Output features that are not affine in ``Z`` (the indicators).
     log_, ratio_, axes_, cov_ : fitted sub-transformers.
+    plates_ : PlateMedianNormaliser or None
+        Fitted on ``[plate] + log2 analytes`` when ``plate_normalisation``, else None.
 
     Examples
     --------
@@ -144,6 +158,8 @@ class PanelFeatures(FeatureTransformer):
         below_factor: float = DEFAULT_BELOW_FACTOR,
         add_indicators: bool = False,
         analytes: Any = "auto",
+        plate_normalisation: bool = False,
+        plate_min_samples: int = DEFAULT_MIN_SAMPLES,
     ):
         self.ratios = ratios
         self.axes = axes
@@ -152,6 +168,8 @@ class PanelFeatures(FeatureTransformer):
         self.below_factor = below_factor
         self.add_indicators = add_indicators
         self.analytes = analytes
+        self.plate_normalisation = plate_normalisation
+        self.plate_min_samples = plate_min_samples
 
     def _check_params(self) -> None:
         check_pairs(self.ratios)
@@ -161,6 +179,8 @@ class PanelFeatures(FeatureTransformer):
         check_below_factor(self.below_factor)
         check_bool(self.add_indicators, "add_indicators")
         _check_analytes(self.analytes)
+        check_bool(self.plate_normalisation, "plate_normalisation")
+        PlateMedianNormaliser(PLATE_COLUMN, self.plate_min_samples)._check_params()
 
     @classmethod
     def _params_from_json(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -201,19 +221,53 @@ class PanelFeatures(FeatureTransformer):
         used = set(self.input_names_)
         self.ignored_columns_ = [n for n in names if n not in used]
 
+        self.plate_index_ = None
+        if self.plate_normalisation:
+            if PLATE_COLUMN not in names:
+                raise UsageError(
+                    f"PanelFeatures: plate_normalisation needs a {PLATE_COLUMN!r} column "
+                    f"(plate codes, see cytoresp.features.plates.plate_codes); the input has "
+                    f"{names!r}"
+                )
+            self.plate_index_ = position[PLATE_COLUMN]
+            self.ignored_columns_.remove(PLATE_COLUMN)
+
         A = Xa[:, self.analyte_indices_]
         self.log_ = CensoredLog2Transformer(self.below_factor, self.add_indicators).fit(
             pd.DataFrame(A, columns=ids, copy=False)
         )
-        logs = pd.DataFrame(self.log_._log2(A), columns=[LOG_PREFIX + i for i in ids], copy=False)
+        Z = self.log_._log2(A)
+        self.plates_ = None
+        if self.plate_normalisation:
+            log_names = [LOG_PREFIX + i for i in ids]
+            norm = PlateMedianNormaliser(PLATE_COLUMN, self.plate_min_samples)
+            norm.n_features_in_ = len(ids) + 1
+            norm.feature_names_in_ = np.asarray([PLATE_COLUMN, *log_names], dtype=object)
+            norm.plate_index_ = 0
+            norm.analyte_indices_ = np.arange(1, len(ids) + 1, dtype=np.intp)
+            at_limit, below = self._limits(Z, A)
+            self.plates_ = norm._fit_arrays(at_limit, Xa[:, self.plate_index_], below)
+            Z += self._plate_shift(Xa, A, Z)
+        logs = pd.DataFrame(Z, columns=[LOG_PREFIX + i for i in ids], copy=False)
         self.ratio_ = LogRatioTransformer(self.ratios).fit(logs)
         self.axes_ = AxisScoreTransformer(self.axes).fit(logs)
         self._build_map()
         return self
 
+    def _limits(self, Z: np.ndarray, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log2 values with censored-below cells at their limit, censored-below mask)."""
+        below = A < 0
+        at_limit = Z - np.where(below, np.log2(float(self.below_factor)), 0.0)
+        return at_limit, below
+
+    def _plate_shift(self, Xa: np.ndarray, A: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """Per-cell shift of the log2 block by the plate normaliser."""
+        at_limit, below = self._limits(Z, A)
+        return self.plates_.shifts(at_limit, Xa[:, self.plate_index_], below)
+
     def _split_analytes(self, names: list[str]) -> tuple[list[str], list[str]]:
         """``(analyte columns, their canonical ids)``; warns about unknown columns."""
-        excluded = set(CLINICAL_COVARIATES) | set(self.covariates_)
+        excluded = set(CLINICAL_COVARIATES) | set(self.covariates_) | {PLATE_COLUMN}
         candidates = [n for n in names if n not in excluded]
         resolve = _registry_resolver()
         resolved = {n: (resolve(n) if resolve else None) for n in candidates}
@@ -328,6 +382,8 @@ class PanelFeatures(FeatureTransformer):
         bounds = np.cumsum([0, *sizes])
         block = [out[:, bounds[k] : bounds[k + 1]] for k in range(len(sizes))]
         Z = self.log_._log2(A, out=block[0] if self.include_log else None)
+        if self.plates_ is not None:
+            Z += self._plate_shift(Xa, A, Z)
         self.ratio_._transform_array(Z, out=block[1])
         self.axes_._transform_array(Z, out=block[2])
         self.cov_._transform_array(Xa, out=block[3])
@@ -353,6 +409,8 @@ class PanelFeatures(FeatureTransformer):
         p = A.shape[1]
         Z = np.empty((A.shape[0], p + len(self.covariates_)), dtype=np.float64, order="F")
         self.log_._log2(A, out=Z[:, :p])
+        if self.plates_ is not None:
+            Z[:, :p] += self._plate_shift(Xa, A, Z[:, :p])
         self.cov_._transform_array(Xa, out=Z[:, p:])
         index = X.index if isinstance(X, pd.DataFrame) else None
         return pd.DataFrame(Z, columns=list(self.input_names_), index=index, copy=False)
@@ -429,6 +487,7 @@ class PanelFeatures(FeatureTransformer):
             "ratio_": self.ratio_.to_dict(),
             "axes_": self.axes_.to_dict(),
             "cov_": self.cov_.to_dict(),
+            "plates_": None if self.plates_ is None else self.plates_.to_dict(),
             # derived from the above; stored for readers, checked on load
             "feature_names_out": [str(f) for f in self.get_feature_names_out()],
             "input_weights_": [floats_to_json(r) for r in self.input_weights_.to_numpy()],
@@ -448,6 +507,12 @@ class PanelFeatures(FeatureTransformer):
         self.ratio_ = LogRatioTransformer.from_dict(state["ratio_"])
         self.axes_ = AxisScoreTransformer.from_dict(state["axes_"])
         self.cov_ = CovariatePassthrough.from_dict(state["cov_"])
+        saved_plates = state.get("plates_")  # absent in models saved before it existed
+        self.plates_ = (
+            None if saved_plates is None else PlateMedianNormaliser.from_dict(saved_plates)
+        )
+        names = self._names_in()
+        self.plate_index_ = names.index(PLATE_COLUMN) if self.plates_ is not None else None
         p = len(self.analyte_columns_)
         consistent = (
             len(self.analytes_) == p == len(self.analyte_indices_) == self.log_.n_features_in_
@@ -456,6 +521,8 @@ class PanelFeatures(FeatureTransformer):
             and self.ratio_.n_features_in_ == p == self.axes_.n_features_in_
             and self.cov_.n_features_in_ == self.n_features_in_
             and all(0 <= i < self.n_features_in_ for i in self.analyte_indices_)
+            and (self.plates_ is not None) == bool(self.plate_normalisation)
+            and (self.plates_ is None or self.plates_.n_features_in_ == p + 1)
         )
         if not consistent:
             raise ValueError("the sub-transformers do not match the input columns")

@@ -73,13 +73,21 @@ class Panel:
     def __len__(self) -> int:
         return len(self.values)
 
-    def to_model_frame(self) -> pd.DataFrame:
+    def to_model_frame(self, plate: bool = False) -> pd.DataFrame:
         """The float64 frame the models take as input.
 
         Analyte columns keep their value in pg/mL; a cell censored *below* its lower
         limit L is encoded as ``-L`` (concentrations are never negative, so the sign
         carries the censoring without extra columns); a cell censored above holds its
         upper limit. Clinical covariates follow as float64. Missing stays NaN.
+
+        Parameters
+        ----------
+        plate : bool, default False
+            Append a ``plate`` column holding each row's plate as a float code
+            (:func:`cytoresp.features.plates.plate_codes`, NaN where the row has none),
+            for models with per-plate normalisation. Raises
+            :class:`~cytoresp.errors.InputError` if the panel has no plate column.
 
         Examples
         --------
@@ -95,6 +103,18 @@ class Panel:
         frame = pd.DataFrame(vals, index=self.values.index, columns=self.values.columns)
         if len(self.covariates.columns):
             frame = pd.concat([frame, self.covariates.astype(np.float64)], axis=1)
+        if plate:
+            from cytoresp.errors import InputError, Problem
+            from cytoresp.features.plates import PLATE_COLUMN, plate_codes
+
+            if self.plate is None:
+                raise InputError([Problem(
+                    self.source, None, None,
+                    "no 'plate' column: per-plate median normalisation (train "
+                    "--plate-normalise, or a model trained with it) needs the plate of every "
+                    "sample; add a column 'plate' (or 'batch') with the plate label of each row",
+                )])
+            frame[PLATE_COLUMN] = plate_codes(self.plate.to_numpy())
         return frame
 
     def subset(self, mask: np.ndarray | pd.Series) -> Panel:

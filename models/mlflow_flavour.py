@@ -47,6 +47,10 @@ class CytorespPyfunc:
 
     ``predict`` takes the model frame (float columns: analytes in pg/mL, ``-L`` for a
     value censored below ``L``, clinical covariates) and returns ``p_response_<therapy>``.
+    A model trained with per-plate normalisation also takes a string column ``plate``
+    (the plate labels; numeric plate codes from ``plate_codes`` are accepted too). A
+    plate not seen in training is normalised by the median of its rows *in the same
+    request*, so send a new plate's samples together (docs/methods.md).
     """
 
     def __init__(self, model):
@@ -56,7 +60,23 @@ class CytorespPyfunc:
         from cytoresp.models.response_model import align_frame
 
         frame = pd.DataFrame(model_input)
-        frame = align_frame(frame.apply(pd.to_numeric, errors="coerce"), self.model.input_columns)
+        plate = None
+        if "plate" in frame.columns and not pd.api.types.is_numeric_dtype(frame["plate"]):
+            from cytoresp.features.plates import plate_codes
+
+            plate = plate_codes(frame["plate"].to_numpy())
+            frame = frame.drop(columns="plate")
+        frame = frame.apply(pd.to_numeric, errors="coerce")
+        if plate is not None:
+            frame["plate"] = plate
+        if "plate" in self.model.input_columns and "plate" not in frame.columns:
+            from cytoresp.errors import InputError
+
+            raise InputError(
+                "this model was trained with per-plate normalisation: the input needs a "
+                "'plate' column (the plate label of every row)"
+            )
+        frame = align_frame(frame, self.model.input_columns)
         therapy = (params or {}).get("therapy")
         return self.model.predict_proba_frame(frame, therapy).reset_index(drop=True)
 
@@ -70,7 +90,14 @@ def _load_pyfunc(data_path: str) -> CytorespPyfunc:
 
 
 def signature_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Float64 copy of a model frame: integer columns break MLflow signature checks."""
+    """Float64 copy of a model frame: integer columns break MLflow signature checks.
+
+    A ``plate`` column of labels (per-plate normalisation) stays a string column.
+    """
+    if "plate" in frame.columns and not pd.api.types.is_numeric_dtype(frame["plate"]):
+        out = frame.drop(columns="plate").astype(np.float64)
+        out["plate"] = frame["plate"].fillna("").astype(str).to_numpy()
+        return out[list(frame.columns)].reset_index(drop=True)
     return frame.astype(np.float64).reset_index(drop=True)
 
 

@@ -125,13 +125,16 @@ class ResponseModel:
 
         ``data`` is a :class:`Panel`, a path to a panel file, or a canonical panel
         table (strings such as ``"<0.5"`` allowed). Columns the model needs but the data
-        lacks are filled with NaN (reported by :meth:`row_warnings`).
+        lacks are filled with NaN (reported by :meth:`row_warnings`). A model trained
+        with per-plate normalisation needs the data's ``plate`` column (InputError if
+        absent).
         """
         if not isinstance(data, Panel):
             from cytoresp.features.reader import read_panel
 
             data = read_panel(data)
-        return align_frame(data.to_model_frame(), self.input_columns)
+        plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)
+        return align_frame(data.to_model_frame(plate=plate), self.input_columns)
 
     def _therapies(self, therapy: str | Iterable[str] | None) -> list[str]:
         if therapy is None:

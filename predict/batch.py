@@ -274,6 +274,7 @@ def score_file(
     n_workers: int | None = None,
     progress: Any = None,
     margin: float = DEFAULT_EQUIVALENCE_MARGIN,
+    format: str | None = None,  # noqa: A002 - read_panel's keyword
 ) -> ScoreSummary:
     """Score a panel file chunk by chunk and write the predictions atomically.
 
@@ -298,6 +299,9 @@ def score_file(
         the number of rows.
     progress : rich Console, optional
         Show a progress bar (rows, rows/s) on this console.
+    format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
+        Force the input format (:func:`~cytoresp.features.reader.read_panel`); the file
+        is then read whole before scoring (not streamed).
 
     Returns
     -------
@@ -317,6 +321,14 @@ def score_file(
     check_writable(dest)
     therapies = model._therapies(therapy)
     workers = max(int(n_workers or available_cores()), 1)
+    if format is not None:
+        from cytoresp.features.reader import read_panel
+
+        source = read_panel(source, format=format)  # read whole; chunks are handed out
+    if "plate" in model.input_columns:
+        # per-plate normalisation: a plate not seen in training is normalised by the
+        # median of its rows in the input, so every row must be in the one chunk
+        chunk_rows = 2**31 - 1
     stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
     n_rows = n_warn = 0
     with contextlib.ExitStack() as stack:

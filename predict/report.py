@@ -376,6 +376,8 @@ def _value_rows(model: Any, row_panel: Any, frame: pd.DataFrame) -> list[ValueRo
     censoring = row_panel.censoring
     rows = []
     for col in model.input_columns:
+        if col == "plate":  # a plate code (per-plate normalisation), not a measurement
+            continue
         v = float(frame[col].iloc[0])
         is_cov = col in CLINICAL_COVARIATES
         code = 0

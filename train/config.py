@@ -47,6 +47,11 @@ class TrainConfig:
         Fit the heads with inverse-propensity weights (``cytoresp train --ipw``).
     ipw_clip : float
         Propensities are clipped to ``[ipw_clip, 1 - ipw_clip]`` before weighting.
+    plate_normalisation : bool
+        Per-plate median normalisation of the log2 cytokines, fitted inside every fold
+        (``cytoresp train --plate-normalise``; ``docs/methods.md``). The training panel
+        and every panel scored later need a ``plate`` column. The minimum number of
+        samples behind a plate median is ``features = {"plate_min_samples": 8}``.
 
     Examples
     --------
@@ -71,6 +76,7 @@ class TrainConfig:
     recommend_level: float = 0.90
     ipw: bool = False
     ipw_clip: float = 0.05
+    plate_normalisation: bool = False
 
     def __post_init__(self) -> None:
         n_ens = self.n_ensemble
@@ -80,6 +86,15 @@ class TrainConfig:
             raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
         if not isinstance(self.ipw, bool):
             raise UsageError(f"ipw must be true or false, got {self.ipw!r}")
+        if not isinstance(self.plate_normalisation, bool):
+            raise UsageError(
+                f"plate_normalisation must be true or false, got {self.plate_normalisation!r}"
+            )
+        if isinstance(self.features, dict) and "plate_normalisation" in self.features:
+            raise UsageError(
+                "set plate_normalisation at the top level of the config (or use "
+                "--plate-normalise), not under 'features'"
+            )
         if not 0 <= self.ipw_clip < 0.5:
             raise UsageError(f"ipw_clip must be in [0, 0.5), got {self.ipw_clip!r}")
         if self.n_splits < 2:

@@ -32,12 +32,26 @@ from cytoresp.train.threshold import choose_threshold
 DEFAULT_MODEL = "default"
 
 
+def plate_params(config: TrainConfig) -> dict[str, Any]:
+    """PanelFeatures parameters of the per-plate normalisation (empty when it is off)."""
+    if not config.plate_normalisation:
+        return {}
+    out: dict[str, Any] = {"plate_normalisation": True}
+    if "plate_min_samples" in config.features:
+        out["plate_min_samples"] = config.features["plate_min_samples"]
+    return out
+
+
 def make_head(config: TrainConfig, seed: int | None = None) -> Pipeline:
-    """The default therapy head: panel features -> trees boosted from a ridge-logistic margin."""
+    """The default therapy head: panel features -> trees boosted from a ridge-logistic margin.
+
+    With ``config.plate_normalisation`` the features step holds the per-plate normaliser,
+    so it is fitted wherever the head is: on each outer and inner training part.
+    """
     params = {"random_state": config.seed if seed is None else seed, **config.model}
     return Pipeline(
         [
-            ("features", PanelFeatures(**config.features)),
+            ("features", PanelFeatures(**{**config.features, **plate_params(config)})),
             ("model", LinearBoostedClassifier(**params)),
         ]
     )
@@ -61,7 +75,8 @@ def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callabl
     baselines: dict[str, Callable[[], Any]] = {
         "logistic": lambda: Pipeline(
             [
-                ("features", PanelFeatures(axes=[], covariates=[])),
+                # the same plate normalisation as the default head: a paired comparison
+                ("features", PanelFeatures(axes=[], covariates=[], **plate_params(config))),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         ),

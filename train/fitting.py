@@ -68,10 +68,15 @@ class TherapyReport:
         return {k: float(v) for k, v in out.items()}
 
 
-def therapy_rows(panel: Panel, therapy: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Model frame and labels of the patients given ``therapy`` with a known outcome."""
+def therapy_rows(
+    panel: Panel, therapy: str, plate: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model frame and labels of the patients given ``therapy`` with a known outcome.
+
+    ``plate``: include the ``plate`` code column (per-plate normalisation).
+    """
     mask = (panel.therapy == therapy) & panel.responder.notna()
-    frame = panel.to_model_frame().loc[mask.to_numpy()]
+    frame = panel.to_model_frame(plate=plate).loc[mask.to_numpy()]
     y = panel.responder[mask].to_numpy(dtype=int)
     return frame, y
 
@@ -215,7 +220,7 @@ def fit_response_model(
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
     for t in therapies:
-        frame, y = therapy_rows(panel, t)
+        frame, y = therapy_rows(panel, t, plate=config.plate_normalisation)
         check_trainable(y, config.n_splits, t, panel.source)
         log(
             f"{t}: {len(y)} patients, {int(y.sum())} responders; "

@@ -62,6 +62,7 @@ def run_training_job(
     tracking_uri: str | None = None,
     log: Log | None = None,
     label_from: str | None = None,
+    format: str | None = None,  # noqa: A002 - read_panel's keyword
 ) -> TrainingResult:
     """Train, evaluate and log a ResponseModel in one MLflow run.
 
@@ -69,7 +70,8 @@ def run_training_job(
     95% intervals, the configuration, the dataset fingerprint, ROC / calibration / SHAP
     plots, out-of-fold predictions, and the model (pyfunc, signature on float columns,
     input example, pinned requirements), registered under ``register`` with alias
-    ``candidate``. ``out_dir`` also writes the standalone model directory.
+    ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
+    forces the input format (:func:`~cytoresp.features.reader.read_panel`).
     """
     import mlflow
 
@@ -82,9 +84,11 @@ def run_training_job(
     else:
         from cytoresp.train.labels import read_training_panel
 
-        panel = read_training_panel(data, label_from)
+        panel = read_training_panel(data, label_from, format=format)
         for warning in panel.warnings:
             log(f"warning: {warning}")
+    if config.plate_normalisation:
+        panel.to_model_frame(plate=True)  # no plate column: InputError before any MLflow run
     uri = configure_tracking(tracking_uri)
     # MLflow writes hold the store's lock (cytoresp.train.locking): concurrent jobs on one
     # sqlite store fit in parallel but write one at a time
@@ -131,6 +135,8 @@ def run_training_job(
                 artifacts = _write_artifacts(Path(tmp), model, reports, panel, config)
                 mlflow.log_artifacts(tmp)
             example = model.model_frame(panel).head(5)
+            if "plate" in example.columns:  # the pyfunc takes plate labels, not codes
+                example["plate"] = panel.plate.head(5).fillna("").astype(str).to_numpy()
             writes.enter_context(store_lock(uri))
             info = log_response_model(model, example, registered_model_name=register)
             version = None

@@ -8,19 +8,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytoresp.errors import InputError, Problem
+from cytoresp.errors import InputError, Problem, UsageError
 from cytoresp.features.panel import Panel
 
 
-def _raw_table(source: str | PathLike | pd.DataFrame) -> tuple[pd.DataFrame, str]:
+def _raw_table(
+    source: str | PathLike | pd.DataFrame, format: str | None = None  # noqa: A002
+) -> tuple[pd.DataFrame, str]:
     if isinstance(source, pd.DataFrame):
         return source.copy(), "<DataFrame>"
     name = str(source)
     suffix = Path(name).suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
+        if format == "parquet" or (format is None and suffix in (".parquet", ".pq")):
             table = pd.read_parquet(name)
-        elif suffix in (".xlsx", ".xlsm"):
+        elif format == "xlsx" or (format is None and suffix in (".xlsx", ".xlsm")):
             table = pd.read_excel(name, dtype=str)
         else:
             table = pd.read_csv(name, dtype=str, keep_default_na=False)
@@ -32,7 +34,9 @@ def _raw_table(source: str | PathLike | pd.DataFrame) -> tuple[pd.DataFrame, str
 
 
 def read_training_panel(
-    source: str | PathLike | pd.DataFrame, label_from: str | None = None
+    source: str | PathLike | pd.DataFrame,
+    label_from: str | None = None,
+    format: str | None = None,  # noqa: A002 - read_panel's keyword
 ) -> Panel:
     """The training panel, with ``responder`` derived by a named outcome definition.
 
@@ -44,6 +48,9 @@ def read_training_panel(
     label_from : str, optional
         ``rio``, ``modified_rio``, ``magnims`` or ``neda3``
         (:mod:`cytoresp.features.outcomes`). Without it, ``responder`` must be a column.
+    format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
+        Force the file format (:func:`~cytoresp.features.reader.read_panel`); with
+        ``label_from`` only a wide table (CSV, ``xlsx`` or ``parquet``) can be used.
 
     Returns
     -------
@@ -54,10 +61,18 @@ def read_training_panel(
     from cytoresp.features.reader import read_panel
 
     if label_from is None:
-        return read_panel(source, require_labels=True)
+        return read_panel(source, require_labels=True, format=format)
     from cytoresp.features.outcomes import derive_responder
+    from cytoresp.features.reader import FORMATS
 
-    table, name = _raw_table(source)
+    if format is not None and format not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if format in ("luminex", "long"):
+        raise UsageError(
+            f"--label-from needs one row per patient with the follow-up columns (a wide "
+            f"CSV, xlsx or parquet table), not a {format} file"
+        )
+    table, name = _raw_table(source, format)
     if "responder" in {str(c).strip().lower() for c in table.columns}:
         raise InputError(
             [Problem(name, None, "responder",
