@@ -10,6 +10,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+#: Characters of a cell's content quoted in a message (:func:`quote_cell`).
+MAX_QUOTED_CHARS = 40
+
+
+def quote_cell(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """A cell's content quoted for an error message, cut to ``limit`` characters.
+
+    Messages quote what the user wrote so they can find it; a runaway cell (a megabyte of
+    garbage) must not make a megabyte message. Longer text is cut and followed by an
+    ellipsis and its full length.
+
+    Examples
+    --------
+    >>> quote_cell("abc")
+    "'abc'"
+    >>> quote_cell("x" * 1000, limit=5)
+    "'xxxxx'… (1,000 characters)"
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
 
 class CytorespError(Exception):
     """Base class of every error cytoresp raises on purpose."""
@@ -41,8 +64,8 @@ class Problem:
         where = [self.file]
         if self.row is not None:
             where.append(f"row {self.row}")
-        if self.column is not None:
-            where.append(f"column {self.column!r}")
+        if self.column is not None:  # a header cell: long ones are cut too
+            where.append(f"column {quote_cell(self.column, 2 * MAX_QUOTED_CHARS)}")
         return f"{', '.join(where)}: {self.message}"
 
 

@@ -21,7 +21,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from cytoresp.errors import InputError, Problem, UsageError
+from cytoresp.errors import MAX_QUOTED_CHARS, InputError, Problem, UsageError, quote_cell
 
 __all__ = [
     "COLUMN_ALIASES",
@@ -387,8 +387,9 @@ def _show(value: object) -> str:
     if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
         return str(int(value))
     if isinstance(value, str):
-        return repr(value)
-    return str(value)
+        return quote_cell(value)  # at most MAX_QUOTED_CHARS characters of it
+    text = str(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else quote_cell(text)
 
 
 def _cell_messages(x: np.ndarray, not_number: np.ndarray, flag: bool) -> list[tuple[int, str]]:

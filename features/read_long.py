@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cytoresp.errors import InputError, Problem
+from cytoresp.errors import InputError, Problem, quote_cell
 from cytoresp.features.panel import ABOVE, BELOW, OBSERVED
 from cytoresp.features.read_values import as_text, parse_value_column
 from cytoresp.features.reader import (
@@ -29,6 +29,7 @@ from cytoresp.features.reader import (
     _invalid_message,
     _list_rows,
     _Problems,
+    _quoted_at,
     _role_key,
     _text_at,
 )
@@ -254,9 +255,9 @@ def read_long_table(table: Table) -> Table:
     problems.add_cells(flags.invalid & known, rows, jv, table.names[jv],
                        lambda i: _invalid_message(_text_at(vcol, i)))
     problems.add_cells(flags.negative & known, rows, jv, table.names[jv],
-                       lambda i: f"negative concentration {_text_at(vcol, i)!r}")
+                       lambda i: f"negative concentration {_quoted_at(vcol, i)}")
     problems.add_cells(flags.bad_limit & known, rows, jv, table.names[jv],
-                       lambda i: f"the limit in {_text_at(vcol, i)!r} must be a positive number")
+                       lambda i: f"the limit in {_quoted_at(vcol, i)} must be a positive number")
     factor = name_factor[codes].copy()
     if ju is not None:
         ucodes, uuniq = pd.factorize(
@@ -267,7 +268,7 @@ def read_long_table(table: Table) -> Table:
         bad_unit = np.isnan(row_uf) & known
         ucol = table.columns[ju]
         problems.add_cells(bad_unit, rows, ju, table.names[ju],
-                           lambda i: f"unknown unit {_text_at(ucol, i)!r} for analyte "
+                           lambda i: f"unknown unit {_quoted_at(ucol, i)} for analyte "
                                      f"{row_id[i]}; supported: {SUPPORTED_UNITS}")
         factor = factor * np.where(np.isnan(row_uf), 1.0, row_uf)
     values = values * factor
@@ -279,7 +280,7 @@ def read_long_table(table: Table) -> Table:
             badlim = (lf.invalid | lf.negative | lf.bad_limit | (lc != OBSERVED)) & known
             problems.add_cells(badlim, rows, jlim, table.names[jlim],
                                lambda i, c=lcol, lab=label: f"{lab} must be a positive number, "
-                                                            f"got {_text_at(c, i)!r}")
+                                                            f"got {_quoted_at(c, i)}")
             lim = np.where(badlim, np.nan, lim) * factor
             use = target & ~np.isnan(lim)
             values[use] = lim[use]
@@ -325,8 +326,9 @@ def read_long_table(table: Table) -> Table:
         conflict = nun[nun > 1]
         for k, s_code in enumerate(conflict.index[:MAX_PROBLEMS]):
             vals = df.loc[df["s"] == s_code, "v"].unique()[:5]
-            problems.add(f"sample {sample_uniques[s_code]!r} has different values in "
-                         f"column {nm!r}: {', '.join(repr(v) for v in vals)}; a sample-level "
+            problems.add(f"sample {quote_cell(sample_uniques[s_code])} has different values "
+                         f"in column {nm!r}: {', '.join(quote_cell(v) for v in vals)}; a "
+                         f"sample-level "
                          f"column must agree across the sample's rows", column=nm)
             if k == MAX_PROBLEMS - 1:
                 break

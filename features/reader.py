@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cytoresp.errors import InputError, Problem, UsageError
+from cytoresp.errors import InputError, Problem, UsageError, quote_cell
 from cytoresp.features.panel import (
     ABOVE,
     BELOW,
@@ -223,18 +223,26 @@ def _is_blank_name(c: Any) -> bool:
 
 
 def _load(source: Any) -> tuple[str, bytes | pd.DataFrame, str]:
-    """(name for messages, bytes or DataFrame, lower-case file suffix)."""
+    """(name for messages, bytes or DataFrame, lower-case file suffix).
+
+    Every source goes through the input size guards of :mod:`cytoresp.features.limits`
+    first (a path before it is read; stdin and file objects never beyond the size limit).
+    """
+    from cytoresp.features.limits import check_input, read_limited
+
     if isinstance(source, pd.DataFrame):
+        check_input(source, name="<DataFrame>")
         return "<DataFrame>", source, ""
     if isinstance(source, Panel):
         raise UsageError("read_panel got a Panel; it is already read (use it directly)")
     if isinstance(source, str | os.PathLike):
         if str(source) == "-":
-            return "<stdin>", sys.stdin.buffer.read(), ""
+            return "<stdin>", read_limited(sys.stdin.buffer, "<stdin>"), ""
         path = Path(source)
         if path.is_dir():
             raise InputError([Problem(str(source), None, None,
                                       "is a directory; give the panel file inside it")])
+        check_input(path, name=str(source))
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -246,11 +254,12 @@ def _load(source: Any) -> tuple[str, bytes | pd.DataFrame, str]:
     if hasattr(source, "read"):
         name = getattr(source, "name", None)
         name = str(name) if isinstance(name, str) and name else "<file>"
-        data = source.read()
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        try:
+            data = read_limited(source, name)
+        except TypeError:  # read() gave neither text nor bytes
+            data = None
         if not isinstance(data, bytes | bytearray):
-            raise UsageError(f"read() of {name} returned {type(data).__name__}, not text")
+            raise UsageError(f"read() of {name} did not return text or bytes")
         return name, bytes(data), Path(name).suffix.lower() if name != "<file>" else ""
     raise UsageError(
         f"read_panel takes a path, '-', a file object or a DataFrame, not {type(source).__name__}"
@@ -607,6 +616,11 @@ def _text_at(col: Any, i: int) -> str:
     return as_text(col)[i].as_py()
 
 
+def _quoted_at(col: Any, i: int) -> str:
+    """Cell ``i`` of a column quoted for a message, long text cut (:func:`quote_cell`)."""
+    return quote_cell(_text_at(col, i))
+
+
 def _list_rows(rows: Sequence[int], limit: int = 10) -> str:
     shown = ", ".join(str(r) for r in rows[:limit])
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
@@ -619,7 +633,7 @@ def _invalid_message(raw: str) -> str:
     elif raw.lower() in ("nd", "n.d.", "n.d", "bdl"):
         hint = (" ('ND' is ambiguous: write '<LLOQ' (or '<limit') if below detection, or "
                 "leave it empty if not measured)")
-    return (f"not a concentration: {raw!r}{hint}; write a number, a censored value "
+    return (f"not a concentration: {quote_cell(raw)}{hint}; write a number, a censored value "
             f"('<0.64', '< LLOQ', 'OOR <', '>ULOQ'), or leave it empty if missing")
 
 
@@ -666,11 +680,11 @@ def _report_value_flags(flags: ValueFlags, col: Any, name: str, order: int, rows
     problems.add_cells(flags.invalid, rows, order, name,
                        lambda i: _invalid_message(_text_at(col, i)))
     problems.add_cells(flags.negative, rows, order, name,
-                       lambda i: f"negative concentration {_text_at(col, i)!r}; concentrations "
+                       lambda i: f"negative concentration {_quoted_at(col, i)}; concentrations "
                                  f"cannot be negative (write a censored value such as '< LLOQ' "
                                  f"if it is below the limit)")
     problems.add_cells(flags.bad_limit, rows, order, name,
-                       lambda i: f"the limit in {_text_at(col, i)!r} must be a positive number")
+                       lambda i: f"the limit in {_quoted_at(col, i)} must be a positive number")
 
 
 def _parse_numeric_role(col: Any, name: str, role: str, order: int, rows: np.ndarray,
@@ -680,12 +694,12 @@ def _parse_numeric_role(col: Any, name: str, role: str, order: int, rows: np.nda
     bounded = (cens != OBSERVED) & ~flags.no_limit
     if bounded.any():
         notes.append(f"{name}: {int(bounded.sum())} value(s) given as a bound (e.g. "
-                     f"{_text_at(col, int(np.flatnonzero(bounded)[0]))!r}) were read as the "
+                     f"{_quoted_at(col, int(np.flatnonzero(bounded)[0]))}) were read as the "
                      f"bound (rows {_list_rows(rows[bounded].tolist())})")
     bad = flags.invalid | flags.bad_limit | flags.extrapolated | flags.no_limit
     lo, hi, whole = _COVARIATE_RANGE[role]
     problems.add_cells(bad, rows, order, name,
-                       lambda i: f"{role} must be a number, got {_text_at(col, i)!r}")
+                       lambda i: f"{role} must be a number, got {_quoted_at(col, i)}")
     values = np.where(bad, np.nan, values)
     raw = values.copy()
     raw[flags.negative] = -1.0  # out of range below, whatever its value
@@ -694,11 +708,11 @@ def _parse_numeric_role(col: Any, name: str, role: str, order: int, rows: np.nda
         notwhole = whole & ~out & ~np.isnan(raw) & (raw != np.round(raw))
     span = f"{lo:g} to {hi:g}" if np.isfinite(hi) else f">= {lo:g}"
     problems.add_cells(out, rows, order, name,
-                       lambda i: f"{role} {_text_at(col, i)!r} is outside the plausible range "
+                       lambda i: f"{role} {_quoted_at(col, i)} is outside the plausible range "
                                  f"{span}")
     problems.add_cells(notwhole, rows, order, name,
                        lambda i: f"{role} must be a whole number (a count), got "
-                                 f"{_text_at(col, i)!r}")
+                                 f"{_quoted_at(col, i)}")
     return np.where(out | notwhole, np.nan, values)
 
 
@@ -723,7 +737,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
                      "'Sample', 'Sample ID', 'SampleID', 'Description')")
     if not roles.analytes and not any(p.message.startswith(("ambiguous", "unknown unit"))
                                       for p in problems.general):
-        seen = ", ".join(repr(n) for n in table.names[:_MAX_NAMES] if n)
+        seen = ", ".join(quote_cell(n) for n in table.names[:_MAX_NAMES] if n)
         problems.add(f"no column is a known analyte (columns: {seen or 'none'}); name analyte "
                      f"columns by canonical id (IFNG, IL10, ...) or a synonym listed in "
                      f"docs/analytes.md")
@@ -764,7 +778,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
                 if k >= MAX_PROBLEMS:
                     problems.add(f"... and {groups.ngroups - k} more duplicated sample ids")
                     break
-                problems.add(f"duplicate sample id {sid!r} in rows "
+                problems.add(f"duplicate sample id {quote_cell(sid)} in rows "
                              f"{_list_rows(grp.tolist())}; sample ids must be unique",
                              column=table.names[j])
 
@@ -777,7 +791,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
         idx, empty = _map_tokens(_therapy_key(text), _THERAPY_KEYS)
         bad = (idx < 0) & ~empty
         problems.add_cells(bad, rows, j, table.names[j],
-                           lambda i: f"unknown therapy {_text_at(text, i)!r}; use 'ifnb' "
+                           lambda i: f"unknown therapy {_quoted_at(text, i)}; use 'ifnb' "
                                      f"(interferon-beta) or 'ga' (glatiramer acetate)")
         if require_labels:
             problems.add_cells(empty, rows, j, table.names[j],
@@ -794,7 +808,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
         bad = (idx < 0) & ~empty
         problems.add_cells(bad, rows, j, table.names[j],
                            lambda i: f"responder must be 0 or 1 (or yes/no, true/false), got "
-                                     f"{_text_at(table.columns[j], i)!r}")
+                                     f"{_quoted_at(table.columns[j], i)}")
         if require_labels:
             problems.add_cells(empty, rows, j, table.names[j],
                                lambda i: "empty responder; training rows need 0 or 1")
@@ -813,7 +827,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
             bad = (idx < 0) & ~empty
             problems.add_cells(bad, rows, j, name,
                                lambda i, c=col: f"sex must be F/M (female/male, or 1/0 with "
-                                                f"1 = female), got {_text_at(c, i)!r}")
+                                                f"1 = female), got {_quoted_at(c, i)}")
             vals = np.array(list(_SEX.values()), dtype=np.float64)
             covs[role] = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
         else:
@@ -828,7 +842,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
 
     if roles.unknown:
         names = [table.names[j] or f"(column {j + 1}, no header)" for j in roles.unknown]
-        shown = ", ".join(repr(x) for x in names[:_MAX_NAMES])
+        shown = ", ".join(quote_cell(x) for x in names[:_MAX_NAMES])
         more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
         notes.append(f"ignored {len(names)} column(s) that are not a known analyte, covariate "
                      f"or label: {shown}{more} (see docs/data-format.md)")
