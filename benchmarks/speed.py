@@ -9,8 +9,8 @@ canonical panel CSV to a temporary folder), each in a fresh child process, in th
   recommendation, warnings), then with ``--explain 3``;
 - ``predict --therapy ifnb``: one head, so no recommendation (largest size only);
 - ``xgboost inplace_predict``: the boosters alone on the model's features, already built
-  (not timed): the two therapy heads, and the heads plus every bootstrap member the
-  recommendation's interval needs.
+  (not timed), on one thread: the therapy heads with trees, and those plus the merged trees
+  of the bootstrap members the recommendation's interval needs.
 
 Wall time includes the child's start (imports, model loading). Peak memory is the largest
 resident set of the child and its children, sampled every 20 ms (psutil). The model is
@@ -66,10 +66,15 @@ def run(boosters):
         b.inplace_predict(feats[t], predict_type="margin", missing=np.nan)
     return time.perf_counter() - start
 heads = [(t, h.model.booster_) for t, h in model.heads.items() if h.model.booster_ is not None]
-members = [(t, m.booster_) for t, ms in (model.ensemble.members.items() if model.ensemble
-           else []) for m in ms if m.booster_ is not None]
-print(json.dumps({"heads": run(heads), "all": run(heads + members),
-                  "n_heads": len(heads), "n_all": len(heads) + len(members)}))
+ens = model.ensemble
+merged = [(t, ens.merged_booster(t)) for t in (ens.therapies if ens else [])]
+merged = [(t, b) for t, b in merged if b not in (None, False)]
+n_trees = sum(b.num_boosted_rounds() for _, b in heads) + sum(
+    m.n_trees_ for ms in (ens.members.values() if ens else []) for m in ms)
+for _, b in heads + merged:
+    b.set_param({"nthread": 1})
+print(json.dumps({"heads": run(heads), "all": run(heads + merged),
+                  "n_heads": len(heads), "n_trees": n_trees}))
 """
 
 
@@ -207,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         if n == sizes[-1]:
             t_one, m_one, _ = measure([*base, "--therapy", "ifnb"])
             row("`cytoresp predict --therapy ifnb` (no recommendation)", t_one, m_one)
-        row(f"xgboost inplace_predict, {xgb['n_heads']} heads", xgb["heads"], None)
+        row(f"xgboost inplace_predict, {xgb['n_heads']} heads (1 thread)", xgb["heads"], None)
         row(
-            f"xgboost inplace_predict, heads + ensemble ({xgb['n_all']} boosters)", xgb["all"], None
+            f"xgboost inplace_predict, heads + ensemble ({xgb['n_trees']} trees, 1 thread)",
+            xgb["all"],
+            None,
         )
         ratios = {"plain": t_plain / t_floor, "explain": t_expl / t_floor}
         print(to_markdown(rows[-(7 if n == sizes[-1] else 6) :]), flush=True)

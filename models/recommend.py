@@ -37,8 +37,11 @@ the older rule: ``either`` when the probabilities differ by less than a fixed ma
 from __future__ import annotations
 
 import gzip
+import json
+import threading
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,6 +120,9 @@ class BootstrapEnsemble:
     members: dict[str, list[LinearBoostedClassifier]]
     level: float = DEFAULT_LEVEL
     seed: int = 0
+    # per therapy, the members' trees merged into one booster (built on first use)
+    _merged: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_level(self.level)
@@ -136,7 +142,82 @@ class BootstrapEnsemble:
         """Number of bootstrap refits per therapy (``B``)."""
         return len(next(iter(self.members.values()))) if self.members else 0
 
-    def probability_draws(self, heads: Mapping[str, TherapyHead], frame: pd.DataFrame) -> dict:
+    def margins(self, therapy: str, feats: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of every member of ``therapy``, shape ``(B, n_rows)``.
+
+        The same values as :func:`member_margins`, computed with one matrix product for
+        the linear parts and one XGBoost call for the trees of all members together
+        (:meth:`merged_booster`), which is what makes the interval affordable on every row
+        of a large batch.
+
+        Parameters
+        ----------
+        therapy : str
+        feats : ndarray of shape (n_rows, n_features)
+            The head's engineered features.
+        """
+        members = self.members[therapy]
+        feats = np.ascontiguousarray(feats, dtype=np.float64)
+        margins = _linear_margins(members, feats)
+        if feats.shape[0] == 0:
+            return margins
+        if len(members) < 2:  # nothing to merge
+            return margins + _tree_margins(members, feats)
+        merged = self.merged_booster(therapy, feats)
+        if merged is False:
+            return margins + _tree_margins(members, feats)
+        if merged is not None:
+            trees = merged.inplace_predict(
+                feats.astype(np.float32), predict_type="margin", missing=np.nan
+            )
+            margins += np.asarray(trees, dtype=np.float64).reshape(len(feats), -1).T
+        return margins
+
+    def merged_booster(self, therapy: str, probe: np.ndarray | None = None) -> Any:
+        """The trees of every member of ``therapy`` in one multi-output booster.
+
+        Output ``b`` of the merged booster's margin is member ``b``'s trees. Built once,
+        then checked against the members' own predictions on up to 64 rows of ``probe``;
+        if XGBoost cannot load the merged model or disagrees, ``False`` is returned (and
+        cached), and the members are evaluated one by one. ``None`` when no member has
+        trees.
+        """
+        with self._lock:
+            if therapy not in self._merged:
+                members = self.members[therapy]
+                try:
+                    merged = _merge_trees(members)
+                except Exception as exc:  # noqa: BLE001 - any failure means: go member by member
+                    warnings.warn(
+                        f"the bootstrap ensemble's trees could not be merged ({exc}); "
+                        "scoring member by member (slower)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    merged = False
+                if merged not in (None, False) and probe is not None and len(probe):
+                    rows = np.ascontiguousarray(probe[:64], dtype=np.float64)
+                    got = merged.inplace_predict(
+                        rows.astype(np.float32), predict_type="margin", missing=np.nan
+                    )
+                    got = np.asarray(got, dtype=np.float64).reshape(len(rows), -1).T
+                    if not np.allclose(got, _tree_margins(members, rows), atol=1e-5):
+                        warnings.warn(
+                            "the merged trees of the bootstrap ensemble disagree with its "
+                            "members; scoring member by member (slower)",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                        merged = False
+                self._merged[therapy] = merged
+            return self._merged[therapy]
+
+    def probability_draws(
+        self,
+        heads: Mapping[str, TherapyHead],
+        frame: pd.DataFrame,
+        feats: Mapping[str, np.ndarray] | None = None,
+    ) -> dict:
         """Calibrated P(response) of every member for every row of a model frame.
 
         Parameters
@@ -145,6 +226,9 @@ class BootstrapEnsemble:
             The model's heads (their feature transformer and calibration are used).
         frame : DataFrame
             An aligned model frame.
+        feats : mapping of str to ndarray, optional
+            Per therapy, the head's engineered features of ``frame`` when already
+            computed (they are computed otherwise).
 
         Returns
         -------
@@ -153,17 +237,24 @@ class BootstrapEnsemble:
         out = {}
         for t in self.therapies:
             head = heads[t]
-            feats = np.asarray(head.features.transform(frame[head.input_columns]), np.float64)
+            x = None if feats is None else feats.get(t)
+            if x is None:
+                x = head.engineered(frame)
             a, b = head.calibration
-            out[t] = _sigmoid(a + b * member_margins(self.members[t], feats))
+            out[t] = _sigmoid(a + b * self.margins(t, x))
         return out
 
-    def difference_draws(self, heads: Mapping[str, TherapyHead], frame: pd.DataFrame):
+    def difference_draws(
+        self,
+        heads: Mapping[str, TherapyHead],
+        frame: pd.DataFrame,
+        feats: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Draws of ``P(response | ifnb) - P(response | ga)``, shape ``(B, n_rows)``."""
         missing = [t for t in _THERAPIES if t not in self.members]
         if missing:
             raise UsageError(f"the bootstrap ensemble has no members for {', '.join(missing)}")
-        draws = self.probability_draws(heads, frame)
+        draws = self.probability_draws(heads, frame, feats)
         return draws["ifnb"] - draws["ga"]
 
     # -- persistence (JSON + gzip-compressed native XGBoost, no pickle) -----------------
@@ -240,26 +331,96 @@ def member_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarray
     """Uncalibrated log-odds of each member on engineered features, shape ``(B, n)``.
 
     Same values as ``[m.decision_function(feats) for m in members]`` (to float32 precision
-    of the trees), computed with two matrix products for the linear parts and XGBoost's
-    in-place prediction for the trees, which is about 3 times faster.
+    of the trees), computed with one matrix product for the linear parts and XGBoost's
+    in-place prediction member by member for the trees.
+    :meth:`BootstrapEnsemble.margins` gives the same values faster.
     """
-    feats = np.asarray(feats, dtype=np.float64)
-    present = np.isfinite(feats)
-    x0 = np.where(present, feats, 0.0)
+    feats = np.ascontiguousarray(feats, dtype=np.float64)
+    margins = _linear_margins(members, feats)
+    if feats.shape[0]:
+        margins += _tree_margins(members, feats)
+    return margins
+
+
+def _linear_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarray) -> np.ndarray:
+    """The members' linear parts, shape ``(B, n)``: matrix products."""
     W = np.stack([m.linear_coef_ / m.linear_scale_ for m in members])  # (B, p)
     WM = W * np.stack([m.linear_mean_ for m in members])
     intercept = np.array([m.linear_intercept_ for m in members])
-    # Standardised term (x - mean) / scale * coef, with a missing x contributing nothing.
-    margins = intercept[:, None] + W @ x0.T - WM @ present.T.astype(np.float64)
-    if feats.shape[0]:
-        f32 = feats.astype(np.float32)
-        zeros = np.zeros(feats.shape[0], dtype=np.float32)
-        for i, m in enumerate(members):
-            if m.booster_ is not None:
-                margins[i] += m.booster_.inplace_predict(
-                    f32, predict_type="margin", base_margin=zeros, missing=np.nan
-                )
+    used = np.flatnonzero(W.any(axis=0))  # lasso members leave most features out
+    W, WM, feats = W[:, used], WM[:, used], feats[:, used]
+    present = np.isfinite(feats)
+    # Standardised term (x - mean) / scale * coef, a missing x contributing nothing.
+    margins = W @ np.where(present, feats, 0.0).T
+    margins += intercept[:, None]
+    if not present.all():
+        margins -= WM @ present.T.astype(np.float64)
+    else:
+        margins -= WM.sum(axis=1)[:, None]
     return margins
+
+
+def _tree_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarray) -> np.ndarray:
+    """The members' trees, shape ``(B, n)``, one XGBoost call per member."""
+    out = np.zeros((len(members), feats.shape[0]))
+    f32 = feats.astype(np.float32)
+    zeros = np.zeros(feats.shape[0], dtype=np.float32)
+    for i, m in enumerate(members):
+        if m.booster_ is not None:
+            out[i] = m.booster_.inplace_predict(
+                f32, predict_type="margin", base_margin=zeros, missing=np.nan
+            )
+    return out
+
+
+def _merge_trees(members: Sequence[LinearBoostedClassifier]) -> Any:
+    """One XGBoost booster whose output ``b`` is the sum of member ``b``'s trees.
+
+    The members' trees (XGBoost JSON) become the trees of a multi-output model with one
+    output per member and a zero intercept; ``None`` when no member has trees.
+    """
+    import xgboost as xgb
+
+    per_member, template = [], None
+    for m in members:
+        if m.booster_ is None:
+            per_member.append([])
+            continue
+        model = json.loads(m.booster_.save_raw("json"))
+        template = template or model
+        per_member.append(model["learner"]["gradient_booster"]["model"]["trees"])
+    if template is None:
+        return None
+    B = len(members)
+    trees: list[dict] = []
+    info: list[int] = []
+    indptr = [0]
+    for k in range(max(len(p) for p in per_member)):  # boosting round k of every member
+        for b, member_trees in enumerate(per_member):
+            if k < len(member_trees):
+                trees.append({**member_trees[k], "id": len(trees)})
+                info.append(b)
+        indptr.append(len(trees))
+    learner = template["learner"]
+    booster_model = learner["gradient_booster"]["model"]
+    booster_model.update(
+        trees=trees,
+        tree_info=info,
+        iteration_indptr=indptr,
+        gbtree_model_param={"num_parallel_tree": "1", "num_trees": str(len(trees))},
+    )
+    learner["learner_model_param"].update(
+        base_score="[" + ",".join(["0"] * B) + "]", boost_from_average="0", num_class=str(B)
+    )
+    learner["objective"] = {
+        "name": "multi:softprob",
+        "softmax_multiclass_param": {"num_class": str(B)},
+    }
+    learner["attributes"] = {}
+    merged = xgb.Booster()
+    merged.load_model(bytearray(json.dumps(template).encode("utf-8")))
+    merged.set_param({"nthread": 1})
+    return merged
 
 
 def _fit_members(
@@ -346,7 +507,7 @@ def fit_bootstrap_ensemble(
         head = heads[t]
         frame, y = training[t]
         y = np.asarray(y, dtype=int)
-        feats = np.asarray(head.features.transform(frame[head.input_columns]), np.float64)
+        feats = head.engineered(frame)
         w = None if sample_weight is None else sample_weight.get(t)
         w = None if w is None else np.asarray(w, dtype=np.float64)
         seeds = [

@@ -61,6 +61,16 @@ class TherapyHead:
         a, b = self.calibration
         return a + b * self.pipeline.decision_function(frame[self.input_columns])
 
+    def engineered(self, frame: pd.DataFrame) -> np.ndarray:
+        """The classifier's input for rows of a model frame (every step but the last)."""
+        feats = self.pipeline[:-1].transform(frame[self.input_columns])
+        return np.ascontiguousarray(feats, dtype=np.float64)
+
+    def calibrated_margin_of(self, feats: np.ndarray) -> np.ndarray:
+        """:meth:`calibrated_margin` from :meth:`engineered` features."""
+        a, b = self.calibration
+        return a + b * self.model.decision_function(feats)
+
     def cytokine_contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """Base value and input-level contributions, in calibrated log-odds.
 
@@ -240,10 +250,19 @@ class ResponseModel:
         level: float | None = None,
     ) -> pd.DataFrame:
         """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
-        proba = self.predict_proba_frame(frame)
         if self.ensemble is not None and set(self.ensemble.therapies) >= {"ifnb", "ga"}:
-            draws = self.ensemble.difference_draws(self.heads, frame)
+            # the heads' features once, for the heads and the ensemble's members
+            feats = {t: self.heads[t].engineered(frame) for t in ("ifnb", "ga")}
+            proba = pd.DataFrame(
+                {
+                    f"p_response_{t}": _sigmoid(self.heads[t].calibrated_margin_of(feats[t]))
+                    for t in ("ifnb", "ga")
+                },
+                index=frame.index,
+            )
+            draws = self.ensemble.difference_draws(self.heads, frame, feats)
             return recommend_with_interval(proba, draws, level or self.ensemble.level)
+        proba = self.predict_proba_frame(frame)
         out = recommend_from_proba(proba, margin)
         out.insert(out.columns.get_loc("difference_ifnb_minus_ga") + 1, "difference_lower", np.nan)
         out.insert(out.columns.get_loc("difference_lower") + 1, "difference_upper", np.nan)

@@ -7,17 +7,17 @@ in parallel on a pool of threads, one per core, each running XGBoost with one th
 heavy work, XGBoost, numpy and pyarrow, runs outside the GIL); XGBoost's own threading is
 not used on top, so the two never compete for the cores.
 
-Everything per row is vectorised. The one costly part is the recommendation of a model
+Everything per row is vectorised. The costliest part is the recommendation of a model
 with a bootstrap ensemble (:mod:`cytoresp.models.recommend`): the interval on the
-difference between therapies needs every member's prediction. :func:`recommended_therapy`
-gives exactly the ensemble rule's answer while evaluating members in blocks and dropping,
-after each block, the rows whose answer is already certain to be ``either``.
+difference between therapies needs every member's prediction on every row. The heads'
+features are built once and shared with the members; the members' linear parts are one
+matrix product and their trees one XGBoost call
+(:meth:`~cytoresp.models.recommend.BootstrapEnsemble.margins`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 from collections import deque
@@ -37,16 +37,11 @@ from cytoresp.predict.writers import check_writable
 __all__ = [
     "ScoreSummary",
     "available_cores",
-    "recommended_therapy",
     "score_file",
     "score_frame",
     "score_panel",
     "xgboost_threads",
 ]
-
-#: Members evaluated before the first check for rows already decided (``either``), then
-#: after each further block: the rule needs at least 4 draws against the point estimate.
-_MEMBER_BLOCKS = (5, 10, 15, 20, 30, 40)
 
 
 class Cancelled(Exception):
@@ -72,7 +67,10 @@ def available_cores() -> int:
 
 
 def _boosters(model: ResponseModel) -> list[tuple[Any, Any]]:
-    """(estimator, booster) of every head and ensemble member with trees."""
+    """(estimator, booster) of every head and ensemble member with trees.
+
+    The ensemble's merged boosters (one per therapy) always predict on one thread.
+    """
     ests = [head.model for head in model.heads.values()]
     if model.ensemble is not None:
         ests += [m for members in model.ensemble.members.values() for m in members]
@@ -114,95 +112,6 @@ def xgboost_threads(model: ResponseModel, n_threads: int) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------
-# the recommendation
-
-
-def recommended_therapy(
-    model: ResponseModel,
-    frame: pd.DataFrame,
-    proba: pd.DataFrame,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
-    cancel: threading.Event | None = None,
-) -> np.ndarray:
-    """``ifnb`` / ``ga`` / ``either`` per row: the same answer as ``model.recommend_frame``.
-
-    With a bootstrap ensemble, members are evaluated in blocks; a row leaves as soon as
-    enough draws of the difference lie on the other side of zero from the point estimate
-    that the percentile interval must include zero (``either``). The remaining rows get
-    every draw and the ensemble's own interval rule
-    (:func:`~cytoresp.models.recommend.recommend_with_interval`).
-
-    Parameters
-    ----------
-    model : ResponseModel
-        A model with both heads.
-    frame : DataFrame
-        Its aligned model frame.
-    proba : DataFrame
-        ``p_response_ifnb`` and ``p_response_ga`` of the rows (the main heads).
-    margin : float
-        The fixed-margin rule of models without an ensemble.
-    cancel : threading.Event, optional
-        Checked between blocks of members: when set, :class:`Cancelled` is raised.
-
-    Returns
-    -------
-    ndarray of object
-    """
-    from cytoresp.models.recommend import member_margins, recommend_with_interval
-    from cytoresp.models.response_model import recommend_from_proba
-
-    ens = model.ensemble
-    if ens is None or not set(ens.therapies) >= {"ifnb", "ga"}:
-        rec = recommend_from_proba(proba, margin)["recommended_therapy"]
-        return np.asarray(rec.to_numpy(), dtype=object)
-    n = len(frame)
-    B = ens.n_members
-    level = ens.level
-    alpha = (1.0 - level) / 2.0
-    # lower quantile <= sorted[floor(h) + 1] and upper >= sorted[floor(H)] (linear rule),
-    # with h, H the positions alpha (B-1) and (1-alpha)(B-1); a margin guards rounding.
-    need_below = math.floor(alpha * (B - 1) + 1e-9) + 2  # draws <= 0 that exclude ifnb
-    need_above = B - math.floor((1.0 - alpha) * (B - 1) - 1e-9)  # draws >= 0 that exclude ga
-    d = (proba["p_response_ifnb"] - proba["p_response_ga"]).to_numpy(dtype=np.float64)
-    rec = np.full(n, "either", dtype=object)
-    alive = np.flatnonzero((d > 0) | (d < 0))
-    draws = np.empty((B, n), dtype=np.float64)
-    against = np.zeros(n, dtype=np.int64)
-    edges = [b for b in _MEMBER_BLOCKS if b < B] + [B]
-    # the heads' features once (C order: XGBoost reads rows), the members' calibrated
-    # probabilities as BootstrapEnsemble.probability_draws computes them
-    feats = {}
-    for t in ("ifnb", "ga"):
-        head = model.heads[t]
-        feats[t] = np.ascontiguousarray(
-            head.features.transform(frame[head.input_columns]), dtype=np.float64
-        )
-    start = 0
-    for stop in edges:
-        if len(alive) == 0:
-            break
-        if cancel is not None and cancel.is_set():
-            raise Cancelled
-        p = {}
-        for t in ("ifnb", "ga"):
-            a, b = model.heads[t].calibration
-            margins = member_margins(ens.members[t][start:stop], feats[t][alive])
-            p[t] = 0.5 * (1.0 + np.tanh(0.5 * (a + b * margins)))
-        dd = p["ifnb"] - p["ga"]
-        draws[start:stop, alive] = dd
-        up = d[alive] > 0
-        against[alive] += np.where(up, (dd <= 0).sum(axis=0), (dd >= 0).sum(axis=0))
-        need = np.where(up, need_below, need_above)
-        alive = alive[against[alive] < need]
-        start = stop
-    if len(alive):
-        full = recommend_with_interval(proba.iloc[alive], draws[:, alive], level)
-        rec[alive] = full["recommended_therapy"].to_numpy(dtype=object)
-    return rec
-
-
-# ---------------------------------------------------------------------------------------
 # scoring
 
 
@@ -225,13 +134,13 @@ def score_frame(
             raise Cancelled
 
     therapies = model._therapies(therapy)
-    proba = model.predict_proba_frame(frame, therapies)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
-    for t in therapies:
-        out[f"p_response_{t}"] = proba[f"p_response_{t}"].to_numpy()
     if len(therapies) == 2:
-        check()
-        out["recommended_therapy"] = recommended_therapy(model, frame, proba, margin, cancel)
+        table = model.recommend_frame(frame, margin)
+    else:
+        table = model.predict_proba_frame(frame, therapies)
+    for col in table.columns:
+        out[col] = table[col].to_numpy()
     for t in therapies if explain > 0 else []:
         check()
         out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
@@ -248,8 +157,10 @@ def score_panel(
 ) -> pd.DataFrame:
     """The prediction table of DESIGN.md, one row per sample in input order.
 
-    Columns: ``sample_id``, ``p_response_<therapy>`` (one or both),
-    ``recommended_therapy`` (where both heads are scored), ``drivers_<therapy>`` (with
+    Columns: ``sample_id``, ``p_response_<therapy>`` (one or both); where both heads are
+    scored, ``difference_ifnb_minus_ga``, its interval ``difference_lower`` and
+    ``difference_upper`` (NaN for a model without a bootstrap ensemble) and
+    ``recommended_therapy`` (:meth:`ResponseModel.recommend`); ``drivers_<therapy>`` (with
     ``explain > 0``: the ``explain`` largest signed cytokine-level contributions), and
     ``warnings`` (missing analytes, values outside the training range).
 
@@ -257,7 +168,8 @@ def score_panel(
     --------
     >>> table = score_panel(model, "new_patients.csv", explain=3)  # doctest: +SKIP
     >>> list(table.columns)  # doctest: +SKIP
-    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'recommended_therapy',
+    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'difference_ifnb_minus_ga',
+     'difference_lower', 'difference_upper', 'recommended_therapy',
      'drivers_ifnb', 'drivers_ga', 'warnings']
     """
     return score_frame(model, model.model_frame(data), therapy, explain, margin)

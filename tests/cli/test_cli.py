@@ -121,12 +121,16 @@ def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlf
     table = pd.read_csv(preds, keep_default_na=False)
     inputs = pd.read_csv(new, dtype=str)
     assert table["sample_id"].tolist() == inputs["sample_id"].tolist()
-    assert list(table.columns[:4]) == [
+    assert list(table.columns[:7]) == [
         "sample_id",
         "p_response_ifnb",
         "p_response_ga",
+        "difference_ifnb_minus_ga",
+        "difference_lower",
+        "difference_upper",
         "recommended_therapy",
     ]
+    assert (table["difference_lower"] <= table["difference_upper"]).all()
     assert table[["p_response_ifnb", "p_response_ga"]].apply(lambda s: s.between(0, 1)).all().all()
     assert set(table["recommended_therapy"]) <= {"ifnb", "ga", "either"}
     assert table["drivers_ifnb"].str.count(";").eq(2).all()

@@ -184,6 +184,58 @@ def test_fast_member_margins_equal_decision_function(trained, tree_model, test_c
         np.testing.assert_allclose(member_margins(members, feats), expected, atol=1e-9)
 
 
+def test_merged_ensemble_margins_equal_member_by_member(trained, tree_model, test_cohort):
+    frame = trained[0].model_frame(test_cohort[1]).iloc[:500].copy()
+    frame.iloc[::5, 2] = np.nan
+    for model in (trained[0], tree_model):
+        ens = model.ensemble
+        for t in ("ifnb", "ga"):
+            feats = model.heads[t].engineered(frame)
+            expected = member_margins(ens.members[t], feats)
+            np.testing.assert_allclose(ens.margins(t, feats), expected, rtol=0, atol=1e-6)
+            merged = ens.merged_booster(t)
+            if any(m.booster_ is not None for m in ens.members[t]):
+                assert merged not in (None, False)
+                assert merged.num_boosted_rounds() == max(m.n_trees_ for m in ens.members[t])
+    # no rows: no XGBoost call at all
+    assert tree_model.ensemble.margins("ga", np.empty((0, feats.shape[1]))).shape == (3, 0)
+
+
+def test_ensemble_falls_back_to_members_when_trees_cannot_be_merged(
+    tree_model, test_cohort, monkeypatch
+):
+    import cytoresp.models.recommend as recommend
+
+    def broken(members):
+        raise ValueError("unsupported model")
+
+    monkeypatch.setattr(recommend, "_merge_trees", broken)
+    ens = dataclasses.replace(tree_model.ensemble)  # a fresh cache of merged trees
+    frame = tree_model.model_frame(test_cohort[1]).iloc[:50]
+    feats = tree_model.heads["ifnb"].engineered(frame)
+    with pytest.warns(RuntimeWarning, match="could not be merged"):
+        got = ens.margins("ifnb", feats)
+    np.testing.assert_allclose(got, member_margins(ens.members["ifnb"], feats), atol=1e-9)
+    assert ens.merged_booster("ifnb") is False
+
+
+def test_ensemble_refuses_merged_trees_that_disagree(tree_model, test_cohort, monkeypatch):
+    import cytoresp.models.recommend as recommend
+
+    real = recommend._merge_trees
+
+    def shifted(members):  # the merged model of the members in the wrong order
+        return real(list(reversed(members)))
+
+    monkeypatch.setattr(recommend, "_merge_trees", shifted)
+    ens = dataclasses.replace(tree_model.ensemble)
+    frame = tree_model.model_frame(test_cohort[1]).iloc[:50]
+    feats = tree_model.heads["ga"].engineered(frame)
+    with pytest.warns(RuntimeWarning, match="disagree"):
+        got = ens.margins("ga", feats)
+    np.testing.assert_allclose(got, member_margins(ens.members["ga"], feats), atol=1e-9)
+
+
 def test_recommend_columns_and_consistency(trained, test_cohort, recommendation):
     model, _ = trained
     rec = recommendation

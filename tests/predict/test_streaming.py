@@ -10,12 +10,8 @@ import pandas as pd
 import pytest
 
 from cytoresp.errors import InputError
-from cytoresp.predict.batch import (
-    recommended_therapy,
-    score_file,
-    score_panel,
-    xgboost_threads,
-)
+from cytoresp.models.recommend import RECOMMENDATION_COLUMNS
+from cytoresp.predict.batch import score_file, score_frame, score_panel, xgboost_threads
 from cytoresp.predict.streaming import PanelStream, TableWriter
 
 
@@ -202,15 +198,27 @@ def test_dataframe_source_is_scored_in_chunks(trained, new_table, tmp_path):
     assert _read(out)["sample_id"].tolist() == new_table["sample_id"].tolist()
 
 
-def test_recommendation_equals_the_ensemble_rule(trained, new_csv):
+def test_prediction_carries_the_recommendation_of_the_model(trained, new_csv):
     model = trained[0]
     assert model.ensemble is not None and model.ensemble.n_members >= 10
     frame = model.model_frame(new_csv)
-    proba = model.predict_proba_frame(frame)
-    ref = model.recommend_frame(frame)["recommended_therapy"].to_numpy()
-    got = recommended_therapy(model, frame, proba)
-    assert got.tolist() == ref.tolist()
-    assert {"ifnb", "ga", "either"} >= set(got) and len(set(got)) >= 2
+    ref = model.recommend_frame(frame)
+    got = score_frame(model, frame)
+    assert list(got.columns) == [
+        "sample_id",
+        "p_response_ifnb",
+        "p_response_ga",
+        *RECOMMENDATION_COLUMNS,
+        "warnings",
+    ]
+    for col in ref.columns:
+        if col == "recommended_therapy":
+            assert got[col].tolist() == ref[col].tolist()
+        else:
+            np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+    assert {"ifnb", "ga", "either"} >= set(got["recommended_therapy"])
+    assert len(set(got["recommended_therapy"])) >= 2
+    assert (got["difference_lower"] <= got["difference_upper"]).all()
 
 
 def test_recommendation_without_ensemble_uses_the_margin(trained, new_csv):
@@ -218,10 +226,20 @@ def test_recommendation_without_ensemble_uses_the_margin(trained, new_csv):
 
     model = dataclasses.replace(trained[0], ensemble=None)
     frame = model.model_frame(new_csv)
-    proba = model.predict_proba_frame(frame)
     for margin in (0.0, 0.05, 0.2):
-        ref = model.recommend_frame(frame, margin)["recommended_therapy"].tolist()
-        assert recommended_therapy(model, frame, proba, margin).tolist() == ref
+        ref = model.recommend_frame(frame, margin)
+        got = score_frame(model, frame, margin=margin)
+        assert got["recommended_therapy"].tolist() == ref["recommended_therapy"].tolist()
+        assert got["difference_lower"].isna().all() and got["difference_upper"].isna().all()
+        np.testing.assert_allclose(
+            got["difference_ifnb_minus_ga"], got["p_response_ifnb"] - got["p_response_ga"]
+        )
+
+
+def test_one_therapy_has_no_recommendation_columns(trained, new_csv):
+    model = trained[0]
+    got = score_frame(model, model.model_frame(new_csv), therapy="ga")
+    assert list(got.columns) == ["sample_id", "p_response_ga", "warnings"]
 
 
 def test_xgboost_threads_are_restored(trained):
