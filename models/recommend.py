@@ -315,7 +315,7 @@ class BootstrapEnsemble:
             members: dict[str, list[LinearBoostedClassifier]] = {}
             for t, entry in state["therapies"].items():
                 offsets = [int(o) for o in entry["offsets"]]
-                raw = gzip.decompress(read(entry["file"])) if entry["file"] else b""
+                raw = _gunzip(read(entry["file"]), offsets[-1]) if entry["file"] else b""
                 if len(raw) != offsets[-1] or len(offsets) != len(entry["members"]) + 1:
                     raise ModelIntegrityError(f"the bootstrap ensemble of {t} is inconsistent")
                 members[t] = [
@@ -325,6 +325,25 @@ class BootstrapEnsemble:
             return cls(members=members, level=float(state["level"]), seed=int(state["seed"]))
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelIntegrityError(f"the bootstrap ensemble is malformed: {exc}") from None
+
+
+def _gunzip(data: bytes, size: int) -> bytes:
+    """Decompress a gzip member of known size, never inflating more than ``size + 1`` bytes.
+
+    A crafted file (a "zip bomb") then costs no more memory than an honest one.
+    """
+    import zlib
+
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        raw = inflate.decompress(data, max(int(size), 0) + 1)
+    except zlib.error as exc:
+        raise ModelIntegrityError(f"a bootstrap ensemble file is not valid gzip: {exc}") from None
+    if len(raw) != size or inflate.unconsumed_tail:
+        raise ModelIntegrityError(
+            f"a bootstrap ensemble file does not hold the {size} bytes its model says"
+        )
+    return raw
 
 
 def member_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarray) -> np.ndarray:

@@ -360,6 +360,27 @@ def test_ensemble_trees_round_trip_and_are_checked(tree_model, test_cohort, tmp_
         load_model_dir(tmp_path / "m")
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (lambda raw: raw + b"\0" * 10_000_000, "does not hold"),  # inflates past the size
+        (lambda raw: raw[:-100], "does not hold"),  # short
+        (lambda raw: b"not gzip at all", "not valid gzip"),
+    ],
+)
+def test_ensemble_tree_file_never_inflates_past_its_declared_size(tree_model, payload, message):
+    import gzip
+
+    state, files = tree_model.ensemble.to_state()
+    raw = gzip.decompress(files["ensemble_ga.ubj.gz"])
+    crafted = gzip.compress(payload(raw), compresslevel=9)
+    if message == "not valid gzip":
+        crafted = payload(raw)
+    read = {**files, "ensemble_ga.ubj.gz": crafted}.__getitem__
+    with pytest.raises(ModelIntegrityError, match=message):
+        BootstrapEnsemble.from_state(state, read)
+
+
 def test_model_saved_without_ensemble_loads_with_the_fallback(trained, tmp_path, test_cohort):
     dataclasses.replace(trained[0], ensemble=None).save(tmp_path / "old")
     assert not list((tmp_path / "old").glob("ensemble_*"))
