@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 import warnings
@@ -41,6 +40,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results.md"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import replace_section  # noqa: E402
+
 SECTION = "## Explanation speed"
 TARGET_RATIO = 10.0
 
@@ -167,16 +170,8 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the "## Explanation speed" section, keeping everything else."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = text.rstrip("\n") + "\n\n"
-    new = (
-        pattern.sub(lambda _m: block, old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + block
-    )
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace (or append) this benchmark's section, keeping everything else."""
+    replace_section(SECTION, text, path)
 
 
 def _flags(args: argparse.Namespace) -> str:

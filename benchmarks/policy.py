@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import sys
 import time
@@ -49,6 +48,10 @@ from cytoresp.train.config import TrainConfig  # noqa: E402
 from cytoresp.train.fitting import fit_response_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import replace_section  # noqa: E402
+
 SECTION = "## Choosing a therapy"
 
 
@@ -138,16 +141,7 @@ def tables(results: pd.DataFrame, n_train: int, n_test: int) -> str:
 
 def write_section(body: str, path: Path = RESULTS) -> None:
     """Replace (or append) the "## Choosing a therapy" section, leaving the rest intact."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}[ \t]*\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    replace_section(SECTION, f"{SECTION}\n\n{body.strip()}\n", path)
 
 
 def timing(n: int = 600) -> str:

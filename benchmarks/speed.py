@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results.md"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import replace_section  # noqa: E402
+
 SECTION = "## Scoring speed"
 TARGET_PLAIN, TARGET_EXPLAIN, TARGET_MEMORY = 2.0, 5.0, 1.3
 
@@ -136,16 +139,8 @@ def to_markdown(rows: list[dict]) -> str:
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the "## Scoring speed" section, keeping everything else."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = text.rstrip("\n") + "\n\n"
-    new = (
-        pattern.sub(lambda _m: block, old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + block
-    )
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    """Replace (or append) this benchmark's section, keeping everything else."""
+    replace_section(SECTION, text, path)
 
 
 def main(argv: list[str] | None = None) -> int:
