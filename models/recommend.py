@@ -370,18 +370,21 @@ def _linear_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarra
     W, WM, feats = W[:, used], WM[:, used], feats[:, used]
     present = np.isfinite(feats)
     # Standardised term (x - mean) / scale * coef, a missing x contributing nothing.
-    margins = W @ np.where(present, feats, 0.0).T
-    margins += intercept[:, None]
-    if not present.all():
-        margins -= WM @ present.T.astype(np.float64)
-    else:
-        margins -= WM.sum(axis=1)[:, None]
-    return margins
+    # Computed as (n, B), C-ordered, and returned as its (B, n) view: the products run on
+    # contiguous rows and each row's B draws stay side by side for the quantiles.
+    margins = np.where(present, feats, 0.0) @ W.T
+    margins += intercept - WM.sum(axis=1)
+    gaps = np.flatnonzero(~present.all(axis=1))  # rows with a missing feature
+    if len(gaps):
+        margins[gaps] += (~present[gaps]).astype(np.float64) @ WM.T
+    return margins.T
 
 
 def _tree_margins(members: Sequence[LinearBoostedClassifier], feats: np.ndarray) -> np.ndarray:
     """The members' trees, shape ``(B, n)``, one XGBoost call per member."""
     out = np.zeros((len(members), feats.shape[0]))
+    if not len(members):
+        return out
     f32 = feats.astype(np.float32)
     zeros = np.zeros(feats.shape[0], dtype=np.float32)
     for i, m in enumerate(members):

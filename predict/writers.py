@@ -95,6 +95,20 @@ def _probe(path: Path, parent: Path) -> None:
             os.unlink(probe)
 
 
+class _TextSink:
+    """Bytes in, UTF-8 text out: a binary face for a standard output that has none."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.stream.write(bytes(data).decode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 @contextlib.contextmanager
 def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temp file next to ``dest`` and move it into place only on success.
@@ -103,7 +117,12 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """
     path = check_writable(dest)
     if path is None:
-        yield sys.stdout.buffer if "b" in mode else sys.stdout
+        if "b" not in mode:
+            yield sys.stdout
+        elif hasattr(sys.stdout, "buffer"):
+            yield sys.stdout.buffer
+        else:  # a text-only standard output (a notebook, a redirected sys.stdout)
+            yield _TextSink(sys.stdout)
         return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
