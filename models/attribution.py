@@ -206,6 +206,18 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
     >>> bool(np.allclose(base + contrib.sum(axis=1), margin))  # doctest: +SKIP
     True
     """
+    base, contrib, _ = contributions_and_inputs(head, frame)
+    return base, contrib
+
+
+def contributions_and_inputs(
+    head: Any, frame: pd.DataFrame
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """:func:`cytokine_contributions` and the explanation inputs it was computed from.
+
+    The inputs (``PanelFeatures.transform_inputs``: log2 cytokines, covariates) come
+    third, so that callers which also need them (driver texts) do not build them again.
+    """
     feats_step = head.pipeline.named_steps["features"]
     clf = head.pipeline.named_steps["model"]
     X = frame[head.input_columns]
@@ -242,7 +254,7 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
     )
     margin = a + b * clf.decision_function(feat_arr)
     contrib = snap_to_total(contrib, margin - base)
-    return base, pd.DataFrame(contrib, index=frame.index, columns=inputs)
+    return base, pd.DataFrame(contrib, index=frame.index, columns=inputs), Z
 
 
 def _axis_row_weights(

@@ -200,8 +200,9 @@ class ResponseModel:
 
     def top_drivers(self, frame: pd.DataFrame, therapy: str, k: int = 3) -> pd.Series:
         """The ``k`` largest signed contributions per row as text, e.g. ``IL17F↑ -0.61``."""
-        _, contrib = self.heads[therapy].cytokine_contributions(frame)
-        Z = self.heads[therapy].features.transform_inputs(frame[self.heads[therapy].input_columns])
+        from cytoresp.models.attribution import contributions_and_inputs
+
+        _, contrib, Z = contributions_and_inputs(self.heads[therapy], frame)
         return format_drivers(contrib, Z, self.heads[therapy].background, k)
 
     def recommend(
