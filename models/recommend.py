@@ -87,10 +87,6 @@ def _check_level(level: float) -> float:
     return float(level)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 # --------------------------------------------------------------------------------------
 # The ensemble
 # --------------------------------------------------------------------------------------
@@ -241,7 +237,13 @@ class BootstrapEnsemble:
             if x is None:
                 x = head.engineered(frame)
             a, b = head.calibration
-            out[t] = _sigmoid(a + b * self.margins(t, x))
+            m = self.margins(t, x)  # a fresh array: calibrated and squashed in place
+            m *= 0.5 * b
+            m += 0.5 * a
+            np.tanh(m, out=m)
+            m += 1.0
+            m *= 0.5
+            out[t] = m  # = sigmoid(a + b * margin)
         return out
 
     def difference_draws(
