@@ -232,8 +232,9 @@ How to read it (method in `docs/methods.md`, "Choosing a therapy and observation
   setting where adjustment can work; unmeasured confounding cannot be assessed this way.
   Here the unweighted heads already adjust for the confounders (they are inputs), so the
   recommendations are as good as on randomised cohorts, and inverse-propensity weighting
-  (`--ipw`) only adds variance: it lowered the gain captured by 6-8 points. It is an
-  option for heads that fit poorly where the groups overlap little, not a default.
+  (`--ipw`) only adds variance: it lowered the gain captured in both confounded scenarios
+  above. It is an option for heads that fit poorly where the groups overlap little, not a
+  default.
 - *assignment warning*: training cohorts for which training warned that the therapy groups
   differ strongly (`docs/methods.md`); *fit time*: wall time of one training with
   `TrainConfig(n_repeats=1)` on the shared 2-core development machine (indicative only).
