@@ -616,9 +616,11 @@ def render(out: Outcome) -> str:
         "predictions pooled over repeats (95% bootstrap interval resampling patients, "
         f"{s.n_boot} resamples). *default − best other* compares the default with the better "
         "of the two comparators (means); *default trees* is the mean number of trees the "
-        "default kept after early stopping. How the default was chosen, and the one observation "
-        "of an earlier run of this benchmark that changed it (constant-score heads at 100 "
-        'patients, fixed by the ridge fallback): docs/methods.md, "Default model".',
+        "default kept after early stopping. How the default was chosen, and the two "
+        "observations of earlier runs of this benchmark that led to changes chosen on other "
+        "seeds (constant-score heads at 100 patients: the ridge fallback; IFN-β 0.015 below "
+        "logistic at 100 patients: averaging the lasso with ridge and repeating the inner "
+        'folds): docs/methods.md, "Default model".',
         "",
         format_table(out),
         "",

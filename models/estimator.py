@@ -9,7 +9,8 @@ trees is a legitimate answer: then the head is the linear model). Both parts hav
 additive explanations: linear SHAP for the linear part (features treated as independent,
 background = training means) and TreeSHAP for the trees.
 
-Why these defaults (L1 linear part with a ridge fallback, early stopping with the
+Why these defaults (L1 linear part averaged with a ridge fit, 3 to 1, penalties chosen on
+three repetitions of the inner folds, a ridge fallback, early stopping with the
 one-standard-error rule, no monotone constraints): docs/methods.md, "Default model", with
 the simulated-cohort measurements behind each choice.
 """
@@ -40,6 +41,10 @@ EARLY_STOPPING_PATIENCE = 50
 #: Points on the L1 regularisation path (C0 .. 1000 C0, log-spaced) searched when
 #: ``l1_ratio > 0``.
 L1_PATH_POINTS = 13
+#: Weight of the ridge fit averaged into an L1 linear part, and repetitions of the inner
+#: folds for the choice of C (docs/methods.md, "Default model").
+RIDGE_WEIGHT_DEFAULT = 0.25
+INNER_REPEATS_DEFAULT = 3
 
 
 def _prevalence_logit(y: np.ndarray, sw: np.ndarray | None) -> float:
@@ -74,6 +79,20 @@ class LinearBoostedClassifier(ClassifierMixin, BaseEstimator):
         Mix of the linear part's penalty: 0 ridge (L2), 1 lasso (L1), in between elastic
         net (slower: SAGA solver). ``"auto"``: ridge and lasso both scored on the inner
         folds, the better kept (measured worse than the lasso, docs/methods.md).
+    ridge_weight : float in [0, 1), default=RIDGE_WEIGHT_DEFAULT
+        With an L1 penalty (``l1_ratio`` a number > 0): the linear part is the weighted
+        average ``(1 - w) * L1 fit + w * ridge fit`` (coefficients and intercepts, so still
+        one linear model with exact linear SHAP), each with its own ``C`` chosen on the
+        inner folds (the ridge's is ``C_ridge_``). It hedges the L1 fit's noisy feature
+        selection on small cohorts. 0: the L1 fit alone.
+    C_ridge : float or "auto", default="auto"
+        With ``ridge_weight > 0``: the ridge fit's inverse regularisation strength;
+        ``"auto"`` picks it from :data:`DEFAULT_C_GRID` on the inner folds.
+    inner_repeats : int, default=INNER_REPEATS_DEFAULT
+        Repetitions of the ``inner_splits`` stratified inner folds (reshuffled) whose
+        log-loss, averaged, chooses the linear part's ``C``; the number of trees is chosen
+        on the first repetition. More repetitions make the choice less noisy on small
+        cohorts.
     null_fallback : bool, default=True
         With an L1 penalty and ``C="auto"``: if the chosen penalty removes every feature
         (a constant score that ranks nobody, which the inner log-loss can prefer on tiny
@@ -117,9 +136,12 @@ reg_lambda, gamma : XGBoost tree parameters
         Coefficients of the standardised features (zeros when ``linear=False``).
     linear_intercept_ : float
     C_ : float or None
-        The regularisation strength used.
+        The regularisation strength used (of the L1 fit when averaged with ridge).
     l1_ratio_ : float or None
         The L1 share of the penalty used (0.0 after a ridge fallback).
+    C_ridge_ : float or None
+        With ``ridge_weight > 0``: the C of the ridge fit averaged in (None when not
+        averaged, e.g. after a ridge fallback).
     booster_ : xgboost.Booster or None
         The trees (None when no tree is used).
     n_trees_ : int
@@ -144,6 +166,9 @@ reg_lambda, gamma : XGBoost tree parameters
         C: float | str = "auto",
         l1_ratio: float | str = 1.0,
         null_fallback: bool = True,
+        ridge_weight: float = RIDGE_WEIGHT_DEFAULT,
+        C_ridge: float | str = "auto",
+        inner_repeats: int = INNER_REPEATS_DEFAULT,
         n_estimators: int = 500,
         max_depth: int = 2,
         learning_rate: float = 0.05,
@@ -163,6 +188,9 @@ reg_lambda, gamma : XGBoost tree parameters
         self.C = C
         self.l1_ratio = l1_ratio
         self.null_fallback = null_fallback
+        self.ridge_weight = ridge_weight
+        self.C_ridge = C_ridge
+        self.inner_repeats = inner_repeats
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -205,6 +233,14 @@ reg_lambda, gamma : XGBoost tree parameters
             raise UsageError(
                 f"early_stopping_rule must be 'min' or '1se', got {self.early_stopping_rule!r}"
             )
+        if not (
+            self.C_ridge == "auto" or (isinstance(self.C_ridge, numbers.Real) and self.C_ridge > 0)
+        ):
+            raise UsageError(f"C_ridge must be 'auto' or a positive number, got {self.C_ridge!r}")
+        if not (isinstance(self.ridge_weight, numbers.Real) and 0.0 <= self.ridge_weight < 1.0):
+            raise UsageError(f"ridge_weight must be a number in [0, 1), got {self.ridge_weight!r}")
+        if not isinstance(self.inner_repeats, numbers.Integral) or self.inner_repeats < 1:
+            raise UsageError(f"inner_repeats must be an integer >= 1, got {self.inner_repeats!r}")
         if not isinstance(self.inner_splits, numbers.Integral) or self.inner_splits < 2:
             raise UsageError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
         mono = self.monotone_constraints
@@ -260,27 +296,45 @@ reg_lambda, gamma : XGBoost tree parameters
         # part is refitted in every inner fold, so the trees of an inner fold start from
         # margins that never saw the fold's validation rows.
         folds = self._inner_folds(y_enc)
-        need_c = linear and self.C == "auto"
+        average = linear and self._averages()
+        need_c = linear and (self.C == "auto" or (average and self.C_ridge == "auto"))
         need_rounds = boost and bool(self.early_stopping)
         fold_linear = None  # per inner fold: (train margins, test margins, coefficients)
         self.l1_ratio_ = None
+        self.C_ridge_ = None
         if linear:
             candidates = self._candidates(Xs, y_enc, sw)
             if folds is not None and (need_c or need_rounds):
-                losses, fits = self._inner_linear(Xs, y_enc, sw, folds, candidates)
+                repeats = int(self.inner_repeats) if need_c else 1
+                losses, fits = self._inner_linear(Xs, y_enc, sw, folds, candidates, repeats)
             else:
                 losses, fits = None, None
-            for k in self._preference(candidates, losses):
+            order = self._preference(candidates, losses)
+            for k in order:
                 l1, C = candidates[k]
                 lr = self._logistic(C, l1).fit(Xs, y_enc, sample_weight=sw)
                 coef = lr.coef_.ravel().astype(np.float64)
-                if l1 > 0 and self.null_fallback and not coef.any() and need_c:
+                if l1 > 0 and self.null_fallback and not coef.any() and self.C == "auto":
                     continue  # the penalty removed every feature: try the ridge choice
                 break
+            intercept = float(lr.intercept_[0])
+            fold_linear = None if fits is None else fits[k]
+            if average and l1 > 0:
+                # Average the kept L1 fit with the chosen ridge fit (the last in ``order``).
+                w = float(self.ridge_weight)
+                r = order[-1]
+                ridge = self._logistic(candidates[r][1], 0.0).fit(Xs, y_enc, sample_weight=sw)
+                coef = (1 - w) * coef + w * ridge.coef_.ravel().astype(np.float64)
+                intercept = (1 - w) * intercept + w * float(ridge.intercept_[0])
+                self.C_ridge_ = float(candidates[r][1])
+                if fold_linear is not None:
+                    fold_linear = [
+                        tuple((1 - w) * a + w * b for a, b in zip(fa, fb, strict=True))
+                        for fa, fb in zip(fold_linear, fits[r], strict=True)
+                    ]
             self.C_, self.l1_ratio_ = float(C), float(l1)
             self.linear_coef_ = coef
-            self.linear_intercept_ = float(lr.intercept_[0])
-            fold_linear = None if fits is None else fits[k]
+            self.linear_intercept_ = intercept
         else:
             self.C_ = None
             self.linear_coef_ = np.zeros(arr.shape[1])
@@ -350,13 +404,20 @@ reg_lambda, gamma : XGBoost tree parameters
             feature_names=[f"f{i}" for i in range(arr.shape[1])],
         )
 
-    def _inner_folds(self, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """Stratified inner folds of the training rows (None if a class has < 2 rows)."""
-        n_minor = int(min(y.sum(), len(y) - y.sum()))
-        n_splits = min(int(self.inner_splits), n_minor)
+    def _inner_folds(
+        self, y: np.ndarray, n_splits: int | None = None, repeat: int = 0
+    ) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Stratified inner folds of the training rows (None if a class has < 2 rows).
+
+        ``repeat`` > 0 gives another shuffle of the same number of folds.
+        """
+        if n_splits is None:
+            n_minor = int(min(y.sum(), len(y) - y.sum()))
+            n_splits = min(int(self.inner_splits), n_minor)
         if n_splits < 2:
             return None
-        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+        seed = int(self.random_state) + 7919 * repeat
+        cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         return list(cv.split(np.zeros(len(y)), y))
 
     @staticmethod
@@ -395,18 +456,28 @@ reg_lambda, gamma : XGBoost tree parameters
     ) -> list[tuple[float, float]]:
         """The (l1_ratio, C) pairs the inner folds compare.
 
-        A fixed ``C``: that one pair. ``C="auto"``: ridge over :data:`DEFAULT_C_GRID`, and for
+        A fixed ``C``: that one pair (plus the ridge candidates when averaging with ridge).
+        ``C="auto"``: ridge over :data:`DEFAULT_C_GRID` (or the fixed ``C_ridge``), and for
         ``l1_ratio > 0`` (or ``"auto"``) the L1 path too; ridge is also scored for an L1
-        penalty so that it can stand in when the L1 choice removes every feature.
+        penalty so that it can be averaged in, or stand in when the L1 choice removes every
+        feature.
         """
         l1s = [0.0, 1.0] if self.l1_ratio == "auto" else [float(self.l1_ratio)]
+        ridge_cs = DEFAULT_C_GRID
+        if self._averages() and self.C_ridge != "auto":
+            ridge_cs = (float(self.C_ridge),)
         if self.C != "auto":
-            return [(l1s[-1], float(self.C))]
-        out = [(0.0, C) for C in DEFAULT_C_GRID]
+            out = [(l1s[-1], float(self.C))]
+            return out + ([(0.0, C) for C in ridge_cs] if self._averages() else [])
+        out = [(0.0, C) for C in ridge_cs]
         for l1 in l1s:
             if l1 > 0:
                 out += [(l1, C) for C in self._l1_path(Xs, y, sw, l1)]
         return out
+
+    def _averages(self) -> bool:
+        """Whether the linear part averages an L1 fit with a ridge fit."""
+        return self.ridge_weight > 0 and self.l1_ratio != "auto" and float(self.l1_ratio) > 0.0
 
     def _preference(
         self, candidates: list[tuple[float, float]], losses: np.ndarray | None
@@ -431,25 +502,30 @@ reg_lambda, gamma : XGBoost tree parameters
         sw: np.ndarray | None,
         folds: list[tuple[np.ndarray, np.ndarray]],
         candidates: list[tuple[float, float]],
+        repeats: int = 1,
     ) -> tuple[np.ndarray, list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
         """Inner out-of-fold log-loss of every candidate, and each candidate's fold fits.
 
-        Per candidate and fold: (margins of the fold's training rows, margins of its test
-        rows, coefficients).
+        The loss is summed over ``repeats`` repetitions of the inner folds (the first is
+        ``folds``, the others reshuffled). Per candidate and fold of the first repetition:
+        (margins of the fold's training rows, margins of its test rows, coefficients).
         """
         eps = 1e-12
         losses = np.zeros(len(candidates))
         fits: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in candidates]
-        for train, test in folds:
-            w_tr = None if sw is None else sw[train]
-            w_te = np.ones(len(test)) if sw is None else sw[test]
-            yt = y[test]
-            for i, (l1, C) in enumerate(candidates):
-                lr = self._logistic(C, l1).fit(Xs[train], y[train], sample_weight=w_tr)
-                m_tr, m_te = lr.decision_function(Xs[train]), lr.decision_function(Xs[test])
-                p = np.clip(1.0 / (1.0 + np.exp(-m_te)), eps, 1 - eps)
-                losses[i] += -np.sum(w_te * (yt * np.log(p) + (1 - yt) * np.log(1 - p)))
-                fits[i].append((m_tr, m_te, lr.coef_.ravel()))
+        for rep in range(repeats):
+            rep_folds = folds if rep == 0 else self._inner_folds(y, len(folds), rep)
+            for train, test in rep_folds:
+                w_tr = None if sw is None else sw[train]
+                w_te = np.ones(len(test)) if sw is None else sw[test]
+                yt = y[test]
+                for i, (l1, C) in enumerate(candidates):
+                    lr = self._logistic(C, l1).fit(Xs[train], y[train], sample_weight=w_tr)
+                    m_te = lr.decision_function(Xs[test])
+                    p = np.clip(1.0 / (1.0 + np.exp(-m_te)), eps, 1 - eps)
+                    losses[i] += -np.sum(w_te * (yt * np.log(p) + (1 - yt) * np.log(1 - p)))
+                    if rep == 0:
+                        fits[i].append((lr.decision_function(Xs[train]), m_te, lr.coef_.ravel()))
         return losses, fits
 
     def _choose_rounds(
@@ -594,6 +670,7 @@ reg_lambda, gamma : XGBoost tree parameters
             "linear_intercept": self.linear_intercept_,
             "C": self.C_,
             "l1_ratio": self.l1_ratio_,
+            "C_ridge": self.C_ridge_,
             "n_trees": int(self.n_trees_),
         }
 
@@ -616,6 +693,7 @@ reg_lambda, gamma : XGBoost tree parameters
         est.linear_intercept_ = float(state["linear_intercept"])
         est.C_ = state["C"]
         est.l1_ratio_ = state.get("l1_ratio")
+        est.C_ridge_ = state.get("C_ridge")
         est.inner_logloss_ = None
         est.booster_ = None
         if booster is not None:

@@ -98,6 +98,7 @@ def make_threshold_data(n=1500, seed=0):
 def test_defaults_are_lasso_with_early_stopped_trees():
     clf = LinearBoostedClassifier()
     assert clf.l1_ratio == 1.0 and clf.early_stopping is True
+    assert clf.ridge_weight == 0.25 and clf.inner_repeats == 3
     assert clf.early_stopping_rule == "1se" and clf.n_estimators == 500
 
 
@@ -150,7 +151,7 @@ def test_lasso_sets_noise_coefficients_to_exactly_zero_and_ridge_does_not():
     rng = np.random.default_rng(6)
     X = rng.normal(size=(300, 12))
     y = (rng.random(300) < 1 / (1 + np.exp(-2 * X[:, 0]))).astype(int)
-    lasso = LinearBoostedClassifier(n_estimators=0).fit(X, y)
+    lasso = LinearBoostedClassifier(n_estimators=0, ridge_weight=0.0).fit(X, y)
     ridge = LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0).fit(X, y)
     assert np.sum(lasso.linear_coef_ == 0) >= 6
     assert np.all(ridge.linear_coef_ != 0)
@@ -166,7 +167,7 @@ def test_lasso_path_is_relative_to_the_cohort():
     c0 = 1.0 / np.max(np.abs(Xs.T @ (y - y.mean())))
     assert c0 * (1 - 1e-9) <= clf.C_ <= 1000 * c0 * (1 + 1e-9)
     # At C0 itself every coefficient is zero: the path starts where the lasso does.
-    at_c0 = LinearBoostedClassifier(n_estimators=0, C=c0 * 0.999).fit(X, y)
+    at_c0 = LinearBoostedClassifier(n_estimators=0, C=c0 * 0.999, ridge_weight=0.0).fit(X, y)
     np.testing.assert_allclose(at_c0.linear_coef_, 0.0, atol=1e-6)
 
 
@@ -253,6 +254,10 @@ def test_json_round_trip_keeps_the_number_of_trees():
         ({"early_stopping": "yes"}, "early_stopping must"),
         ({"early_stopping_rule": "2se"}, "early_stopping_rule"),
         ({"inner_splits": 1}, "inner_splits"),
+        ({"inner_repeats": 0}, "inner_repeats"),
+        ({"ridge_weight": 1.0}, "ridge_weight"),
+        ({"ridge_weight": -0.1}, "ridge_weight"),
+        ({"C_ridge": 0.0}, "C_ridge"),
         ({"monotone_constraints": {"f0": 2}}, "monotone_constraints"),
         ({"monotone_constraints": "increasing"}, "monotone_constraints"),
     ],
@@ -276,9 +281,10 @@ def test_null_lasso_falls_back_to_ridge():
     rng = np.random.default_rng(16)
     X = rng.normal(size=(50, 20))
     y = (rng.random(50) < 1 / (1 + np.exp(-0.4 * X[:, 0]))).astype(int)  # weak signal
-    no_fallback = LinearBoostedClassifier(n_estimators=0, null_fallback=False).fit(X, y)
+    lasso_only = {"n_estimators": 0, "ridge_weight": 0.0}
+    no_fallback = LinearBoostedClassifier(null_fallback=False, **lasso_only).fit(X, y)
     assert not no_fallback.linear_coef_.any()  # the lasso keeps nothing: a constant score
-    clf = LinearBoostedClassifier(n_estimators=0).fit(X, y)
+    clf = LinearBoostedClassifier(**lasso_only).fit(X, y)
     assert clf.l1_ratio_ == 0.0 and clf.C_ in DEFAULT_C_GRID
     assert np.all(clf.linear_coef_ != 0)
     assert np.unique(clf.decision_function(X)).size == 50
@@ -297,3 +303,34 @@ def test_auto_penalty_picks_one_of_ridge_and_lasso():
     state = clf.to_dict()
     assert state["l1_ratio"] == clf.l1_ratio_
     assert LinearBoostedClassifier.from_dict(state, None).l1_ratio_ == clf.l1_ratio_
+
+
+def test_ridge_weight_averages_the_lasso_and_ridge_fits():
+    X, y = make_data(n=300, seed=18)
+    clf = LinearBoostedClassifier(n_estimators=0, ridge_weight=0.25).fit(X, y)
+    assert clf.l1_ratio_ == 1.0 and clf.C_ridge_ in DEFAULT_C_GRID
+    lasso = LinearBoostedClassifier(n_estimators=0, ridge_weight=0.0, C=clf.C_).fit(X, y)
+    ridge = LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, C=clf.C_ridge_).fit(X, y)
+    np.testing.assert_allclose(
+        clf.linear_coef_, 0.75 * lasso.linear_coef_ + 0.25 * ridge.linear_coef_, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        clf.linear_intercept_,
+        0.75 * lasso.linear_intercept_ + 0.25 * ridge.linear_intercept_,
+        atol=1e-8,
+    )
+    # Fixed penalties reproduce the fit, and the state round-trips.
+    fixed = LinearBoostedClassifier(n_estimators=0, C=clf.C_, C_ridge=clf.C_ridge_).fit(X, y)
+    np.testing.assert_allclose(fixed.linear_coef_, clf.linear_coef_, atol=1e-8)
+    again = LinearBoostedClassifier.from_dict(clf.to_dict(), None)
+    assert again.C_ridge_ == clf.C_ridge_
+    assert LinearBoostedClassifier(n_estimators=0, ridge_weight=0.0).fit(X, y).C_ridge_ is None
+
+
+def test_inner_repeats_only_change_the_choice_of_the_penalty():
+    X, y = make_threshold_data(n=400, seed=19)
+    one = LinearBoostedClassifier(C=0.1, ridge_weight=0.0, inner_repeats=1).fit(X, y)
+    three = LinearBoostedClassifier(C=0.1, ridge_weight=0.0, inner_repeats=3).fit(X, y)
+    assert one.n_trees_ == three.n_trees_
+    np.testing.assert_array_equal(one.decision_function(X), three.decision_function(X))
+    np.testing.assert_allclose(one.inner_logloss_, three.inner_logloss_)
