@@ -135,6 +135,7 @@ def score_frame(
 
     therapies = model._therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
+    check()
     if len(therapies) == 2:
         table = model.recommend_frame(frame, margin)
     else:
