@@ -128,6 +128,16 @@ class BootstrapEnsemble:
         if sizes == {0}:
             raise UsageError("a bootstrap ensemble needs at least one member per therapy")
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the lock cannot be pickled or deep-copied; merged boosters are rebuilt on use
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_merged")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._merged = {}
+        self._lock = threading.Lock()
+
     @property
     def therapies(self) -> list[str]:
         """Therapies with members, in canonical order."""

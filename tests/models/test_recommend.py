@@ -201,6 +201,19 @@ def test_merged_ensemble_margins_equal_member_by_member(trained, tree_model, tes
     assert tree_model.ensemble.margins("ga", np.empty((0, feats.shape[1]))).shape == (3, 0)
 
 
+def test_ensemble_copies_and_pickles_with_its_merged_trees_rebuilt(tree_model, test_cohort):
+    import copy
+    import pickle
+
+    ens = tree_model.ensemble
+    frame = tree_model.model_frame(test_cohort[1]).iloc[:40]
+    feats = tree_model.heads["ifnb"].engineered(frame)
+    expected = ens.margins("ifnb", feats)  # builds and caches the merged trees
+    for twin in (copy.deepcopy(ens), pickle.loads(pickle.dumps(ens))):
+        assert twin._merged == {}
+        np.testing.assert_array_equal(twin.margins("ifnb", feats), expected)
+
+
 def test_ensemble_falls_back_to_members_when_trees_cannot_be_merged(
     tree_model, test_cohort, monkeypatch
 ):
