@@ -62,6 +62,7 @@ from _realdata import (  # noqa: E402
     load_covid,
     load_septic_shock,
 )
+from _results import replace_section  # noqa: E402
 
 from cytoresp.datasets import simulate_cohort  # noqa: E402
 from cytoresp.features.builder import PanelFeatures  # noqa: E402
@@ -635,21 +636,7 @@ def render(out: Outcome) -> str:
 
 def write_section(text: str, path: Path = RESULTS, heading: str = SECTION) -> None:
     """Replace (or append) ``heading``'s section in ``path``, leaving the rest untouched."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == heading), None)
-    block = f"{heading}\n\n{text}"
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + block
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + block + ("\n" + tail if tail else "")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    tmp.replace(path)
+    replace_section(heading, f"{heading}\n\n{text}", path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
