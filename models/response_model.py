@@ -58,8 +58,7 @@ class TherapyHead:
 
     def calibrated_margin(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated log-odds of response for rows of a model frame."""
-        a, b = self.calibration
-        return a + b * self.pipeline.decision_function(frame[self.input_columns])
+        return self.calibrated_margin_of(self.engineered(frame))
 
     def engineered(self, frame: pd.DataFrame) -> np.ndarray:
         """The classifier's input for rows of a model frame (every step but the last)."""
@@ -170,11 +169,22 @@ class ResponseModel:
         frame = data if _is_model_frame(data) else self.model_frame(data)
         return self.predict_proba_frame(frame, therapy)
 
-    def predict_proba_frame(self, frame: pd.DataFrame, therapy: str | None = None) -> pd.DataFrame:
-        """:meth:`predict_proba` on an already aligned model frame."""
+    def predict_proba_frame(
+        self,
+        frame: pd.DataFrame,
+        therapy: str | None = None,
+        feats: dict[str, np.ndarray] | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`predict_proba` on an already aligned model frame.
+
+        ``feats``: per therapy, the head's :meth:`TherapyHead.engineered` features of
+        ``frame`` where already built (they are built otherwise).
+        """
         out = {}
         for t in self._therapies(therapy):
-            out[f"p_response_{t}"] = _sigmoid(self.heads[t].calibrated_margin(frame))
+            head = self.heads[t]
+            x = feats[t] if feats is not None and t in feats else head.engineered(frame)
+            out[f"p_response_{t}"] = _sigmoid(head.calibrated_margin_of(x))
         return pd.DataFrame(out, index=frame.index)
 
     def explain(self, data, therapy: str | None = None) -> pd.DataFrame:
@@ -254,13 +264,7 @@ class ResponseModel:
         if self.ensemble is not None and set(self.ensemble.therapies) >= {"ifnb", "ga"}:
             # the heads' features once, for the heads and the ensemble's members
             feats = {t: self.heads[t].engineered(frame) for t in ("ifnb", "ga")}
-            proba = pd.DataFrame(
-                {
-                    f"p_response_{t}": _sigmoid(self.heads[t].calibrated_margin_of(feats[t]))
-                    for t in ("ifnb", "ga")
-                },
-                index=frame.index,
-            )
+            proba = self.predict_proba_frame(frame, feats=feats)
             draws = self.ensemble.difference_draws(self.heads, frame, feats)
             return recommend_with_interval(proba, draws, level or self.ensemble.level)
         proba = self.predict_proba_frame(frame)
