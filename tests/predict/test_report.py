@@ -137,23 +137,17 @@ def _chromium() -> str:
     return shutil.which("chromium") or shutil.which("chromium-browser") or ""
 
 
-def test_report_command_writes_a_page_that_chromium_renders(model_dir, new_table, tmp_path):
+def _report(model_dir, new_table, tmp_path, sample: str):
+    """Run ``cytoresp report`` for one sample: (exit code, panel file, report path)."""
     panel_csv = tmp_path / "new.csv"
     new_table.to_csv(panel_csv, index=False)
     out = tmp_path / "report.html"
-    code = main(
-        [
-            "report",
-            "--model",
-            str(model_dir),
-            "--input",
-            str(panel_csv),
-            "--sample",
-            EVIL_ID,
-            "--out",
-            str(out),
-        ]
-    )
+    args = ["report", "--model", str(model_dir), "--input", str(panel_csv)]
+    return main([*args, "--sample", sample, "--out", str(out)]), panel_csv, out
+
+
+def test_report_command_writes_a_page_that_chromium_renders(model_dir, new_table, tmp_path):
+    code, panel_csv, out = _report(model_dir, new_table, tmp_path, EVIL_ID)
     assert code == 0 and out.is_file()
     if not _chromium():
         pytest.skip("chromium is not installed (.ci/run installs it)")
@@ -194,21 +188,6 @@ def test_report_command_writes_a_page_that_chromium_renders(model_dir, new_table
 def test_report_command_leaves_nothing_for_an_unknown_sample(
     model_dir, new_table, tmp_path, capsys
 ):
-    panel_csv = tmp_path / "new.csv"
-    new_table.to_csv(panel_csv, index=False)
-    out = tmp_path / "report.html"
-    code = main(
-        [
-            "report",
-            "--model",
-            str(model_dir),
-            "--input",
-            str(panel_csv),
-            "--sample",
-            "nobody",
-            "--out",
-            str(out),
-        ]
-    )
+    code, panel_csv, out = _report(model_dir, new_table, tmp_path, "nobody")
     assert code == 2 and not out.exists() and list(tmp_path.iterdir()) == [panel_csv]
     assert "sample 'nobody' is not in the panel" in capsys.readouterr().err

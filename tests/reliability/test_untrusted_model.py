@@ -82,13 +82,18 @@ def test_every_file_of_the_model_is_covered(small_model, model_copy, tmp_path, c
         shutil.rmtree(model_copy)
         shutil.copytree(small_model, model_copy)
         _flip_byte(model_copy / name, offset=len((model_copy / name).read_bytes()) - 2)
-        code, err = _main(
-            ["predict", "--model", str(model_copy), "--input", str(cohort_csv),
-             "--output", str(tmp_path / "pred.csv")]
-        )  # fmt: skip
+        code, err = _predict(model_copy, cohort_csv, tmp_path)
         assert code == 2, (name, err)
         assert "refusing to load" in err or "unreadable or malformed" in err, (name, err)
         assert not (tmp_path / "pred.csv").exists()
+
+
+def _predict(model, panel, tmp_path):
+    """``cytoresp predict`` of ``panel`` with ``model`` into tmp_path/pred.csv."""
+    return _main(
+        ["predict", "--model", str(model), "--input", str(panel),
+         "--output", str(tmp_path / "pred.csv")]
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -116,10 +121,7 @@ def test_every_file_of_the_model_is_covered(small_model, model_copy, tmp_path, c
 )  # fmt: skip
 def test_tampered_model_directory_is_refused(model_copy, tmp_path, cohort_csv, tamper, message):
     tamper(model_copy)
-    code, err = _main(
-        ["predict", "--model", str(model_copy), "--input", str(cohort_csv),
-         "--output", str(tmp_path / "pred.csv")]
-    )  # fmt: skip
+    code, err = _predict(model_copy, cohort_csv, tmp_path)
     assert code == 2, err
     assert message in err, err
     assert not (tmp_path / "pred.csv").exists()
@@ -153,10 +155,7 @@ def test_consistent_but_hostile_model_is_refused_cleanly(
     """The manifest rewritten to match (an attacker, not an accident): still exit 2, clean."""
     tamper(model_copy)
     _rewrite_manifest(model_copy)
-    code, err = _main(
-        ["predict", "--model", str(model_copy), "--input", str(cohort_csv),
-         "--output", str(tmp_path / "pred.csv")]
-    )  # fmt: skip
+    code, err = _predict(model_copy, cohort_csv, tmp_path)
     assert code == 2, err
     assert message in err, err
     assert "Stack trace" not in err and "Traceback" not in err, err
