@@ -11,11 +11,16 @@ Conventions
 -----------
 * ``y`` holds 0/1 labels (1 = responder), ``p`` the predicted probability of response.
 * A prediction is *positive* when ``p >= threshold``.
-* Intervals are 95% percentile bootstrap intervals, stratified by class (the number of
-  responders and non-responders is kept in every resample, so every resample has both
-  classes). With ``groups`` (patient ids), whole patients are resampled, which is what
-  makes intervals honest when the rows are repeated cross-validation predictions of the
-  same patients.
+* Intervals are 95% percentile bootstrap intervals over patients. Metrics defined within
+  each class (ROC AUC, sensitivity, specificity, balanced accuracy) resample within each
+  class, so every resample has both classes and those metrics stay defined. Metrics that
+  depend on the prevalence (Brier score, calibration intercept and slope, PR AUC) use a
+  plain bootstrap of patients: holding the prevalence fixed would leave out the sampling
+  variability of the event rate and make their intervals too narrow (the calibration
+  intercept's interval covered 0 for only 62% of perfectly calibrated samples of 150
+  patients when resampled within class). With ``groups`` (patient ids), whole patients
+  are resampled, which is what makes intervals honest when the rows are repeated
+  cross-validation predictions of the same patients.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "paired_difference_pvalue",
     "summarise_repeats",
     "PAIRED_METRICS",
+    "CLASS_STRATIFIED_METRICS",
 ]
 
 _CLIP = 1e-6
@@ -376,22 +382,41 @@ def _k_calibration(W: np.ndarray, s: _Scores) -> tuple[np.ndarray, np.ndarray]:
     return intercept, slope
 
 
-def _k_all(W: np.ndarray, s: _Scores, threshold: float) -> dict[str, np.ndarray]:
-    intercept, slope = _k_calibration(W, s)
-    out = {
-        "roc_auc": _k_roc_auc(W, s),
-        "pr_auc": _k_pr_auc(W, s),
-        "brier": _k_brier(W, s),
-        "calibration_intercept": intercept,
-        "calibration_slope": slope,
-    }
-    th = _k_threshold(W, s, threshold)
-    for key in ("balanced_accuracy", "sensitivity", "specificity"):
-        out[key] = th[key]
-    return out
+def _k_all(
+    W: np.ndarray, s: _Scores, threshold: float, stratified: bool | None = None
+) -> dict[str, np.ndarray]:
+    """Every metric for each row of W; with ``stratified``, only the metrics whose
+    bootstrap is (True) or is not (False) stratified by class."""
+    out: dict[str, np.ndarray] = {}
+    if stratified is not True:
+        intercept, slope = _k_calibration(W, s)
+        out |= {
+            "pr_auc": _k_pr_auc(W, s),
+            "brier": _k_brier(W, s),
+            "calibration_intercept": intercept,
+            "calibration_slope": slope,
+        }
+    if stratified is not False:
+        out["roc_auc"] = _k_roc_auc(W, s)
+        th = _k_threshold(W, s, threshold)
+        for key in ("balanced_accuracy", "sensitivity", "specificity"):
+            out[key] = th[key]
+    return {k: out[k] for k in _METRIC_ORDER if k in out}
+
+
+_METRIC_ORDER = (
+    "roc_auc", "pr_auc", "brier", "calibration_intercept", "calibration_slope",
+    "balanced_accuracy", "sensitivity", "specificity",
+)  # fmt: skip
 
 
 _Kernel = Callable[[np.ndarray, _Scores], np.ndarray]
+
+#: Metrics whose bootstrap keeps the number of responders and non-responders fixed (they
+#: are defined within each class); every other metric uses a plain patient bootstrap.
+CLASS_STRATIFIED_METRICS = frozenset(
+    {"roc_auc", "balanced_accuracy", "sensitivity", "specificity"}
+)
 
 #: Metrics accepted by :func:`paired_difference` (all free of a decision threshold).
 PAIRED_METRICS: dict[str, _Kernel] = {
@@ -413,14 +438,25 @@ def _one(y: ArrayLike, p: ArrayLike) -> tuple[np.ndarray, _Scores]:
 
 
 def _resample_weights(
-    cluster: np.ndarray, cluster_label: np.ndarray, n_boot: int, seed: int
+    cluster: np.ndarray,
+    cluster_label: np.ndarray,
+    n_boot: int,
+    seed: int,
+    *,
+    stratified: bool,
 ) -> Iterator[np.ndarray]:
-    """Yield (chunk, n_rows) count matrices of a class-stratified cluster bootstrap."""
+    """Yield (chunk, n_rows) count matrices of a cluster (patient) bootstrap.
+
+    ``stratified=True`` draws the responding and the non-responding patients separately
+    (each resample keeps their numbers); ``False`` draws from all patients at once.
+    """
     rng = np.random.default_rng(seed)
     m = cluster_label.size
     counts = np.zeros((n_boot, m), dtype=np.int32)
-    for label in (0.0, 1.0):
-        members = np.flatnonzero(cluster_label == label)
+    strata = [np.flatnonzero(cluster_label == v) for v in (0.0, 1.0)] if stratified else [
+        np.arange(m)
+    ]
+    for members in strata:
         k = members.size
         if k == 0:
             continue
@@ -605,11 +641,15 @@ def evaluate(
 
     Notes
     -----
-    Percentile bootstrap over patients, stratified by class: each resample keeps the
-    number of responding and non-responding patients. Point estimates use every row
-    with equal weight. ``prevalence`` is the share of responding patients (each patient
-    counted once) and, because the stratified bootstrap holds it fixed, its interval is
-    a Wilson score interval over patients instead.
+    Percentile bootstrap over patients. ROC AUC, balanced accuracy, sensitivity and
+    specificity resample within each class (each resample keeps the number of responding
+    and non-responding patients, so they stay defined); the Brier score, PR AUC and the
+    calibration intercept and slope use a plain patient bootstrap, because they depend
+    on the prevalence, which varies from sample to sample (:data:`CLASS_STRATIFIED_METRICS`).
+    Resamples in which a metric is undefined (one class only) are left out of its
+    interval. Point estimates use every row with equal weight. ``prevalence`` is the
+    share of responding patients (each patient counted once), with a Wilson score
+    interval over patients.
 
     Examples
     --------
@@ -632,9 +672,12 @@ def evaluate(
     point = {k: float(v[0]) for k, v in _k_all(np.ones((1, yy.size)), s, t).items()}
     boots: dict[str, list[np.ndarray]] = {k: [] for k in point}
     if n_boot:
-        for W in _resample_weights(cluster, cluster_label, n_boot, seed):
-            for k, v in _k_all(W, s, t).items():
-                boots[k].append(v)
+        for stratified in (True, False):
+            for W in _resample_weights(
+                cluster, cluster_label, n_boot, seed, stratified=stratified
+            ):
+                for k, v in _k_all(W, s, t, stratified).items():
+                    boots[k].append(v)
 
     out: dict[str, Estimate] = {}
     for k, value in point.items():
@@ -674,7 +717,14 @@ def _paired(
         point = float(kernel(ones, sa)[0] - kernel(ones, sb)[0])
         diffs = [
             kernel(W, sa) - kernel(W, sb)
-            for W in (_resample_weights(cluster, cluster_label, n_boot, seed) if n_boot else ())
+            for W in (
+                _resample_weights(
+                    cluster, cluster_label, n_boot, seed,
+                    stratified=metric in CLASS_STRATIFIED_METRICS,
+                )
+                if n_boot
+                else ()
+            )
         ]
     return point, np.concatenate(diffs) if diffs else np.empty(0)
 
