@@ -187,7 +187,7 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
     ----------
     head : TherapyHead
         A fitted head (``pipeline`` = features -> LinearBoostedClassifier, ``background``,
-        ``calibration``, ``input_columns``).
+        ``calibrator``, ``input_columns``).
     frame : DataFrame
         Rows of a model frame (at least the head's input columns).
 
@@ -225,8 +225,11 @@ def contributions_and_inputs(
     base, phi = clf.contributions(feat_arr)
     linear_phi = clf._linear_terms(feat_arr)  # the linear part of ``phi``, per feature
     slope = clf.linear_coef_ / clf.linear_scale_
-    a, b = head.calibration
-    base, phi, linear_phi, slope = a + b * base, b * phi, b * linear_phi, b * slope
+    # calibrated log-odds: the base through the calibrator, each additive part (and the
+    # linear part's per-unit slope, whose products are such parts) scaled by it
+    cal = head.calibrator
+    base = cal.transform_margin(base)
+    phi, linear_phi, slope = (cal.transform_contributions(v) for v in (phi, linear_phi, slope))
 
     Z = feats_step.transform_inputs(X)
     inputs = list(feats_step.input_names_)
@@ -252,7 +255,7 @@ def contributions_and_inputs(
         linear_slope=slope,
         row_weights=row_weights,
     )
-    margin = a + b * clf.decision_function(feat_arr)
+    margin = head.calibrated_margin_of(feat_arr)
     contrib = snap_to_total(contrib, margin - base)
     return base, pd.DataFrame(contrib, index=frame.index, columns=inputs), Z
 

@@ -107,7 +107,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             spec["heads"][therapy] = {
                 "input_columns": list(head.input_columns),
                 "background": list(map(float, head.background)),
-                "calibration": list(map(float, head.calibration)),
+                "calibration": head.calibrator.to_dict(),
                 "threshold": float(head.threshold),
                 "features": head.features.to_dict(),
                 "model": head.model.to_dict(),
@@ -190,6 +190,16 @@ def verify_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+def _load_calibrator(state: Any):
+    """A head's calibrator: a saved :class:`LogisticCalibrator`, or the ``[intercept,
+    slope]`` pair that models saved before the calibrator object was persisted hold."""
+    from cytoresp.models.calibration import LogisticCalibrator
+
+    if isinstance(state, dict):
+        return LogisticCalibrator.from_dict(state)
+    return LogisticCalibrator.from_legacy(state)
+
+
 def load_model_dir(path: str | os.PathLike):
     """Load a standalone model directory written by :func:`save_model_dir`."""
     from cytoresp.features.builder import PanelFeatures
@@ -214,7 +224,7 @@ def load_model_dir(path: str | os.PathLike):
                 pipeline=pipeline,
                 input_columns=list(h["input_columns"]),
                 background=np.asarray(h["background"], dtype=np.float64),
-                calibration=tuple(h["calibration"]),
+                calibrator=_load_calibrator(h["calibration"]),
                 threshold=float(h["threshold"]),
             )
     except (KeyError, TypeError, ValueError) as exc:

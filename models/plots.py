@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.special import expit
 
 #: Clinical covariates as people write them.
 COVARIATE_LABELS = {
@@ -143,7 +144,7 @@ def plot_waterfall(
     ax.axvline(base, color="0.5", lw=0.8, ls="--")
     ax.axvline(start, color="k", lw=0.8)
     ax.set_yticks(range(len(values)), labels[::-1])
-    p = 1 / (1 + np.exp(-start))
+    p = expit(start)
     ax.set_xlabel(f"log-odds of response (base {base:+.2f} → {start:+.2f}, p = {p:.2f})")
     ax.set_title(_plain(title))
     fig.tight_layout()

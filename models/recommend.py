@@ -229,7 +229,7 @@ class BootstrapEnsemble:
         Parameters
         ----------
         heads : mapping of str to TherapyHead
-            The model's heads (their feature transformer and calibration are used).
+            The model's heads (their feature transformer and calibrator are used).
         frame : DataFrame
             An aligned model frame.
         feats : mapping of str to ndarray, optional
@@ -246,14 +246,7 @@ class BootstrapEnsemble:
             x = None if feats is None else feats.get(t)
             if x is None:
                 x = head.engineered(frame)
-            a, b = head.calibration
-            m = self.margins(t, x)  # a fresh array: calibrated and squashed in place
-            m *= 0.5 * b
-            m += 0.5 * a
-            np.tanh(m, out=m)
-            m += 1.0
-            m *= 0.5
-            out[t] = m  # = sigmoid(a + b * margin)
+            out[t] = head.calibrator.response_probability(self.margins(t, x))
         return out
 
     def difference_draws(

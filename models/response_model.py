@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from cytoresp.errors import UsageError
 from cytoresp.features.panel import THERAPIES, Panel
 from cytoresp.models.attribution import cytokine_contributions
+from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
 
 #: Probability difference below which the two therapies are reported as ``either``
@@ -35,8 +36,9 @@ class TherapyHead:
         Columns of the model frame the pipeline was fitted on, in order.
     background : ndarray
         Mean of each explanation input (log2 cytokine, covariate) on the training rows.
-    calibration : tuple of float
-        ``(intercept, slope)`` of the logistic recalibration applied to the log-odds.
+    calibrator : LogisticCalibrator
+        The fitted logistic recalibration of the classifier's log-odds; every probability
+        and explanation of this head goes through it. Default: the identity map.
     threshold : float
         Decision threshold on the calibrated probability, chosen inside cross-validation.
     """
@@ -45,7 +47,7 @@ class TherapyHead:
     pipeline: Pipeline
     input_columns: list[str]
     background: np.ndarray
-    calibration: tuple[float, float] = (0.0, 1.0)
+    calibrator: LogisticCalibrator = field(default_factory=LogisticCalibrator.from_coefficients)
     threshold: float = 0.5
 
     @property
@@ -67,8 +69,15 @@ class TherapyHead:
 
     def calibrated_margin_of(self, feats: np.ndarray) -> np.ndarray:
         """:meth:`calibrated_margin` from :meth:`engineered` features."""
-        a, b = self.calibration
-        return a + b * self.model.decision_function(feats)
+        return self.calibrator.transform_margin(self.model.decision_function(feats))
+
+    def response_probability(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(response) for rows of a model frame, shape ``(n,)``."""
+        return self.response_probability_of(self.engineered(frame))
+
+    def response_probability_of(self, feats: np.ndarray) -> np.ndarray:
+        """:meth:`response_probability` from :meth:`engineered` features."""
+        return self.calibrator.response_probability(self.model.decision_function(feats))
 
     def cytokine_contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
         """Base value and input-level contributions, in calibrated log-odds.
@@ -145,7 +154,28 @@ class ResponseModel:
         plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)
         return align_frame(data.to_model_frame(plate=plate), self.input_columns)
 
-    def _therapies(self, therapy: str | Iterable[str] | None) -> list[str]:
+    def resolve_therapies(self, therapy: str | Iterable[str] | None = None) -> list[str]:
+        """The therapies to score: every head for None, else the ones named.
+
+        Parameters
+        ----------
+        therapy : str, iterable of str or None
+            A therapy id, several, or None for all of :attr:`therapies`.
+
+        Returns
+        -------
+        list of str
+
+        Raises
+        ------
+        UsageError
+            When a named therapy has no head in this model.
+
+        Examples
+        --------
+        >>> model.resolve_therapies("ga")  # doctest: +SKIP
+        ['ga']
+        """
         if therapy is None:
             return self.therapies
         wanted = [therapy] if isinstance(therapy, str) else list(therapy)
@@ -181,10 +211,10 @@ class ResponseModel:
         ``frame`` where already built (they are built otherwise).
         """
         out = {}
-        for t in self._therapies(therapy):
+        for t in self.resolve_therapies(therapy):
             head = self.heads[t]
             x = feats[t] if feats is not None and t in feats else head.engineered(frame)
-            out[f"p_response_{t}"] = _sigmoid(head.calibrated_margin_of(x))
+            out[f"p_response_{t}"] = head.response_probability_of(x)
         return pd.DataFrame(out, index=frame.index)
 
     def explain(self, data, therapy: str | None = None) -> pd.DataFrame:
@@ -199,7 +229,7 @@ class ResponseModel:
         """
         frame = data if _is_model_frame(data) else self.model_frame(data)
         parts = []
-        for t in self._therapies(therapy):
+        for t in self.resolve_therapies(therapy):
             base, contrib = self.heads[t].cytokine_contributions(frame)
             long = contrib.rename_axis(index="sample_id", columns="feature").stack()
             long = long.rename("contribution").reset_index()
@@ -293,10 +323,6 @@ class ResponseModel:
 
 
 # -- helpers shared with the batch scorer ---------------------------------------------------
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _is_model_frame(data) -> bool:
     return isinstance(data, pd.DataFrame) and data.attrs.get("cytoresp_model_frame", False)
 

@@ -133,7 +133,7 @@ def score_frame(
         if cancel is not None and cancel.is_set():
             raise Cancelled
 
-    therapies = model._therapies(therapy)
+    therapies = model.resolve_therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
     if len(therapies) == 2:
@@ -232,7 +232,7 @@ def score_file(
     from cytoresp.predict.streaming import DEFAULT_CHUNK_ROWS, TableWriter, iter_chunks
 
     check_writable(dest)
-    therapies = model._therapies(therapy)
+    therapies = model.resolve_therapies(therapy)
     workers = max(int(n_workers or available_cores()), 1)
     if format is not None:
         from cytoresp.features.reader import read_panel

@@ -32,39 +32,12 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.features.panel import ABOVE, BELOW, CLINICAL_COVARIATES
+from cytoresp.models.reference import ranking_values
 
 #: Therapy names for people.
 THERAPY_NAMES = {"ifnb": "IFN-β", "ga": "glatiramer acetate (GA)"}
 
 DEFAULT_TOP = 5
-
-
-def training_quantiles(frame: pd.DataFrame) -> dict[str, list[float]]:
-    """The 0, 1, ..., 100th percentiles of each model-frame column on the training rows.
-
-    Analytes in pg/mL; a value censored below its limit ``L`` (encoded ``-L``) counts as
-    ``L / sqrt(2)``; missing values are left out. Columns with no value are skipped.
-
-    Examples
-    --------
-    >>> q = training_quantiles(pd.DataFrame({"IL10": [1.0, 2.0, -0.5, np.nan]}))
-    >>> q["IL10"][0], q["IL10"][50], q["IL10"][100]
-    (0.3536, 1.0, 2.0)
-    """
-    out: dict[str, list[float]] = {}
-    for col in frame.columns:
-        vals = _ranking_values(frame[col].to_numpy(dtype=np.float64), col)
-        vals = vals[np.isfinite(vals)]
-        if vals.size:
-            q = np.quantile(vals, np.linspace(0.0, 1.0, 101))
-            out[col] = [float(f"{x:.4g}") for x in q]
-    return out
-
-
-def _ranking_values(vals: np.ndarray, column: str) -> np.ndarray:
-    if column in CLINICAL_COVARIATES:
-        return vals
-    return np.where(vals < 0, -vals / np.sqrt(2.0), vals)
 
 
 def percentile_of(value: float, grid: list[float] | np.ndarray) -> float:
@@ -267,7 +240,7 @@ def build_report(
     position = int(np.flatnonzero(panel.sample_ids == sample_id)[0])
     row_panel = panel.subset(np.asarray([position]))
     frame = model.model_frame(row_panel)
-    therapies = model._therapies(therapy)
+    therapies = model.resolve_therapies(therapy)
 
     draws = {}
     ensemble = getattr(model, "ensemble", None)
@@ -278,7 +251,8 @@ def build_report(
     for t in therapies:
         head = model.heads[t]
         base, contrib = head.cytokine_contributions(frame)
-        margin = float(head.calibrated_margin(frame)[0])
+        feats = head.engineered(frame)
+        margin = float(head.calibrated_margin_of(feats)[0])
         Z = head.features.transform_inputs(frame[head.input_columns])
         c = contrib.iloc[0]
         dev = Z.iloc[0].to_numpy(dtype=np.float64) - np.asarray(head.background, dtype=np.float64)
@@ -313,7 +287,7 @@ def build_report(
         sections.append(
             TherapySection(
                 therapy=t,
-                probability=float(1.0 / (1.0 + np.exp(-margin))),
+                probability=float(head.response_probability_of(feats)[0]),
                 interval=interval,
                 interval_level=level,
                 n_members=n_members,
@@ -396,7 +370,7 @@ def _value_rows(model: Any, row_panel: Any, frame: pd.DataFrame) -> list[ValueRo
             text = f"{_fmt(v)}{unit}"
         pct = float("nan")
         if col in quantiles and np.isfinite(v):
-            pct = percentile_of(float(_ranking_values(np.asarray([v]), col)[0]), quantiles[col])
+            pct = percentile_of(float(ranking_values(np.asarray([v]), col)[0]), quantiles[col])
         if not np.isfinite(pct):
             pct_text = "not stored in this model" if not quantiles else "—"
         elif code == BELOW or (v < 0 and not is_cov):

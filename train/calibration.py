@@ -1,179 +1,57 @@
-"""Logistic (Platt) recalibration on the log-odds scale.
+"""Calibration within training: a head's calibrator and decision threshold from out-of-fold
+log-odds.
 
-The calibrator maps a model's uncalibrated log-odds ``m`` to ``a + b * m``. Because the
-map is linear in log-odds, an exact additive explanation of ``m`` (SHAP: base value plus
-one contribution per feature) stays exact after recalibration: every contribution is
-multiplied by ``b`` and the base value becomes ``a + b * base``. Isotonic regression has
-no such property and overfits the cohorts this tool sees (tens to hundreds of patients);
-see ``docs/methods.md``.
+The calibrator itself (:class:`cytoresp.models.calibration.LogisticCalibrator`) lives with
+the models, which apply it at scoring time; this module only decides, inside
+cross-validation and for the final fit, what it is fitted on and which threshold goes with it.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import expit
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
-from cytoresp.errors import ModelIntegrityError, UsageError
-from cytoresp.train.metrics import _as_labels, _newton_logistic
+from cytoresp.models.calibration import LogisticCalibrator
+from cytoresp.train.config import TrainConfig
+from cytoresp.train.threshold import choose_threshold
 
-__all__ = ["LogisticCalibrator"]
-
-_FORMAT = "cytoresp.LogisticCalibrator"
-_FORMAT_VERSION = 1
+__all__ = ["fit_calibration"]
 
 
-def _as_margin(margin: ArrayLike, n: int | None = None) -> np.ndarray:
-    arr = np.asarray(margin, dtype=float)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise UsageError(
-            f"margin must be a 1-D array of log-odds (or one column), got shape {arr.shape}"
-        )
-    if n is not None and arr.shape[0] != n:
-        raise UsageError(f"margin has {arr.shape[0]} values but y has {n}")
-    if not np.isfinite(arr).all():
-        raise UsageError(f"margin contains {int((~np.isfinite(arr)).sum())} NaN or infinite values")
-    return arr
-
-
-class LogisticCalibrator(BaseEstimator):
-    """Platt-style recalibration of log-odds: ``p = expit(a + b * margin)``.
-
-    Fitted on out-of-fold log-odds, so the calibration is learned from predictions the
-    model did not train on.
+def fit_calibration(
+    margin: ArrayLike, y: ArrayLike, config: TrainConfig
+) -> tuple[LogisticCalibrator, float]:
+    """Fit the calibrator on out-of-fold log-odds and choose the threshold on its output.
 
     Parameters
     ----------
-    C : float, default 1e4
-        Inverse strength of a ridge penalty on the slope ``b`` (scikit-learn's
-        convention: the fit minimises ``C * log-loss + b**2 / 2``; the intercept is not
-        penalised). The default is negligible on ordinary data and only keeps ``b``
-        finite when the out-of-fold predictions separate the classes perfectly.
+    margin : array-like of shape (n,)
+        Uncalibrated out-of-fold log-odds of the head.
+    y : array-like of shape (n,)
+        0/1 labels of the same rows.
+    config : TrainConfig
+        ``threshold_method`` and ``target_sensitivity`` choose the threshold.
 
-    Attributes
-    ----------
-    intercept_ : float
-        ``a``.
-    slope_ : float
-        ``b``. Below 1 the uncalibrated model was overconfident.
-    classes_ : ndarray
-        ``[0, 1]``.
+    Returns
+    -------
+    calibrator : LogisticCalibrator
+    threshold : float
+        Decision threshold on the calibrated probability.
 
     Examples
     --------
     >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> true = rng.normal(0, 1.5, 5000)
-    >>> y = (rng.random(5000) < 1 / (1 + np.exp(-true))).astype(int)
-    >>> cal = LogisticCalibrator().fit(2.5 * true + 1, y)   # overconfident, shifted
-    >>> round(cal.slope_, 1), round(cal.intercept_, 1)
-    (0.4, -0.4)
-    >>> cal.predict_proba([1.0]).shape
-    (1, 2)
+    >>> m, y = np.array([-2.0, -1.0, 0.5, -0.5, 1.0, 2.0]), np.array([0, 0, 0, 1, 1, 1])
+    >>> cal, threshold = fit_calibration(m, y, TrainConfig())
+    >>> 0 < threshold < 1 and cal.slope_ > 0
+    True
     """
-
-    def __init__(self, C: float = 1e4):
-        self.C = C
-
-    def fit(
-        self, margin: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
-    ) -> LogisticCalibrator:
-        """Fit ``a`` and ``b`` by (mildly penalised) maximum likelihood.
-
-        Parameters
-        ----------
-        margin : array-like of shape (n,) or (n, 1)
-            Uncalibrated log-odds, out of fold.
-        y : array-like of shape (n,)
-            0/1 labels; both classes must be present.
-        sample_weight : array-like of shape (n,), optional
-            Non-negative row weights.
-
-        Returns
-        -------
-        self
-        """
-        C = self.C
-        if isinstance(C, bool) or not isinstance(C, int | float) or not (0 < C < math.inf):
-            raise UsageError(f"C must be a positive finite number, got {C!r}")
-        yy = _as_labels(y)
-        m = _as_margin(margin, yy.size)
-        if sample_weight is None:
-            w = np.ones(yy.size)
-        else:
-            w = np.asarray(sample_weight, dtype=float)
-            if w.shape != yy.shape or not np.isfinite(w).all() or (w < 0).any():
-                raise UsageError("sample_weight must hold one finite, non-negative weight per row")
-        if (w * yy).sum() == 0 or (w * (1 - yy)).sum() == 0:
-            raise UsageError("calibration needs both responders and non-responders in y")
-        a, b = _newton_logistic(m, yy, w[None, :], fit_slope=True, ridge=1.0 / C)
-        self.intercept_ = float(a[0])
-        self.slope_ = float(b[0])
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def transform_margin(self, margin: ArrayLike) -> np.ndarray:
-        """Calibrated log-odds ``a + b * margin``.
-
-        Examples
-        --------
-        >>> cal = LogisticCalibrator.from_dict({"format": "cytoresp.LogisticCalibrator",
-        ...     "format_version": 1, "C": 1e4, "intercept": -0.5, "slope": 0.5})
-        >>> cal.transform_margin([0.0, 2.0]).tolist()
-        [-0.5, 0.5]
-        """
-        check_is_fitted(self, ("intercept_", "slope_"))
-        return self.intercept_ + self.slope_ * _as_margin(margin)
-
-    def predict_proba(self, margin: ArrayLike) -> np.ndarray:
-        """Calibrated probabilities, shape ``(n, 2)``: columns non-response, response."""
-        p = expit(self.transform_margin(margin))
-        return np.column_stack([1 - p, p])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready state (no pickle): format tag, ``C``, ``intercept``, ``slope``."""
-        check_is_fitted(self, ("intercept_", "slope_"))
-        return {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "C": float(self.C),
-            "intercept": self.intercept_,
-            "slope": self.slope_,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LogisticCalibrator:
-        """Rebuild a fitted calibrator from :meth:`to_dict` output.
-
-        Raises
-        ------
-        ModelIntegrityError
-            When ``d`` is not a calibrator saved by this version of cytoresp.
-        """
-        if not isinstance(d, dict) or d.get("format") != _FORMAT:
-            raise ModelIntegrityError("not a saved cytoresp LogisticCalibrator")
-        if d.get("format_version") != _FORMAT_VERSION:
-            raise ModelIntegrityError(
-                f"LogisticCalibrator format_version {d.get('format_version')!r} is not "
-                f"supported (expected {_FORMAT_VERSION})"
-            )
-        values = {}
-        for key in ("C", "intercept", "slope"):
-            v = d.get(key)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ModelIntegrityError(
-                    f"LogisticCalibrator field {key!r} is missing or not a finite number: {v!r}"
-                )
-            values[key] = float(v)
-        cal = cls(C=values["C"])
-        cal.intercept_ = values["intercept"]
-        cal.slope_ = values["slope"]
-        cal.classes_ = np.array([0, 1])
-        return cal
+    yy = np.asarray(y)
+    calibrator = LogisticCalibrator().fit(margin, yy)
+    threshold = choose_threshold(
+        yy,
+        calibrator.predict_proba(margin)[:, 1],
+        method=config.threshold_method,
+        target_sensitivity=config.target_sensitivity,
+    )
+    return calibrator, float(threshold)

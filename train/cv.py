@@ -24,9 +24,8 @@ from cytoresp.errors import InputError, Problem
 from cytoresp.features.builder import PanelFeatures
 from cytoresp.features.panel import CLINICAL_COVARIATES
 from cytoresp.models.estimator import LinearBoostedClassifier
-from cytoresp.train.calibration import LogisticCalibrator
+from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
-from cytoresp.train.threshold import choose_threshold
 
 #: The model every head uses unless the configuration overrides its parameters.
 DEFAULT_MODEL = "default"
@@ -173,13 +172,7 @@ def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str,
     margin = head.decision_function(X_test)
 
     inner_margin = inner_oof_margins(head, X_train, y_train, config.inner_splits, seed)
-    calibrator = LogisticCalibrator().fit(inner_margin, y_train)
-    threshold = choose_threshold(
-        y_train,
-        calibrator.predict_proba(inner_margin)[:, 1],
-        method=config.threshold_method,
-        target_sensitivity=config.target_sensitivity,
-    )
+    calibrator, threshold = fit_calibration(inner_margin, y_train, config)
     p = calibrator.predict_proba(margin)[:, 1]
     oof = pd.DataFrame(
         {

@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem
-from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES, Panel
+from cytoresp.features.panel import THERAPIES, Panel
+from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
-from cytoresp.predict.report import training_quantiles
-from cytoresp.train.calibration import LogisticCalibrator
+from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
 from cytoresp.train.metrics import Estimate, evaluate, paired_difference
-from cytoresp.train.threshold import choose_threshold
 
 Log = Callable[[str], None]
 
@@ -149,13 +148,8 @@ def fit_head(
     fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
     pipeline = make_head(config).fit(frame, y, **fit_params)
     first = cv.oof[cv.oof["repeat"] == 0]
-    calibrator = LogisticCalibrator().fit(first["margin"].to_numpy(), first["y"].to_numpy())
-    threshold = choose_threshold(
-        first["y"].to_numpy(),
-        calibrator.predict_proba(first["margin"].to_numpy())[:, 1],
-        method=config.threshold_method,
-        target_sensitivity=config.target_sensitivity,
-    )
+    margin, labels = first["margin"].to_numpy(), first["y"].to_numpy()
+    calibrator, threshold = fit_calibration(margin, labels, config)
     Z = pipeline.named_steps["features"].transform_inputs(frame)
     background = np.nanmean(np.asarray(Z, dtype=np.float64), axis=0)
     return TherapyHead(
@@ -163,22 +157,9 @@ def fit_head(
         pipeline=pipeline,
         input_columns=list(frame.columns),
         background=np.where(np.isfinite(background), background, 0.0),
-        calibration=(float(calibrator.intercept_), float(calibrator.slope_)),
-        threshold=float(threshold),
+        calibrator=calibrator,
+        threshold=threshold,
     )
-
-
-def training_ranges(frame: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """Observed (uncensored) range of each input in the training data."""
-    ranges = {}
-    for col in frame.columns:
-        vals = frame[col].to_numpy(dtype=np.float64)
-        if col not in CLINICAL_COVARIATES:
-            vals = vals[vals > 0]
-        vals = vals[np.isfinite(vals)]
-        if vals.size:
-            ranges[col] = (float(vals.min()), float(vals.max()))
-    return ranges
 
 
 def fit_response_model(

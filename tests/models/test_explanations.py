@@ -88,6 +88,7 @@ def small_head():
     from sklearn.pipeline import Pipeline
 
     from cytoresp.features.builder import PanelFeatures
+    from cytoresp.models.calibration import LogisticCalibrator
     from cytoresp.models.estimator import LinearBoostedClassifier
     from cytoresp.models.response_model import TherapyHead
 
@@ -106,7 +107,8 @@ def small_head():
     clf = LinearBoostedClassifier(C=0.1, n_estimators=150, max_depth=3)
     pipe = Pipeline([("features", features), ("model", clf)]).fit(X, y)
     background = np.nanmean(features.transform_inputs(X).to_numpy(), axis=0)
-    return TherapyHead("ga", pipe, cols, background, (0.1, 0.9)), X
+    calibrator = LogisticCalibrator.from_coefficients(0.1, 0.9)
+    return TherapyHead("ga", pipe, cols, background, calibrator), X
 
 
 def test_agrees_with_exact_shapley_values_on_raw_inputs(small_head):

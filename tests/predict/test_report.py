@@ -7,14 +7,13 @@ import shutil
 import subprocess
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cytoresp.cli import main
 from cytoresp.datasets import simulate_cohort
 from cytoresp.errors import InputError
 from cytoresp.features.reader import read_panel
-from cytoresp.predict.report import build_report, percentile_of, render_html, training_quantiles
+from cytoresp.predict.report import build_report, percentile_of, render_html
 
 EVIL_ID = '<script>alert("x")</script>&$1'
 
@@ -38,20 +37,6 @@ def report(trained, new_table):
     return build_report(model, new_table, EVIL_ID)
 
 
-def test_quantiles_are_stored_and_survive_save_and_load(trained, model_dir, cohort):
-    from cytoresp.models.persistence import load_model_dir
-
-    model, _ = trained
-    frame = read_panel(cohort.panel).to_model_frame()
-    assert set(model.training_quantiles) == set(frame.columns)
-    il10 = model.training_quantiles["IL10"]
-    assert len(il10) == 101 and il10 == sorted(il10)
-    observed = frame["IL10"].to_numpy()
-    ranked = np.where(observed < 0, -observed / np.sqrt(2), observed)
-    assert il10[50] == pytest.approx(np.nanmedian(ranked), rel=1e-3)
-    assert load_model_dir(model_dir).training_quantiles == model.training_quantiles
-
-
 def test_percentile_of_interpolates_and_handles_ties_and_ends():
     grid = np.linspace(0.0, 100.0, 101)
     assert percentile_of(37.5, grid) == pytest.approx(37.5)
@@ -59,8 +44,6 @@ def test_percentile_of_interpolates_and_handles_ties_and_ends():
     assert np.isnan(percentile_of(float("nan"), grid))
     tied = [0.5] * 31 + list(np.linspace(1.0, 10.0, 70))  # 30 % of patients below the LLOQ
     assert percentile_of(0.5, tied) == pytest.approx(15.0)
-    q = training_quantiles(pd.DataFrame({"IL10": [1.0, 2.0, 3.0, -0.5], "age": [30, 40, 50, 60]}))
-    assert q["IL10"][0] == pytest.approx(0.5 / np.sqrt(2), rel=1e-3) and q["age"][100] == 60
 
 
 def test_report_probabilities_match_the_model_and_carry_their_interval(trained, new_table, report):
@@ -77,6 +60,28 @@ def test_report_probabilities_match_the_model_and_carry_their_interval(trained, 
         auc, auc_lo, auc_hi = section.cv["roc_auc"]
         assert auc_lo <= auc <= auc_hi
     assert report.recommendation.startswith("P(response): IFN-β")
+
+
+def test_report_probability_goes_through_the_heads_calibrator(trained, new_table):
+    import dataclasses
+
+    from scipy.special import expit
+
+    from cytoresp.models.calibration import LogisticCalibrator
+
+    model, _ = trained
+    known = LogisticCalibrator.from_coefficients(-0.3, 0.7)
+    heads = {t: dataclasses.replace(h, calibrator=known) for t, h in model.heads.items()}
+    recalibrated = dataclasses.replace(model, heads=heads)
+    report = build_report(recalibrated, new_table, EVIL_ID, plots=False)
+    frame = model.model_frame(read_panel(new_table)).loc[[EVIL_ID]]
+    for section in report.therapies:
+        head = model.heads[section.therapy]
+        margin = float(head.model.decision_function(head.engineered(frame))[0])
+        assert section.log_odds == pytest.approx(-0.3 + 0.7 * margin, rel=1e-12)
+        assert section.probability == pytest.approx(expit(-0.3 + 0.7 * margin), rel=1e-12)
+        lo, hi = section.interval  # the ensemble's draws, through the same calibrator
+        assert 0 < lo < hi < 1
 
 
 def test_drivers_are_the_largest_contributions_in_plain_language(trained, new_table, report):
