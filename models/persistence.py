@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from cytoresp.errors import ModelIntegrityError
 
 FORMAT_NAME = "cytoresp-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
 MANIFEST = "manifest.json"
 SPEC = "model.json"
 
