@@ -57,7 +57,7 @@ def test_clone_keeps_params():
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"C": -1}, "C must be"),
+        ({"C": -1}, "'C' parameter"),
         ({"n_estimators": -2}, "n_estimators"),
         ({"max_depth": 0}, "max_depth"),
         ({"subsample": 1.5}, "subsample"),
@@ -251,7 +251,7 @@ def test_json_round_trip_keeps_the_number_of_trees():
     "params, match",
     [
         ({"l1_ratio": 1.5}, "l1_ratio"),
-        ({"early_stopping": "yes"}, "early_stopping must"),
+        ({"early_stopping": "yes"}, "'early_stopping' parameter"),
         ({"early_stopping_rule": "2se"}, "early_stopping_rule"),
         ({"inner_splits": 1}, "inner_splits"),
         ({"inner_repeats": 0}, "inner_repeats"),
