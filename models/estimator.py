@@ -18,26 +18,42 @@ the simulated-cohort measurements behind each choice.
 from __future__ import annotations
 
 import json
-import numbers
 from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
-from sklearn.base import BaseEstimator, ClassifierMixin
+from scipy.special import logit
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import UsageError
+from cytoresp.models.boosting import (
+    EARLY_STOPPING_PATIENCE,
+    ROUNDS_PER_STEP,
+    binary_log_loss,
+    boost_in_lockstep,
+    xgb_train_params,
+)
+from cytoresp.models.classifier import MarginClassifierMixin
+
+__all__ = [
+    "DEFAULT_C_GRID",
+    "EARLY_STOPPING_PATIENCE",
+    "INNER_REPEATS_DEFAULT",
+    "L1_PATH_POINTS",
+    "RIDGE_WEIGHT_DEFAULT",
+    "ROUNDS_PER_STEP",
+    "LinearBoostedClassifier",
+    "state_to_json",
+]
 
 #: Candidate inverse regularisation strengths of the linear part (standardised features).
 DEFAULT_C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-#: Early stopping: rounds boosted between checks of the inner log-loss curve, and how
-#: many rounds without improvement end the search.
-ROUNDS_PER_STEP = 25
-EARLY_STOPPING_PATIENCE = 50
 #: Points on the L1 regularisation path (C0 .. 1000 C0, log-spaced) searched when
 #: ``l1_ratio > 0``.
 L1_PATH_POINTS = 13
@@ -46,23 +62,16 @@ L1_PATH_POINTS = 13
 RIDGE_WEIGHT_DEFAULT = 0.25
 INNER_REPEATS_DEFAULT = 3
 
+#: Per inner fold: (margins of its training rows, margins of its validation rows,
+#: coefficients of the linear part fitted on its training rows).
+FoldMargins = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 
 def _prevalence_logit(y: np.ndarray, sw: np.ndarray | None) -> float:
-    prev = float(np.average(y, weights=sw))
-    return float(np.log(prev / (1 - prev)))
+    return float(logit(float(np.average(y, weights=sw))))
 
 
-def _as_float_matrix(X) -> tuple[np.ndarray, list[str]]:
-    if isinstance(X, pd.DataFrame):
-        names = [str(c) for c in X.columns]
-        return X.to_numpy(dtype=np.float64), names
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim != 2:
-        raise UsageError(f"expected a 2-D feature matrix, got shape {arr.shape}")
-    return arr, [f"x{i}" for i in range(arr.shape[1])]
-
-
-class LinearBoostedClassifier(ClassifierMixin, BaseEstimator):
+class LinearBoostedClassifier(MarginClassifierMixin, BaseEstimator):
     """Shallow gradient-boosted trees boosted from a regularised-logistic base margin.
 
     Parameters
@@ -206,56 +215,40 @@ reg_lambda, gamma : XGBoost tree parameters
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    # -- validation -------------------------------------------------------------------
-    def _validate_params(self) -> None:
-        if not (self.C == "auto" or (isinstance(self.C, numbers.Real) and self.C > 0)):
-            raise UsageError(f"C must be 'auto' or a positive number, got {self.C!r}")
-        if not isinstance(self.n_estimators, numbers.Integral) or self.n_estimators < 0:
-            raise UsageError(f"n_estimators must be an integer >= 0, got {self.n_estimators!r}")
-        if not isinstance(self.max_depth, numbers.Integral) or self.max_depth < 1:
-            raise UsageError(f"max_depth must be an integer >= 1, got {self.max_depth!r}")
-        for name in ("subsample", "colsample_bytree"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise UsageError(f"{name} must be in (0, 1], got {value!r}")
-        if not self.learning_rate > 0:
-            raise UsageError(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not (
-            self.l1_ratio == "auto"
-            or (isinstance(self.l1_ratio, numbers.Real) and 0.0 <= self.l1_ratio <= 1.0)
-        ):
-            raise UsageError(
-                f"l1_ratio must be a number in [0, 1] or 'auto', got {self.l1_ratio!r}"
-            )
-        if not isinstance(self.early_stopping, bool | np.bool_):
-            raise UsageError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        if self.early_stopping_rule not in ("min", "1se"):
-            raise UsageError(
-                f"early_stopping_rule must be 'min' or '1se', got {self.early_stopping_rule!r}"
-            )
-        if not (
-            self.C_ridge == "auto" or (isinstance(self.C_ridge, numbers.Real) and self.C_ridge > 0)
-        ):
-            raise UsageError(f"C_ridge must be 'auto' or a positive number, got {self.C_ridge!r}")
-        if not (isinstance(self.ridge_weight, numbers.Real) and 0.0 <= self.ridge_weight < 1.0):
-            raise UsageError(f"ridge_weight must be a number in [0, 1), got {self.ridge_weight!r}")
-        if not isinstance(self.inner_repeats, numbers.Integral) or self.inner_repeats < 1:
-            raise UsageError(f"inner_repeats must be an integer >= 1, got {self.inner_repeats!r}")
-        if not isinstance(self.inner_splits, numbers.Integral) or self.inner_splits < 2:
-            raise UsageError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
-        mono = self.monotone_constraints
-        if mono is not None and mono != "linear":
-            if not isinstance(mono, Mapping) or not all(
-                isinstance(k, str) and v in (-1, 0, 1) for k, v in mono.items()
-            ):
-                raise UsageError(
-                    "monotone_constraints must be None, 'linear' or a mapping of feature name "
-                    f"to -1, 0 or +1, got {mono!r}"
-                )
+    _fitted_attribute = "linear_coef_"
+
+    _parameter_constraints: dict[str, list] = {
+        "linear": ["boolean"],
+        "C": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
+        "null_fallback": ["boolean"],
+        "ridge_weight": [Interval(Real, 0, 1, closed="left")],
+        "C_ridge": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "inner_repeats": [Interval(Integral, 1, None, closed="left")],
+        "n_estimators": [Interval(Integral, 0, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "subsample": [Interval(Real, 0, 1, closed="right")],
+        "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
+        "min_child_weight": [Interval(Real, 0, None, closed="left")],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "early_stopping_rule": [StrOptions({"min", "1se"})],
+        "inner_splits": [Interval(Integral, 2, None, closed="left")],
+        "monotone_constraints": [None, StrOptions({"linear"}), Mapping],
+        "n_jobs": [Integral],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+    }
 
     # -- fitting ----------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None) -> LinearBoostedClassifier:
         """Fit the linear part, then boost trees from its log-odds.
+
+        The steps: check the data, standardise the features, fit the linear part
+        (choosing its penalty on inner folds), then choose the number of trees on the
+        same inner folds and boost them on all rows.
 
         Parameters
         ----------
@@ -265,124 +258,185 @@ reg_lambda, gamma : XGBoost tree parameters
             Binary labels 0/1.
         sample_weight : array of shape (n_samples,), optional
             E.g. inverse-propensity weights.
-        """
-        self._validate_params()
-        arr, names = _as_float_matrix(X)
-        y = np.asarray(y)
-        if arr.shape[0] != y.shape[0]:
-            raise UsageError(f"X has {arr.shape[0]} rows but y has {y.shape[0]}")
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
-            raise UsageError(
-                f"need both classes to train, got {len(self.classes_)} distinct label(s)"
-            )
-        y_enc = y_enc.astype(np.float64)
-        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        self.n_features_in_ = arr.shape[1]
-        self.feature_names_in_ = np.asarray(names, dtype=object)
 
+        Returns
+        -------
+        LinearBoostedClassifier
+            The fitted classifier.
+        """
+        self._check_monotone_mapping()
+        arr, names, y_enc = self._check_training_data(X, y)
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        Xs = self._fit_standardiser(arr)
+        has_features = arr.shape[1] > 0
+        boost = self.n_estimators > 0 and has_features
+        need_rounds = boost and bool(self.early_stopping)
+        # Inner folds, shared by the choice of C and of the number of trees. The linear
+        # part is refitted in every inner fold, so the trees of an inner fold start from
+        # margins that never saw the fold's validation rows.
+        folds = self._inner_folds(y_enc)
+        if bool(self.linear) and has_features:
+            fold_margins = self._fit_linear_part(Xs, y_enc, sw, folds, need_rounds)
+        else:
+            fold_margins = self._fit_intercept_only(
+                arr.shape[1], y_enc, sw, folds if need_rounds else None
+            )
+        self.booster_ = None
+        self.n_trees_ = 0
+        self.inner_logloss_ = None
+        if boost:
+            self._fit_trees(arr, Xs, y_enc, sw, folds, fold_margins, need_rounds)
+        return self
+
+    def _check_monotone_mapping(self) -> None:
+        """A mapping of monotone constraints must map names to -1, 0 or +1."""
+        mono = self.monotone_constraints
+        if isinstance(mono, Mapping) and not all(
+            isinstance(k, str) and v in (-1, 0, 1) for k, v in mono.items()
+        ):
+            raise UsageError(
+                "monotone_constraints must be None, 'linear' or a mapping of feature name "
+                f"to -1, 0 or +1, got {mono!r}"
+            )
+
+    def _fit_standardiser(self, arr: np.ndarray) -> np.ndarray:
+        """Set ``linear_mean_``/``linear_scale_``; return the standardised features."""
         mean = np.nanmean(np.where(np.isfinite(arr), arr, np.nan), axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std_in = self._standardise_raw(arr, mean, np.ones_like(mean))
         scale = std_in.std(axis=0)
         scale = np.where(scale > 1e-12, scale, 1.0)
         self.linear_mean_, self.linear_scale_ = mean, scale
-        Xs = std_in / scale
-        has_features = arr.shape[1] > 0
-        linear = bool(self.linear) and has_features
-        boost = self.n_estimators > 0 and has_features
+        return std_in / scale
 
-        # Inner folds, shared by the choice of C and of the number of trees. The linear
-        # part is refitted in every inner fold, so the trees of an inner fold start from
-        # margins that never saw the fold's validation rows.
-        folds = self._inner_folds(y_enc)
-        average = linear and self._averages()
-        need_c = linear and (self.C == "auto" or (average and self.C_ridge == "auto"))
-        need_rounds = boost and bool(self.early_stopping)
-        fold_linear = None  # per inner fold: (train margins, test margins, coefficients)
+    def _fit_linear_part(
+        self,
+        Xs: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        folds: list[tuple[np.ndarray, np.ndarray]] | None,
+        need_rounds: bool,
+    ) -> list[FoldMargins] | None:
+        """Choose and fit the linear part; return its margins in each inner fold.
+
+        Sets ``linear_coef_``, ``linear_intercept_``, ``C_``, ``l1_ratio_`` and
+        ``C_ridge_``. The fold margins (None without inner folds or when the number of
+        trees is not chosen) are what the inner folds' trees start from.
+        """
+        average = self._averages()
+        need_c = self.C == "auto" or (average and self.C_ridge == "auto")
+        candidates = self._candidates(Xs, y, sw)
+        losses, fits = None, None
+        if folds is not None and (need_c or need_rounds):
+            repeats = int(self.inner_repeats) if need_c else 1
+            losses, fits = self._inner_linear(Xs, y, sw, folds, candidates, repeats)
+        order = self._preference(candidates, losses)
+        k, lr = self._first_kept(order, candidates, Xs, y, sw)
+        l1, C = candidates[k]
+        coef = lr.coef_.ravel().astype(np.float64)
+        intercept = float(lr.intercept_[0])
+        fold_margins = None if fits is None else fits[k]
+        self.C_ridge_ = None
+        if average and l1 > 0:
+            # Average the kept L1 fit with the chosen ridge fit (the last in ``order``).
+            w = float(self.ridge_weight)
+            r = order[-1]
+            ridge = self._logistic(candidates[r][1], 0.0).fit(Xs, y, sample_weight=sw)
+            coef = (1 - w) * coef + w * ridge.coef_.ravel().astype(np.float64)
+            intercept = (1 - w) * intercept + w * float(ridge.intercept_[0])
+            self.C_ridge_ = float(candidates[r][1])
+            if fold_margins is not None:
+                fold_margins = [
+                    tuple((1 - w) * a + w * b for a, b in zip(fa, fb, strict=True))
+                    for fa, fb in zip(fold_margins, fits[r], strict=True)
+                ]
+        self.C_, self.l1_ratio_ = float(C), float(l1)
+        self.linear_coef_ = coef
+        self.linear_intercept_ = intercept
+        return fold_margins
+
+    def _first_kept(
+        self,
+        order: list[int],
+        candidates: list[tuple[float, float]],
+        Xs: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+    ) -> tuple[int, LogisticRegression]:
+        """The first candidate in ``order`` whose fit on all rows is kept, and that fit.
+
+        With ``null_fallback`` and ``C="auto"``, an L1 fit that removes every feature is
+        passed over for the next candidate (the ridge choice); the last is always kept.
+        """
+        for k in order:
+            l1, C = candidates[k]
+            lr = self._logistic(C, l1).fit(Xs, y, sample_weight=sw)
+            empty = not lr.coef_.any()
+            if not (l1 > 0 and self.null_fallback and empty and self.C == "auto"):
+                break
+        return k, lr
+
+    def _fit_intercept_only(
+        self,
+        n_features: int,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        folds: list[tuple[np.ndarray, np.ndarray]] | None,
+    ) -> list[FoldMargins] | None:
+        """No linear part: the prevalence's log-odds, in every inner fold too."""
+        self.C_ = None
         self.l1_ratio_ = None
         self.C_ridge_ = None
-        if linear:
-            candidates = self._candidates(Xs, y_enc, sw)
-            if folds is not None and (need_c or need_rounds):
-                repeats = int(self.inner_repeats) if need_c else 1
-                losses, fits = self._inner_linear(Xs, y_enc, sw, folds, candidates, repeats)
-            else:
-                losses, fits = None, None
-            order = self._preference(candidates, losses)
-            for k in order:
-                l1, C = candidates[k]
-                lr = self._logistic(C, l1).fit(Xs, y_enc, sample_weight=sw)
-                coef = lr.coef_.ravel().astype(np.float64)
-                if l1 > 0 and self.null_fallback and not coef.any() and self.C == "auto":
-                    continue  # the penalty removed every feature: try the ridge choice
-                break
-            intercept = float(lr.intercept_[0])
-            fold_linear = None if fits is None else fits[k]
-            if average and l1 > 0:
-                # Average the kept L1 fit with the chosen ridge fit (the last in ``order``).
-                w = float(self.ridge_weight)
-                r = order[-1]
-                ridge = self._logistic(candidates[r][1], 0.0).fit(Xs, y_enc, sample_weight=sw)
-                coef = (1 - w) * coef + w * ridge.coef_.ravel().astype(np.float64)
-                intercept = (1 - w) * intercept + w * float(ridge.intercept_[0])
-                self.C_ridge_ = float(candidates[r][1])
-                if fold_linear is not None:
-                    fold_linear = [
-                        tuple((1 - w) * a + w * b for a, b in zip(fa, fb, strict=True))
-                        for fa, fb in zip(fold_linear, fits[r], strict=True)
-                    ]
-            self.C_, self.l1_ratio_ = float(C), float(l1)
-            self.linear_coef_ = coef
-            self.linear_intercept_ = intercept
-        else:
-            self.C_ = None
-            self.linear_coef_ = np.zeros(arr.shape[1])
-            self.linear_intercept_ = _prevalence_logit(y_enc, sw)
-            if folds is not None and need_rounds:
-                zero = np.zeros(arr.shape[1])
-                fold_linear = []
-                for train, test in folds:
-                    b = _prevalence_logit(y_enc[train], None if sw is None else sw[train])
-                    fold_linear.append((np.full(len(train), b), np.full(len(test), b), zero))
-        margin0 = self.linear_intercept_ + Xs @ self.linear_coef_
+        self.linear_coef_ = np.zeros(n_features)
+        self.linear_intercept_ = _prevalence_logit(y, sw)
+        if folds is None:
+            return None
+        zero = np.zeros(n_features)
+        fold_margins = []
+        for train, test in folds:
+            b = _prevalence_logit(y[train], None if sw is None else sw[train])
+            fold_margins.append((np.full(len(train), b), np.full(len(test), b), zero))
+        return fold_margins
 
-        self.booster_ = None
-        self.n_trees_ = 0
-        self.inner_logloss_ = None
-        if not boost:
-            return self
+    def _fit_trees(
+        self,
+        arr: np.ndarray,
+        Xs: np.ndarray,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        folds: list[tuple[np.ndarray, np.ndarray]] | None,
+        fold_margins: list[FoldMargins] | None,
+        need_rounds: bool,
+    ) -> None:
+        """Choose the number of trees on the inner folds and boost them on all rows."""
         rounds = int(self.n_estimators)
         if need_rounds and folds is None:
             rounds = 0  # too few of a class for inner folds: trees cannot be validated
         elif need_rounds:
-            rounds, self.inner_logloss_ = self._choose_rounds(arr, y_enc, sw, folds, fold_linear)
+            rounds, self.inner_logloss_ = self._choose_rounds(arr, y, sw, folds, fold_margins)
         self.n_trees_ = rounds
         if rounds > 0:
-            dtrain = self._train_matrix(arr, y_enc, sw, margin0)
-            params = self._xgb_params(self._monotone_vector(names, self.linear_coef_))
+            margin0 = self.linear_intercept_ + Xs @ self.linear_coef_
+            dtrain = self._train_matrix(arr, y, sw, margin0)
+            params = self._xgb_params(
+                self._monotone_vector(list(self.feature_names_in_), self.linear_coef_)
+            )
             self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds)
-        return self
 
     def _xgb_params(self, monotone: tuple[int, ...] | None = None) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "objective": "binary:logistic",
-            "eval_metric": "logloss",
-            "tree_method": "hist",
-            "max_depth": int(self.max_depth),
-            "eta": float(self.learning_rate),
-            "subsample": float(self.subsample),
-            "colsample_bytree": float(self.colsample_bytree),
-            "min_child_weight": float(self.min_child_weight),
-            "lambda": float(self.reg_lambda),
-            "gamma": float(self.gamma),
-            "nthread": int(self.n_jobs),
-            "seed": int(self.random_state),
-            "verbosity": 0,
-        }
-        if monotone is not None and any(monotone):
-            params["monotone_constraints"] = "(" + ",".join(str(v) for v in monotone) + ")"
-        return params
+        return xgb_train_params(
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
+            gamma=self.gamma,
+            n_jobs=self.n_jobs,
+            seed=self.random_state,
+            monotone=monotone,
+        )
 
     def _monotone_vector(self, names: list[str], coef: np.ndarray) -> tuple[int, ...] | None:
         """Per-feature monotone constraint of the trees (None: unconstrained)."""
@@ -503,27 +557,24 @@ reg_lambda, gamma : XGBoost tree parameters
         folds: list[tuple[np.ndarray, np.ndarray]],
         candidates: list[tuple[float, float]],
         repeats: int = 1,
-    ) -> tuple[np.ndarray, list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]]:
+    ) -> tuple[np.ndarray, list[list[FoldMargins]]]:
         """Inner out-of-fold log-loss of every candidate, and each candidate's fold fits.
 
         The loss is summed over ``repeats`` repetitions of the inner folds (the first is
         ``folds``, the others reshuffled). Per candidate and fold of the first repetition:
         (margins of the fold's training rows, margins of its test rows, coefficients).
         """
-        eps = 1e-12
         losses = np.zeros(len(candidates))
-        fits: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in candidates]
+        fits: list[list[FoldMargins]] = [[] for _ in candidates]
         for rep in range(repeats):
             rep_folds = folds if rep == 0 else self._inner_folds(y, len(folds), rep)
             for train, test in rep_folds:
                 w_tr = None if sw is None else sw[train]
                 w_te = np.ones(len(test)) if sw is None else sw[test]
-                yt = y[test]
                 for i, (l1, C) in enumerate(candidates):
                     lr = self._logistic(C, l1).fit(Xs[train], y[train], sample_weight=w_tr)
                     m_te = lr.decision_function(Xs[test])
-                    p = np.clip(1.0 / (1.0 + np.exp(-m_te)), eps, 1 - eps)
-                    losses[i] += -np.sum(w_te * (yt * np.log(p) + (1 - yt) * np.log(1 - p)))
+                    losses[i] += binary_log_loss(y[test], m_te, w_te)
                     if rep == 0:
                         fits[i].append((lr.decision_function(Xs[train]), m_te, lr.coef_.ravel()))
         return losses, fits
@@ -534,58 +585,36 @@ reg_lambda, gamma : XGBoost tree parameters
         y: np.ndarray,
         sw: np.ndarray | None,
         folds: list[tuple[np.ndarray, np.ndarray]],
-        margins: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        margins: list[FoldMargins],
     ) -> tuple[int, np.ndarray]:
         """Number of trees minimising the pooled inner out-of-fold log-loss (0 allowed).
 
         Returns the number of trees and the pooled log-loss curve (index = trees).
         """
-        n_max = int(self.n_estimators)
         feature_names = list(self.feature_names_in_)
-        folds_state = []
+        params, matrices, initial, weights = [], [], [], []
         for (train, test), (m_tr, m_te, coef) in zip(folds, margins, strict=True):
+            w_tr = None if sw is None else sw[train]
             w_te = np.ones(len(test)) if sw is None else sw[test]
-            params = self._xgb_params(self._monotone_vector(feature_names, coef))
-            dtr = self._train_matrix(arr[train], y[train], None if sw is None else sw[train], m_tr)
-            dte = self._train_matrix(arr[test], y[test], w_te, m_te)
-            p0 = np.clip(1.0 / (1.0 + np.exp(-m_te)), 1e-12, 1 - 1e-12)
-            yt = y[test]
-            loss0 = -np.sum(w_te * (yt * np.log(p0) + (1 - yt) * np.log(1 - p0))) / w_te.sum()
-            folds_state.append({"params": params, "dtr": dtr, "dte": dte, "curve": [loss0]})
-        weights = [float(len(test) if sw is None else sw[test].sum()) for _, test in folds]
-        w = np.asarray(weights) / np.sum(weights)
-        # Boost all folds in lockstep, ROUNDS_PER_STEP rounds at a time, and stop once the
-        # pooled curve has not improved for EARLY_STOPPING_PATIENCE rounds.
-        done = 0
-        boosters: list[xgb.Booster | None] = [None] * len(folds_state)
-        while done < n_max:
-            step = min(ROUNDS_PER_STEP, n_max - done)
-            for k, st in enumerate(folds_state):
-                record: dict[str, Any] = {}
-                boosters[k] = xgb.train(
-                    st["params"],
-                    st["dtr"],
-                    num_boost_round=step,
-                    evals=[(st["dte"], "val")],
-                    evals_result=record,
-                    verbose_eval=False,
-                    xgb_model=boosters[k],
+            params.append(self._xgb_params(self._monotone_vector(feature_names, coef)))
+            matrices.append(
+                (
+                    self._train_matrix(arr[train], y[train], w_tr, m_tr),
+                    self._train_matrix(arr[test], y[test], w_te, m_te),
                 )
-                st["curve"].extend(record["val"]["logloss"])
-            done += step
-            pooled = w @ np.asarray([st["curve"] for st in folds_state])
-            if done - int(np.argmin(pooled)) >= EARLY_STOPPING_PATIENCE:
-                break
-        curves = [st["curve"] for st in folds_state]
-        per_fold = np.asarray(curves)  # (folds, n_max + 1): mean log-loss per fold
+            )
+            initial.append(binary_log_loss(y[test], m_te, w_te) / w_te.sum())
+            weights.append(float(len(test) if sw is None else sw[test].sum()))
         w = np.asarray(weights) / np.sum(weights)
+        # (folds, trees + 1): mean validation log-loss per fold after 0, 1, 2, ... trees
+        per_fold = boost_in_lockstep(params, matrices, int(self.n_estimators), w, initial)
         curve = w @ per_fold
         best = int(np.argmin(curve))
-        if self.early_stopping_rule == "1se" and len(curves) > 1:
+        if self.early_stopping_rule == "1se" and len(per_fold) > 1:
             # The fewest trees whose loss is within one paired standard error of the best:
             # d_f(k) = loss_f(k) - loss_f(best) per fold, SE over folds.
             d = per_fold - per_fold[:, [best]]
-            se = d.std(axis=0, ddof=1) / np.sqrt(len(curves))
+            se = d.std(axis=0, ddof=1) / np.sqrt(len(per_fold))
             best = int(np.flatnonzero(w @ d <= se)[0])
         return best, curve
 
@@ -594,17 +623,6 @@ reg_lambda, gamma : XGBoost tree parameters
     def _standardise_raw(arr: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
         out = np.where(np.isfinite(arr), arr, mean)
         return (out - mean) / scale
-
-    def _check_X(self, X) -> np.ndarray:
-        check_is_fitted(self, "linear_coef_")
-        arr, names = _as_float_matrix(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise UsageError(
-                f"X has {arr.shape[1]} features, the model was fitted with {self.n_features_in_}"
-            )
-        if isinstance(X, pd.DataFrame) and list(names) != list(self.feature_names_in_):
-            raise UsageError("feature names differ from those seen at fit")
-        return arr
 
     def _linear_terms(self, arr: np.ndarray) -> np.ndarray:
         """Per-feature linear contributions beta_k (x_k - mean_k) / scale_k (NaN -> 0)."""
@@ -618,22 +636,12 @@ reg_lambda, gamma : XGBoost tree parameters
             feature_names=[f"f{i}" for i in range(arr.shape[1])],
         )
 
-    def decision_function(self, X) -> np.ndarray:
+    def _margin(self, arr: np.ndarray) -> np.ndarray:
         """Log-odds of the positive class (linear part + trees)."""
-        arr = self._check_X(X)
         margin = self.linear_intercept_ + self._linear_terms(arr).sum(axis=1)
         if self.booster_ is not None:
             margin = margin + self.booster_.predict(self._dmatrix(arr), output_margin=True)
         return margin
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of both classes, shape (n_samples, 2)."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels at probability 0.5."""
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
     def contributions(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Exact additive contributions in log-odds.
@@ -647,7 +655,7 @@ reg_lambda, gamma : XGBoost tree parameters
             ``base + phi.sum(axis=1) == decision_function(X)`` (within float32 precision
             of XGBoost, about 1e-5).
         """
-        arr = self._check_X(X)
+        arr = self._check_features(X)
         phi = self._linear_terms(arr)
         base = np.full(arr.shape[0], self.linear_intercept_)
         if self.booster_ is not None:
@@ -704,11 +712,6 @@ reg_lambda, gamma : XGBoost tree parameters
             state.get("n_trees", 0 if est.booster_ is None else est.booster_.num_boosted_rounds())
         )
         return est
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
 
 
 def state_to_json(state: dict[str, Any]) -> str:

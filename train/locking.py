@@ -8,14 +8,14 @@ without waiting (sqlite's deadlock rule), which surfaces as "database is locked"
 
 Two measures, used together by the training job:
 
-- :func:`store_lock`: an exclusive ``fcntl.flock`` on a lock file next to the database
-  (``mlflow.db.lock``) around every group of MLflow writes: opening (creating) the store,
-  creating the experiment and the run, logging the results, registering the model,
-  ending the run. Model fitting, the long part, runs outside the lock, so jobs train in
-  parallel and only write one at a time. The kernel releases the lock when its process
-  dies, even by SIGKILL, so a crashed job never blocks the others. The lock is
-  re-entrant within a process and waits at most ``CYTORESP_LOCK_TIMEOUT`` seconds
-  (default 600).
+- :func:`store_lock`: an exclusive :class:`filelock.FileLock` (``flock`` on POSIX) on a
+  lock file next to the database (``mlflow.db.lock``) around every group of MLflow
+  writes: opening (creating) the store, creating the experiment and the run, logging the
+  results, registering the model, ending the run. Model fitting, the long part, runs
+  outside the lock, so jobs train in parallel and only write one at a time. The kernel
+  releases the lock when its process dies, even by SIGKILL, so a crashed job never blocks
+  the others. The lock is re-entrant within a process and waits at most
+  ``CYTORESP_LOCK_TIMEOUT`` seconds (default 600).
 - :func:`retry_if_locked`: retries an idempotent call, with exponential backoff and
   jitter, when it fails with "database is locked" (another program, such as
   ``mlflow ui``, can still hold the database).
@@ -27,7 +27,6 @@ server serialises its own writes.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import random
 import threading
@@ -36,6 +35,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
+
+from filelock import FileLock, Timeout
 
 from cytoresp.errors import TrackingError
 
@@ -46,8 +47,11 @@ T = TypeVar("T")
 #: Default for ``CYTORESP_LOCK_TIMEOUT`` (seconds).
 DEFAULT_LOCK_TIMEOUT = 600.0
 
-_held: dict[str, tuple[int, int]] = {}  # lock file -> (fd, depth), per process
-_guard = threading.RLock()
+#: Seconds between two attempts to take a lock another process holds.
+_POLL_INTERVAL = 0.05
+
+_locks: dict[str, FileLock] = {}  # lock file -> its lock, one per process (re-entrant)
+_guard = threading.Lock()
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -115,62 +119,42 @@ def store_lock(uri: str, timeout: float | None = None) -> Iterator[Path | None]:
     ...     held.name
     'mlflow.db.lock'
     """
-    import fcntl
-
     path = lock_path(uri)
     if path is None:
         yield None
         return
-    key = str(path)
-    with _guard:
-        if key in _held:
-            fd, depth = _held[key]
-            _held[key] = (fd, depth + 1)
-            acquired_here = False
-        else:
-            acquired_here = True
-    if acquired_here:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:
-            # a read-only folder: sqlite cannot write there either and will say so
-            yield None
-            return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _process_lock(path)
         limit = _timeout() if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        delay = 0.02
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                if time.monotonic() >= deadline:
-                    raise TrackingError(
-                        f"waited {limit:.0f} s for the lock on the tracking store {uri} "
-                        f"({key}): another cytoresp job is still writing to it. Try again, "
-                        "or raise CYTORESP_LOCK_TIMEOUT."
-                    )
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.5)
-        except BaseException:
-            os.close(fd)
-            raise
-        with _guard:
-            _held[key] = (fd, 1)
+        lock.acquire(timeout=max(limit, 0.0), poll_interval=_POLL_INTERVAL)
+    except Timeout:
+        raise TrackingError(
+            f"waited {limit:.0f} s for the lock on the tracking store {uri} "
+            f"({path}): another cytoresp job is still writing to it. Try again, "
+            "or raise CYTORESP_LOCK_TIMEOUT."
+        ) from None
+    except OSError:
+        # a read-only folder: sqlite cannot write there either and will say so
+        yield None
+        return
     try:
         yield path
     finally:
-        with _guard:
-            fd, depth = _held[key]
-            if depth > 1:
-                _held[key] = (fd, depth - 1)
-            else:
-                del _held[key]
-                os.close(fd)  # closing the descriptor releases the flock
+        lock.release()
+
+
+def _process_lock(path: Path) -> FileLock:
+    """The one lock object of ``path`` in this process, shared by its threads.
+
+    Sharing it makes the lock re-entrant within the process (filelock counts nested
+    acquisitions); the kernel releases the underlying ``flock`` when the process dies.
+    """
+    key = str(path)
+    with _guard:
+        if key not in _locks:
+            _locks[key] = FileLock(key, thread_local=False)
+        return _locks[key]
 
 
 def is_locked_error(exc: BaseException) -> bool:

@@ -19,18 +19,22 @@ reliable (docs/methods.md, "Default model").
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from cytoresp.errors import UsageError
+from cytoresp.models.boosting import boost_in_lockstep, xgb_train_params
+from cytoresp.models.classifier import MarginClassifierMixin
 
 __all__ = ["SEARCH_SPACE", "Candidate", "TunedXGBClassifier", "sample_candidates"]
 
@@ -50,27 +54,18 @@ class Candidate:
 
     def xgb_params(self, n_jobs: int, seed: int) -> dict[str, Any]:
         """Parameters for :func:`xgboost.train` (without the number of rounds)."""
-        return {
-            "objective": "binary:logistic",
-            "eval_metric": "logloss",
-            "tree_method": "hist",
-            "max_depth": self.max_depth,
-            "eta": self.learning_rate,
-            "subsample": self.subsample,
-            "colsample_bytree": self.colsample_bytree,
-            "min_child_weight": self.min_child_weight,
-            "lambda": self.reg_lambda,
-            "gamma": self.gamma,
-            "nthread": n_jobs,
-            "seed": seed,
-            "verbosity": 0,
-        }
+        return xgb_train_params(
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            reg_lambda=self.reg_lambda,
+            gamma=self.gamma,
+            n_jobs=n_jobs,
+            seed=seed,
+        )
 
-
-#: Rounds boosted between checks of a candidate's inner curve, and rounds without
-#: improvement after which a candidate is not boosted further.
-_STEP = 25
-_PATIENCE = 50
 
 #: The random-search space: (kind, low, high) per parameter. "int": uniform integer;
 #: "uniform"/"loguniform": continuous; "choice": one of the listed values.
@@ -134,16 +129,7 @@ def sample_candidates(
     ]
 
 
-def _as_matrix(X) -> np.ndarray:
-    if isinstance(X, pd.DataFrame):
-        return X.to_numpy(dtype=np.float64)
-    arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim != 2:
-        raise UsageError(f"expected a 2-D feature matrix, got shape {arr.shape}")
-    return arr
-
-
-class TunedXGBClassifier(ClassifierMixin, BaseEstimator):
+class TunedXGBClassifier(MarginClassifierMixin, BaseEstimator):
     """XGBoost with hyperparameters chosen by random search on inner folds.
 
     Parameters
@@ -196,14 +182,18 @@ class TunedXGBClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 1:
-            raise UsageError(f"n_iter must be an integer >= 1, got {self.n_iter!r}")
-        if not isinstance(self.inner_splits, numbers.Integral) or self.inner_splits < 2:
-            raise UsageError(f"inner_splits must be an integer >= 2, got {self.inner_splits!r}")
-        if self.scoring not in ("logloss", "roc_auc"):
-            raise UsageError(f"scoring must be 'logloss' or 'roc_auc', got {self.scoring!r}")
+    _fitted_attribute = "booster_"
 
+    _parameter_constraints: dict[str, list] = {
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "inner_splits": [Interval(Integral, 2, None, closed="left")],
+        "scoring": [StrOptions({"logloss", "roc_auc"})],
+        "space": [Mapping, None],
+        "n_jobs": [Integral],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> TunedXGBClassifier:
         """Search on inner folds of ``(X, y)``, then refit the best candidate on all rows.
 
@@ -214,18 +204,7 @@ class TunedXGBClassifier(ClassifierMixin, BaseEstimator):
         y : array of shape (n_samples,)
             Binary labels.
         """
-        self._check_params()
-        arr = _as_matrix(X)
-        y = np.asarray(y)
-        if arr.shape[0] != y.shape[0]:
-            raise UsageError(f"X has {arr.shape[0]} rows but y has {y.shape[0]}")
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        if len(self.classes_) != 2:
-            raise UsageError(
-                f"need both classes to train, got {len(self.classes_)} distinct label(s)"
-            )
-        y_enc = y_enc.astype(np.float64)
-        self.n_features_in_ = arr.shape[1]
+        arr, _, y_enc = self._check_training_data(X, y)
         seed = int(self.random_state)
         candidates = sample_candidates(int(self.n_iter), seed, self.space)
 
@@ -258,43 +237,22 @@ class TunedXGBClassifier(ClassifierMixin, BaseEstimator):
         params = cand.xgb_params(int(self.n_jobs), seed)
         n = cand.n_estimators
         if self.scoring == "logloss":
-            # All folds boosted in lockstep, STEP rounds at a time; a candidate stops once
-            # its pooled inner log-loss has not improved for PATIENCE rounds (its later
-            # rounds could only be worse choices).
-            mats = [
+            # All folds boosted in lockstep; a candidate stops once its pooled inner
+            # log-loss has not improved for a while (its later rounds could only be worse
+            # choices).
+            matrices = [
                 (
                     xgb.DMatrix(arr[train], label=y[train], missing=np.nan),
                     xgb.DMatrix(arr[test], label=y[test], missing=np.nan),
-                    len(test),
                 )
                 for train, test in folds
             ]
-            boosters: list[xgb.Booster | None] = [None] * len(mats)
-            curves: list[list[float]] = [[] for _ in mats]
-            done = 0
-            while done < n:
-                step = min(_STEP, n - done)
-                for k, (dtr, dte, _) in enumerate(mats):
-                    record: dict[str, Any] = {}
-                    boosters[k] = xgb.train(
-                        params,
-                        dtr,
-                        num_boost_round=step,
-                        evals=[(dte, "val")],
-                        evals_result=record,
-                        verbose_eval=False,
-                        xgb_model=boosters[k],
-                    )
-                    curves[k].extend(record["val"]["logloss"])
-                done += step
-                total = np.asarray([m[2] for m in mats], dtype=np.float64) @ np.asarray(curves)
-                if done - 1 - int(np.argmin(total)) >= _PATIENCE:
-                    break
+            sizes = np.asarray([len(test) for _, test in folds], dtype=np.float64)
+            curves = boost_in_lockstep([params] * len(matrices), matrices, n, sizes)
+            total = sizes @ curves  # column k: after k + 1 rounds
             k = int(np.argmin(total))
             return k + 1, float(-total[k] / len(y))
         # roc_auc: pooled out-of-fold AUC at a grid of rounds
-        from sklearn.metrics import roc_auc_score
-
         grid = np.unique(np.linspace(1, n, num=min(n, 20)).astype(int))
         oof = np.zeros((len(grid), len(y)))
         for train, test in folds:
@@ -308,26 +266,6 @@ class TunedXGBClassifier(ClassifierMixin, BaseEstimator):
         j = int(np.argmax(aucs))
         return int(grid[j]), float(aucs[j])
 
-    def decision_function(self, X) -> np.ndarray:
+    def _margin(self, arr: np.ndarray) -> np.ndarray:
         """Log-odds of the positive class."""
-        check_is_fitted(self, "booster_")
-        arr = _as_matrix(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise UsageError(
-                f"X has {arr.shape[1]} features, the model was fitted with {self.n_features_in_}"
-            )
         return self.booster_.predict(xgb.DMatrix(arr, missing=np.nan), output_margin=True)
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of both classes, shape (n_samples, 2)."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1 - p, p])
-
-    def predict(self, X) -> np.ndarray:
-        """Class labels at probability 0.5."""
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from cytoresp.errors import UsageError
 from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES
@@ -170,10 +172,6 @@ _REFERENCE_N = 2**17
 _REFERENCE_SEED = 20_161_001
 
 
-def _sigmoid(t: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * t))  # = 1 / (1 + exp(-t)), without overflow
-
-
 def _rel(latent: Mapping[str, Any], analyte: str) -> np.ndarray:
     """log2(true concentration / population median): doublings above the median."""
     return np.asarray(latent[analyte], dtype=np.float64) - math.log2(_SPEC[analyte].median)
@@ -182,8 +180,8 @@ def _rel(latent: Mapping[str, Any], analyte: str) -> np.ndarray:
 def _shape_ifnb(latent: Mapping[str, Any]) -> np.ndarray:
     """IFN-beta log-odds before the intercept, at signal strength 1."""
     il17f = _rel(latent, "IL17F")
-    th17_high = _sigmoid((il17f - 1.0) / 0.25)  # IL-17F above 2x the median
-    il17f_extreme = _sigmoid(
+    th17_high = expit((il17f - 1.0) / 0.25)  # IL-17F above 2x the median
+    il17f_extreme = expit(
         (np.asarray(latent["IL17F"], dtype=np.float64) - math.log2(200.0)) / 0.25
     )  # above 200 pg/mL
     return (
@@ -204,7 +202,7 @@ def _shape_ga(latent: Mapping[str, Any]) -> np.ndarray:
         1.1 * _rel(latent, "IL18")
         + 0.5 * (il4 - ifng)
         - 0.4 * (_rel(latent, "TNF") - il4)
-        + 1.0 * _sigmoid(ifng / 0.25) * _sigmoid(il4 / 0.25)
+        + 1.0 * expit(ifng / 0.25) * expit(il4 / 0.25)
         - 0.2 * (np.asarray(latent["edss"], dtype=np.float64) - 2.0)
         - 0.15 * (np.asarray(latent["gd_lesions"], dtype=np.float64) - 1.0)
     )
@@ -266,22 +264,10 @@ def response_logits(
 def _intercept(therapy: str, prevalence: float, signal_strength: float) -> float:
     """Intercept b with mean(sigmoid(b + s * shape)) = prevalence over the reference."""
     shape = signal_strength * _SHAPES[therapy](_reference_population())
-    target = prevalence
-    lo, hi = -40.0, 40.0  # mean probability is increasing in b: bracketed Newton
-    b = math.log(target / (1.0 - target)) - float(np.median(shape))
-    for _ in range(100):
-        p = _sigmoid(b + shape)
-        f = float(p.mean()) - target
-        if abs(f) < 1e-12:
-            break
-        if f > 0:
-            hi = b
-        else:
-            lo = b
-        slope = float((p * (1.0 - p)).mean())
-        step = b - f / slope if slope > 0 else math.nan
-        b = step if lo < step < hi else 0.5 * (lo + hi)
-    return b
+    # The mean probability is increasing in b, from 0 at b = -40 to 1 at b = +40.
+    return float(
+        brentq(lambda b: float(expit(b + shape).mean()) - prevalence, -40.0, 40.0, xtol=1e-13)
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -753,7 +739,7 @@ def simulate_cohort(
         prevalence_ga=float(prevalence_ga),
         signal_strength=float(signal_strength),
     )
-    probs = {t: _sigmoid(logits[t]) for t in THERAPIES}
+    probs = {t: expit(logits[t]) for t in THERAPIES}
     u = r_outcome.random((len(THERAPIES), n))
     outcomes = {t: (u[i] < probs[t]).astype(np.int64) for i, t in enumerate(THERAPIES)}
 
@@ -761,7 +747,7 @@ def simulate_cohort(
     if assignment == "confounded":
         severity = 0.6 * _standardise(cov["relapses_prior_2y"], "relapses_prior_2y")
         severity += 0.4 * _standardise(cov["edss"], "edss")
-        propensity = _sigmoid(confounding_strength * severity)
+        propensity = expit(confounding_strength * severity)
     else:
         propensity = np.full(n, 0.5)
     gets_ifnb = r_assign.random(n) < propensity

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
 from cytoresp.errors import UsageError
@@ -10,7 +11,7 @@ def make_data(n=400, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 5))
     logit = 1.5 * X[:, 0] + 2.0 * ((X[:, 1] > 0) & (X[:, 2] > 0)) - 1.0
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    y = (rng.random(n) < expit(logit)).astype(int)
     X[rng.random(X.shape) < 0.03] = np.nan
     return X, y
 
@@ -49,8 +50,12 @@ def test_learns_held_out_signal():
     X, y = make_data(n=1200, seed=1)
     clf = TunedXGBClassifier(n_iter=4).fit(X[:800], y[:800])
     assert roc_auc_score(y[800:], clf.predict_proba(X[800:])[:, 1]) > 0.75
+    # the probabilities are the margins' (float32) log-odds, and rows sum to one
     margin = clf.decision_function(X[800:])
-    np.testing.assert_allclose(1 / (1 + np.exp(-margin)), clf.predict_proba(X[800:])[:, 1])
+    proba = clf.predict_proba(X[800:])
+    np.testing.assert_allclose(proba[:, 1], expit(margin.astype(np.float64)), rtol=1e-6)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (clf.predict(X[800:]) == (margin > 0)).all()
 
 
 def test_search_uses_only_the_rows_it_is_given():
