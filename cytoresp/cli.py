@@ -7,7 +7,6 @@ Messages go to standard error, so standard output can carry data (``--output -``
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 import warnings
@@ -16,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cytoresp import interrupts
 from cytoresp.errors import (
     CytorespError,
     InputError,
@@ -367,36 +367,18 @@ _CLICK_ABORT = _click_exceptions("Abort")
 _CLICK_ERROR = _click_exceptions("ClickException")
 
 
-def _on_sigterm(signum, frame):  # pragma: no cover - exercised by subprocess tests
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; map errors to exit codes without tracebacks."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    # Quiet by default: our own progress lines replace MLflow's INFO logs and tqdm bars.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # One BLAS thread: the many tiny L-BFGS fits of training spend their time in
-    # OpenBLAS thread hand-offs otherwise (measured 30x slower on a busy 2-core machine,
-    # see docs/reliability.md). Set before numpy is imported; XGBoost's OpenMP is unaffected.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def _run(argv: list[str] | None) -> int:
+    """Run one command; map its errors to exit codes (130 for an interrupt, unprinted)."""
     try:
         code = app(args=argv, prog_name="cytoresp", standalone_mode=False)
         # typer turns KeyboardInterrupt into Exit(130) and, without standalone mode,
         # *returns* that code instead of raising: it must not become exit status 0
         if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-            if code == 130:
-                err.print("interrupted")
             return code
         return 0
     except _CLICK_EXIT as exc:
         return exc.exit_code
     except _CLICK_ABORT:
-        err.print("interrupted")
         return 130
     except _CLICK_ERROR as exc:
         exc.show(file=sys.stderr)
@@ -411,11 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         _error("error:", exc)
         return 1
     except KeyboardInterrupt:
-        err.print("interrupted")
         return 130
     except BrokenPipeError:
         return 1
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        if interrupts.interrupted():
+            return 130  # an error caused by the interrupt (a worker stopped, ...): 130 wins
         if os.environ.get("CYTORESP_DEBUG"):
             raise
         _error(
@@ -424,6 +407,54 @@ def main(argv: list[str] | None = None) -> int:
             "(set CYTORESP_DEBUG=1 for the traceback and please report it)",
         )
         return 1
+
+
+def _report_interrupt() -> None:
+    """Say that the command was interrupted, and what had been written in full before."""
+    done = interrupts.committed_before_signal()
+    if done:
+        err.print(
+            "interrupted (after the last step had completed: "
+            + ", ".join(done)
+            + " written in full)",
+            markup=False,
+        )
+    else:
+        err.print("interrupted")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map errors to exit codes without tracebacks.
+
+    SIGINT and SIGTERM always end a command with exit status 130, whenever they arrive
+    (:mod:`cytoresp.interrupts`): work stops, nothing is committed after the signal, the
+    MLflow run of ``train`` is marked KILLED. ``argv=None`` means "this process is the
+    command" (the ``cytoresp`` script, ``python -m cytoresp.cli``): the signals are then
+    ignored after the exit status is decided. With an explicit ``argv`` (a caller that
+    goes on running) the previous handlers are restored.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # Quiet by default: our own progress lines replace MLflow's INFO logs and tqdm bars.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # One BLAS thread: the many tiny L-BFGS fits of training spend their time in
+    # OpenBLAS thread hand-offs otherwise (measured 30x slower on a busy 2-core machine,
+    # see docs/reliability.md). Set before numpy is imported; XGBoost's OpenMP is unaffected.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+    with interrupts.handling(restore=argv is not None):
+        try:
+            try:
+                code = _run(argv)
+            finally:
+                interrupts.settle()  # from here on a signal is recorded, never raised
+        except KeyboardInterrupt:  # raised while an error above was being reported
+            code = 130
+        if interrupts.interrupted() or code == 130:
+            _report_interrupt()
+            code = 130
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1012,7 +1012,10 @@ def write_panel(panel: Panel, dest: str | os.PathLike | IO[str] | IO[bytes]) -> 
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        from cytoresp.interrupts import commit_guard
+
+        with commit_guard(str(path)):  # never after SIGINT / SIGTERM
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

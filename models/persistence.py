@@ -127,13 +127,16 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             "versions": library_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        from cytoresp.interrupts import commit_guard
+
+        with commit_guard(str(dest)):  # never after SIGINT / SIGTERM
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                os.replace(dest, old)
+                os.replace(tmp, dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

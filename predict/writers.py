@@ -18,6 +18,7 @@ from typing import IO
 import pandas as pd
 
 from cytoresp.errors import CytorespError, UsageError
+from cytoresp.interrupts import commit_guard
 
 #: Text that a spreadsheet would run as a formula when it starts a cell.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -135,7 +136,8 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with commit_guard(str(path)):  # never after SIGINT / SIGTERM (cytoresp.interrupts)
+            os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cytoresp import interrupts
 from cytoresp.features.panel import Panel
+from cytoresp.interrupts import commit_guard, raise_if_interrupted
 from cytoresp.models.response_model import ResponseModel
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.fitting import Log, TherapyReport, fit_response_model
@@ -115,7 +118,9 @@ def run_training_job(
             )
             _log_dataset(panel, fingerprint)
             writes.close()
-            model, reports = fit_response_model(panel, therapy, config, log=log)
+            with worker_signals():  # Ctrl-C reaches loky workers too: only this process acts
+                model, reports = fit_response_model(panel, therapy, config, log=log)
+            raise_if_interrupted()  # a KeyboardInterrupt a library swallowed stops us here
             model.metadata["data_fingerprint"] = fingerprint
             model.metadata["mlflow_run_id"] = run.info.run_id
             writes.enter_context(store_lock(uri))
@@ -138,20 +143,9 @@ def run_training_job(
             if "plate" in example.columns:  # the pyfunc takes plate labels, not codes
                 example["plate"] = panel.plate.head(5).fillna("").astype(str).to_numpy()
             writes.enter_context(store_lock(uri))
-            info = log_response_model(model, example, registered_model_name=register)
-            version = None
-            if register:
-                version = str(info.registered_model_version)
-                mlflow.MlflowClient().set_registered_model_alias(register, CANDIDATE_ALIAS, version)
-                log(f"registered {register} version {version} (alias @{CANDIDATE_ALIAS})")
+            info = log_response_model(model, example)  # logged, not registered yet
             writes.close()
-            saved = None
-            if out_dir is not None:
-                saved = str(Path(out_dir))
-                model.save(saved)
-                log(f"standalone model written to {saved}")
-            with store_lock(uri):
-                mlflow.end_run()
+            version, saved = _commit(uri, run.info.run_id, info, register, out_dir, model, log)
         except BaseException:
             _end_run_locked(uri, "KILLED" if _interrupted() else "FAILED")
             writes.close()
@@ -168,6 +162,58 @@ def run_training_job(
         out_dir=saved,
         artifacts=artifacts,
     )
+
+
+def _commit(
+    uri: str, run_id: str, info, register: str | None, out_dir, model: ResponseModel, log: Log
+) -> tuple[str | None, str | None]:
+    """The commit step of a training job, all or nothing with respect to interrupts.
+
+    Registration with its alias, the standalone model folder (``--out``) and the end of
+    the run as FINISHED run in one :func:`~cytoresp.interrupts.commit_guard`: after a
+    SIGINT / SIGTERM none of them starts (the caller marks the run KILLED); a signal that
+    arrives once they have started is honoured right after them.
+    """
+    import io
+
+    import mlflow
+
+    parts = [f"MLflow run {run_id} (FINISHED)"]
+    if register:
+        parts.append(f"registered model {register}")
+    if out_dir is not None:
+        parts.append(str(out_dir))
+    version = saved = None
+    with store_lock(uri), commit_guard(", ".join(parts)):
+        if register:
+            with contextlib.redirect_stderr(io.StringIO()):  # MLflow's registration chatter
+                version = str(mlflow.register_model(info.model_uri, register).version)
+            mlflow.MlflowClient().set_registered_model_alias(register, CANDIDATE_ALIAS, version)
+            log(f"registered {register} version {version} (alias @{CANDIDATE_ALIAS})")
+        if out_dir is not None:
+            saved = str(Path(out_dir))
+            model.save(saved)
+            log(f"standalone model written to {saved}")
+        mlflow.end_run()
+    return version, saved
+
+
+@contextlib.contextmanager
+def worker_signals() -> Iterator[None]:
+    """Worker processes started by joblib (loky) here ignore SIGINT.
+
+    Ctrl-C on a terminal goes to the whole process group: a worker would otherwise die
+    or send a KeyboardInterrupt of its own back. Only the parent acts on it (it records
+    the signal, stops joblib, which kills the workers, and exits 130). Applied only when
+    the command line handles signals (:func:`cytoresp.interrupts.handling`).
+    """
+    if not interrupts.installed():
+        yield
+        return
+    from joblib import parallel_config
+
+    with parallel_config(backend="loky", initializer=interrupts.ignore_sigint):
+        yield
 
 
 def _end_run_locked(uri: str, status: str) -> None:
@@ -187,7 +233,7 @@ def _interrupted() -> bool:
     import sys
 
     exc = sys.exc_info()[1]
-    return isinstance(exc, KeyboardInterrupt | SystemExit)
+    return interrupts.interrupted() or isinstance(exc, KeyboardInterrupt | SystemExit)
 
 
 def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
