@@ -29,8 +29,8 @@ def run_demo(
     from cytoresp.datasets import simulate_cohort
     from cytoresp.models.mlflow_flavour import load_model
     from cytoresp.models.plots import plot_waterfall
+    from cytoresp.panels.write import write_table
     from cytoresp.predict.batch import score_file
-    from cytoresp.predict.writers import write_table
     from cytoresp.train.job import run_training_job
     from cytoresp.train.metrics import roc_auc
 

@@ -24,14 +24,14 @@ from cytoresp.features.censoring import (
     floats_to_json,
 )
 from cytoresp.features.covariates import CovariatePassthrough, check_covariates
-from cytoresp.features.panel import CLINICAL_COVARIATES
-from cytoresp.features.plates import DEFAULT_MIN_SAMPLES, PLATE_COLUMN, PlateMedianNormaliser
+from cytoresp.features.plates import DEFAULT_MIN_SAMPLES, PlateMedianNormaliser
 from cytoresp.features.ratios import LogRatioTransformer, SkippedFeatureWarning, check_pairs
+from cytoresp.panels.panel import CLINICAL_COVARIATES, PLATE_COLUMN
 
 
 def _registry_resolver() -> Callable[[str], str | None] | None:
     try:
-        from cytoresp.features.registry import resolve_analyte
+        from cytoresp.panels.registry import resolve_analyte
     except ImportError:
         return None
     return resolve_analyte

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem
-from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES, Panel
 from cytoresp.models.response_model import ResponseModel, TherapyHead
+from cytoresp.panels.panel import CLINICAL_COVARIATES, THERAPIES, Panel
 from cytoresp.predict.report import training_quantiles
 from cytoresp.train.calibration import LogisticCalibrator
 from cytoresp.train.config import TrainConfig
@@ -212,7 +212,7 @@ def fit_response_model(
     config = config or TrainConfig()
     log = log or (lambda _msg: None)
     if not isinstance(data, Panel):
-        from cytoresp.features.reader import read_panel
+        from cytoresp.panels.read import read_panel
 
         data = read_panel(data, require_labels=True)
     panel = data

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cytoresp.features.panel import Panel
 from cytoresp.models.response_model import ResponseModel
+from cytoresp.panels.panel import Panel
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.fitting import Log, TherapyReport, fit_response_model
 from cytoresp.train.locking import retry_if_locked, store_lock
@@ -71,7 +71,7 @@ def run_training_job(
     plots, out-of-fold predictions, and the model (pyfunc, signature on float columns,
     input example, pinned requirements), registered under ``register`` with alias
     ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
-    forces the input format (:func:`~cytoresp.features.reader.read_panel`).
+    forces the input format (:func:`~cytoresp.panels.read.read_panel`).
     """
     import mlflow
 
@@ -203,7 +203,7 @@ def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
 def _log_dataset(panel: Panel, fingerprint: str) -> None:
     import mlflow
 
-    from cytoresp.features.reader import panel_to_frame
+    from cytoresp.panels.write import panel_to_frame
 
     table = panel_to_frame(panel)
     dataset = mlflow.data.from_pandas(

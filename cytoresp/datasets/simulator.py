@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import UsageError
-from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES
+from cytoresp.panels.panel import CLINICAL_COVARIATES, THERAPIES
 
 __all__ = [
     "ANALYTES",

@@ -11,8 +11,9 @@ import pytest
 
 from cytoresp.errors import InputError
 from cytoresp.models.recommend import RECOMMENDATION_COLUMNS
+from cytoresp.panels.stream import PanelStream
 from cytoresp.predict.batch import score_file, score_frame, score_panel, xgboost_threads
-from cytoresp.predict.streaming import PanelStream, TableWriter
+from cytoresp.predict.streaming import TableWriter
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_bad_cells_in_later_chunks_are_reported_with_file_rows(trained, new_tabl
     assert not out.exists()
     assert list(tmp_path.glob(".pred.csv.*")) == []
     # the whole-file reader says the same
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     with pytest.raises(InputError) as whole:
         read_panel(src)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from cytoresp.errors import UsageError
-from cytoresp.predict.writers import atomic_output, neutralise_formulas, write_table
+from cytoresp.panels.write import atomic_output, neutralise_formulas, write_table
 
 
 def test_failure_leaves_previous_file_untouched(tmp_path):
