@@ -120,13 +120,13 @@ _RACE_CYTOKINES = (
 def load_septic_shock(root: Path = DATA_ROOT) -> RealDataset:
     """RACE septic-shock cohort: enrolment (T0) serum cytokines -> 28-day mortality.
 
-    The ten cytokines in pg/mL are read with :func:`cytoresp.features.reader.read_panel`
+    The ten cytokines in pg/mL are read with :func:`cytoresp.panels.read_panel`
     (the registry maps ``IL-1β`` -> ``IL1B``, ``TNFα`` -> ``TNF``, ``IL-12(p40)`` ->
     ``IL12B``, ``ANG2`` -> ``ANGPT2``, ...), so the model sees the same engineered features
     a user's panel would: log2 values, the default log-ratios whose analytes are present,
     immune-axis scores. Label 1 = died within 28 days.
     """
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     path = _need(root / "race_septic_shock_cytokines" / "RACE_CytokineData.csv")
     raw = pd.read_csv(path)

@@ -116,7 +116,7 @@ def fidelity(model, cohort, n_patients: int, seed: int) -> pd.DataFrame:
     from scipy.stats import spearmanr
 
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     train = model.model_frame(read_panel(cohort.panel))
     new = model.model_frame(read_panel(simulate_cohort(n_patients, seed=seed + 1).panel))
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     model, cohort = get_model(args.model, args.seed)
     frame = model.model_frame(read_panel(simulate_cohort(args.n, seed=args.seed + 100).panel))

@@ -33,7 +33,7 @@ SECTION = "## Plate normalisation"
 
 def run(seeds: int, sd: float, n_train: int, n_test: int) -> list[dict]:
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.fitting import fit_response_model
 

@@ -42,8 +42,8 @@ import pandas as pd
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from cytoresp.datasets import simulate_cohort  # noqa: E402
-from cytoresp.features.reader import read_panel  # noqa: E402
 from cytoresp.models.recommend import evaluate_policy  # noqa: E402
+from cytoresp.panels import read_panel  # noqa: E402
 from cytoresp.train.config import TrainConfig  # noqa: E402
 from cytoresp.train.fitting import fit_response_model  # noqa: E402
 

@@ -66,9 +66,9 @@ from _results import replace_section  # noqa: E402
 
 from cytoresp.datasets import simulate_cohort  # noqa: E402
 from cytoresp.features.builder import PanelFeatures  # noqa: E402
-from cytoresp.features.panel import THERAPIES  # noqa: E402
-from cytoresp.features.reader import read_panel  # noqa: E402
 from cytoresp.models.estimator import LinearBoostedClassifier  # noqa: E402
+from cytoresp.panels import read_panel  # noqa: E402
+from cytoresp.panels.panel import THERAPIES  # noqa: E402
 from cytoresp.train.config import TrainConfig  # noqa: E402
 from cytoresp.train.metrics import Estimate, evaluate, roc_auc  # noqa: E402
 from cytoresp.train.tuning import TunedXGBClassifier  # noqa: E402

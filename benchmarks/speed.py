@@ -57,7 +57,7 @@ df.to_csv(sys.argv[2], index=False)
 INPLACE = """
 import json, sys, time
 import numpy as np
-from cytoresp.features.reader import read_panel
+from cytoresp.panels.read import read_panel
 from cytoresp.models.persistence import load_model_dir
 model = load_model_dir(sys.argv[1])
 frame = model.model_frame(read_panel(sys.argv[2]))

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "read_panel": "cytoresp.features.reader",
-    "write_panel": "cytoresp.features.reader",
-    "Panel": "cytoresp.features.panel",
+    "read_panel": "cytoresp.panels",
+    "write_panel": "cytoresp.panels",
+    "Panel": "cytoresp.panels",
     "simulate_cohort": "cytoresp.datasets",
     "fit_response_model": "cytoresp.train.fitting",
     "TrainConfig": "cytoresp.train.config",
@@ -43,10 +43,9 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     from cytoresp.datasets import simulate_cohort
     from cytoresp.errors import InputError
-    from cytoresp.features.panel import Panel
-    from cytoresp.features.reader import read_panel, write_panel
     from cytoresp.models.mlflow_flavour import load_model
     from cytoresp.models.response_model import ResponseModel
+    from cytoresp.panels import Panel, read_panel, write_panel
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.fitting import fit_response_model
 

@@ -53,7 +53,7 @@ FormatOpt = Annotated[
 
 def _check_format(format: str | None) -> None:  # noqa: A002 - the option's name
     """Refuse an unknown ``--format`` before any work (the reader's own list)."""
-    from cytoresp.features.reader import FORMATS
+    from cytoresp.panels.read import FORMATS
 
     if format is not None and format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -74,8 +74,8 @@ def _error(prefix: str, message: object) -> None:
 
 
 def _guard_input(path: str) -> None:
-    """Refuse an input file that would exhaust memory, before any work (features/limits.py)."""
-    from cytoresp.features.limits import check_input
+    """Refuse an input file that would exhaust memory, before any work (panels/limits.py)."""
+    from cytoresp.panels.limits import check_input
 
     check_input(path)
 
@@ -108,7 +108,7 @@ def simulate(
 ) -> None:
     """Simulate a literature-grounded cohort in the canonical panel format."""
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.predict.writers import atomic_output
+    from cytoresp.panels.write import atomic_output
 
     cohort = simulate_cohort(n, seed, assignment=assignment)
     with atomic_output(out) as fh:
@@ -132,7 +132,7 @@ def validate(
     format: FormatOpt = None,
 ) -> None:
     """Check a panel and report every problem; optionally write it in canonical form."""
-    from cytoresp.features.reader import read_panel, write_panel
+    from cytoresp.panels import read_panel, write_panel
 
     _check_format(format)
     _guard_input(input)
@@ -198,7 +198,7 @@ def train(
     _check_format(format)
     _guard_input(data)
     if out is not None:
-        from cytoresp.predict.writers import check_writable_dir
+        from cytoresp.panels.write import check_writable_dir
 
         check_writable_dir(out)
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
@@ -247,8 +247,8 @@ def predict(
     format: FormatOpt = None,
 ) -> None:
     """Score a panel file: probability of response per therapy, recommendation, drivers."""
+    from cytoresp.panels.write import check_writable, output_format
     from cytoresp.predict.batch import score_file
-    from cytoresp.predict.writers import check_writable, output_format
 
     _check_therapy(therapy)
     _check_format(format)
@@ -283,7 +283,7 @@ def explain(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Cytokine-level explanations: the full table, or one patient's waterfall plot."""
-    from cytoresp.predict.writers import atomic_output, check_writable, write_table
+    from cytoresp.panels.write import atomic_output, check_writable, write_table
 
     _check_therapy(therapy)
     if output is None and plot is None:
@@ -324,8 +324,8 @@ def report(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """One patient's self-contained HTML report: probabilities, drivers, percentiles."""
+    from cytoresp.panels.write import check_writable
     from cytoresp.predict.report import write_report
-    from cytoresp.predict.writers import check_writable
 
     _check_therapy(therapy)
     check_writable(out)

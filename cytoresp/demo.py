@@ -29,8 +29,8 @@ def run_demo(
     from cytoresp.datasets import simulate_cohort
     from cytoresp.models.mlflow_flavour import load_model
     from cytoresp.models.plots import plot_waterfall
+    from cytoresp.panels.write import atomic_output, write_table
     from cytoresp.predict.batch import score_file
-    from cytoresp.predict.writers import write_table
     from cytoresp.train.job import run_training_job
     from cytoresp.train.metrics import roc_auc
 
@@ -77,7 +77,8 @@ def run_demo(
     frame = model.model_frame(paths["new patients"])
     base, contrib = model.heads["ifnb"].cytokine_contributions(frame.loc[[first]])
     fig = plot_waterfall(float(base[0]), contrib.iloc[0], title=f"{first}: response to IFN-β")
-    fig.savefig(paths["waterfall plot"], dpi=120, bbox_inches="tight")
+    with atomic_output(paths["waterfall plot"], "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
 
     console.print("\n[bold]cytoresp demo[/bold]")
     for t, report in result.reports.items():

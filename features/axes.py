@@ -32,7 +32,7 @@ def axis_feature_name(axis: str) -> str:
 
 def _registry_axes() -> dict[str, tuple[str, ...]]:
     try:
-        from cytoresp.features.registry import axis_members
+        from cytoresp.panels.registry import axis_members
     except ImportError as exc:
         raise UsageError(
             f"axes='default' (or axes given by name) needs the analyte registry, which "

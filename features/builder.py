@@ -24,14 +24,14 @@ from cytoresp.features.censoring import (
     floats_to_json,
 )
 from cytoresp.features.covariates import CovariatePassthrough, check_covariates
-from cytoresp.features.panel import CLINICAL_COVARIATES
-from cytoresp.features.plates import DEFAULT_MIN_SAMPLES, PLATE_COLUMN, PlateMedianNormaliser
+from cytoresp.features.plates import DEFAULT_MIN_SAMPLES, PlateMedianNormaliser
 from cytoresp.features.ratios import LogRatioTransformer, SkippedFeatureWarning, check_pairs
+from cytoresp.panels.panel import CLINICAL_COVARIATES, PLATE_COLUMN
 
 
 def _registry_resolver() -> Callable[[str], str | None] | None:
     try:
-        from cytoresp.features.registry import resolve_analyte
+        from cytoresp.panels.registry import resolve_analyte
     except ImportError:
         return None
     return resolve_analyte
@@ -103,7 +103,7 @@ class PanelFeatures(FeatureTransformer):
         Shift the log2 cytokines of each plate so that its median matches the training
         median (:class:`~cytoresp.features.plates.PlateMedianNormaliser`, fitted here,
         so inside every cross-validation fold). Needs a ``plate`` column of plate codes
-        (:func:`~cytoresp.features.plates.plate_codes`; ``Panel.to_model_frame(plate=True)``).
+        (:func:`~cytoresp.panels.panel.plate_codes`; ``Panel.to_model_frame(plate=True)``).
         Censored-below cells count at their limit in the medians. Everything downstream
         (ratios, axis scores, ``Z``) is built from the shifted logs, so the affine map
         below holds unchanged. A ``plate`` column is never an analyte: without
@@ -226,7 +226,7 @@ class PanelFeatures(FeatureTransformer):
             if PLATE_COLUMN not in names:
                 raise UsageError(
                     f"PanelFeatures: plate_normalisation needs a {PLATE_COLUMN!r} column "
-                    f"(plate codes, see cytoresp.features.plates.plate_codes); the input has "
+                    f"(plate codes, see cytoresp.panels.panel.plate_codes); the input has "
                     f"{names!r}"
                 )
             self.plate_index_ = position[PLATE_COLUMN]

@@ -11,8 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import UsageError
 from cytoresp.features.censoring import FeatureTransformer
-from cytoresp.features.panel import CLINICAL_COVARIATES
 from cytoresp.features.ratios import SkippedFeatureWarning
+from cytoresp.panels.panel import CLINICAL_COVARIATES
 
 
 def check_covariates(covariates: Any) -> tuple[str, ...] | None:
@@ -43,7 +43,7 @@ class CovariatePassthrough(FeatureTransformer):
     ----------
     covariates : "default", None or sequence of str, default="default"
         ``"default"``: the columns of
-        :data:`~cytoresp.features.panel.CLINICAL_COVARIATES` present at fit, silently
+        :data:`~cytoresp.panels.panel.CLINICAL_COVARIATES` present at fit, silently
         skipping the others. A list: those columns, in that order; one absent at fit is
         skipped with a :class:`~cytoresp.features.ratios.SkippedFeatureWarning`. None: none.
 

@@ -8,13 +8,13 @@ its median matches the training cohort's median removes much of that offset.
 :class:`PlateMedianNormaliser` is the transformer; :class:`~cytoresp.features.builder.
 PanelFeatures` applies it to its log2 block when ``plate_normalisation=True``, so it is
 fitted inside every cross-validation fold and saved with the model. In a model frame the
-plate travels as a float code (:func:`plate_codes`) in the column :data:`PLATE_COLUMN`.
+plate travels as a float code (:func:`~cytoresp.panels.panel.plate_codes`) in the column
+:data:`~cytoresp.panels.panel.PLATE_COLUMN`.
 Methods and caveats: ``docs/methods.md``, "Per-plate median normalisation".
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Sequence
 from numbers import Integral
@@ -26,69 +26,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import UsageError
 from cytoresp.features.censoring import FeatureTransformer, floats_from_json, floats_to_json
+from cytoresp.panels.panel import PLATE_COLUMN, plate_codes
 
 __all__ = [
     "DEFAULT_MIN_SAMPLES",
-    "PLATE_COLUMN",
     "PlateMedianNormaliser",
     "PlateNormalisationWarning",
-    "plate_codes",
 ]
 
-#: Name of the plate column in a model frame (and the default ``plate_column``).
-PLATE_COLUMN = "plate"
 #: Default minimum number of samples behind a plate median.
 DEFAULT_MIN_SAMPLES = 8
 
 
 class PlateNormalisationWarning(UserWarning):
     """A plate could not be normalised (too few samples); its rows are left unshifted."""
-
-
-def plate_codes(labels: Any) -> np.ndarray:
-    """Stable float64 codes of plate labels (NaN for a missing or empty label).
-
-    A model frame is all float64, so a plate label travels in it as a number: the first
-    48 bits of the BLAKE2b hash of the label's UTF-8 text (surrounding spaces removed).
-    Integers below 2**53 are exact in float64, the code does not depend on the platform,
-    the Python version or the other labels, and two labels share a code with probability
-    about ``n_plates**2 / 2**49`` (1e-9 for a thousand plates). Numbers are labels like
-    any other: ``3`` and ``"3"`` get the same code.
-
-    Parameters
-    ----------
-    labels : array-like
-        Plate labels (str, numbers, None/NaN for missing).
-
-    Returns
-    -------
-    ndarray of float64
-
-    Examples
-    --------
-    >>> codes = plate_codes(["P1", "P1", None, " P1 "])
-    >>> bool(codes[0] == codes[1] == codes[3]), bool(np.isnan(codes[2]))
-    (True, True)
-    >>> float(plate_codes(["P1"])[0]) == float(plate_codes(["P1", "P2"])[0])
-    True
-    """
-    arr = np.asarray(pd.Series(labels, dtype=object).to_numpy(), dtype=object)
-    out = np.full(len(arr), np.nan, dtype=np.float64)
-    cache: dict[str, float] = {}
-    for i, label in enumerate(arr.tolist()):
-        if label is None or (isinstance(label, float) and np.isnan(label)):
-            continue
-        if isinstance(label, float) and label.is_integer():
-            label = int(label)
-        text = str(label).strip()
-        if not text:
-            continue
-        code = cache.get(text)
-        if code is None:
-            digest = hashlib.blake2b(text.encode("utf-8"), digest_size=6).digest()
-            code = cache[text] = float(int.from_bytes(digest, "big"))
-        out[i] = code
-    return out
 
 
 def _check_min_samples(value: Any) -> int:

@@ -62,7 +62,7 @@ class CytorespPyfunc:
         frame = pd.DataFrame(model_input)
         plate = None
         if "plate" in frame.columns and not pd.api.types.is_numeric_dtype(frame["plate"]):
-            from cytoresp.features.plates import plate_codes
+            from cytoresp.panels.panel import plate_codes
 
             plate = plate_codes(frame["plate"].to_numpy())
             frame = frame.drop(columns="plate")

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import ModelIntegrityError
+from cytoresp.panels.write import commit_dir, make_temp_dir
 
 FORMAT_NAME = "cytoresp-model"
 FORMAT_VERSION = 2  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
@@ -84,7 +84,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             f"{dest} exists and is not a cytoresp model directory; choose another --out"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp = make_temp_dir(dest)
     try:
         spec: dict[str, Any] = {
             "format": FORMAT_NAME,
@@ -127,16 +127,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             "versions": library_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        from cytoresp.interrupts import commit_guard
-
-        with commit_guard(str(dest)):  # never after SIGINT / SIGTERM
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-                os.replace(dest, old)
-                os.replace(tmp, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, dest)
+        commit_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -36,7 +36,7 @@ def display_label(name: str) -> str:
     if name in COVARIATE_LABELS:
         return COVARIATE_LABELS[name]
     try:
-        from cytoresp.features.registry import display_name
+        from cytoresp.panels.registry import display_name
 
         return display_name(name)
     except Exception:  # noqa: BLE001 - a label must never break a plot

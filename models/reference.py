@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cytoresp.features.panel import CLINICAL_COVARIATES
+from cytoresp.panels.panel import CLINICAL_COVARIATES
 
 __all__ = ["ranking_values", "training_quantiles", "training_ranges"]
 

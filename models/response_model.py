@@ -12,10 +12,10 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import UsageError
-from cytoresp.features.panel import THERAPIES, Panel
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
+from cytoresp.panels.panel import THERAPIES, Panel
 
 #: Probability difference below which the two therapies are reported as ``either``
 #: when no interval is available.
@@ -148,7 +148,7 @@ class ResponseModel:
         absent).
         """
         if not isinstance(data, Panel):
-            from cytoresp.features.reader import read_panel
+            from cytoresp.panels.read import read_panel
 
             data = read_panel(data)
         plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)

@@ -1,6 +1,6 @@
 """Batch scoring: probabilities per therapy, recommendation, drivers and warnings.
 
-:func:`score_file` streams: it reads the panel in chunks (:mod:`cytoresp.predict.streaming`),
+:func:`score_file` streams: it reads the panel in chunks (:mod:`cytoresp.panels.stream`),
 scores each chunk and appends it to the output, so memory does not grow with the number of
 rows, and the output appears atomically only when every row is scored. Chunks are scored
 in parallel on a pool of threads, one per core, each running XGBoost with one thread (the
@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoresp.features.panel import Panel
 from cytoresp.models.response_model import DEFAULT_EQUIVALENCE_MARGIN, ResponseModel
-from cytoresp.predict.writers import check_writable
+from cytoresp.panels.panel import Panel
+from cytoresp.panels.write import check_writable
 
 __all__ = [
     "ScoreSummary",
@@ -196,7 +196,7 @@ def score_file(
     model : ResponseModel
     source : path or ``"-"``
         A panel file (CSV and Parquet are streamed; other formats are read whole, see
-        :mod:`cytoresp.predict.streaming`), or ``-`` for standard input.
+        :mod:`cytoresp.panels.stream`), or ``-`` for standard input.
     dest : path or ``"-"``
         ``.csv`` or ``.parquet``; ``-`` writes CSV to standard output.
     therapy : {"ifnb", "ga"}, optional
@@ -205,7 +205,7 @@ def score_file(
         Add the ``explain`` largest cytokine drivers per therapy (0: none, and none
         computed).
     chunk_rows : int, optional
-        Rows per chunk (default :data:`~cytoresp.predict.streaming.DEFAULT_CHUNK_ROWS`).
+        Rows per chunk (default :data:`~cytoresp.panels.stream.DEFAULT_CHUNK_ROWS`).
     n_workers : int, optional
         Chunks scored at the same time, each on one thread (default: every available
         core). Memory grows with it (about one chunk's working set per worker), not with
@@ -213,7 +213,7 @@ def score_file(
     progress : rich Console, optional
         Show a progress bar (rows, rows/s) on this console.
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
-        Force the input format (:func:`~cytoresp.features.reader.read_panel`); the file
+        Force the input format (:func:`~cytoresp.panels.read.read_panel`); the file
         is then read whole before scoring (not streamed).
 
     Returns
@@ -229,13 +229,14 @@ def score_file(
     --------
     >>> score_file(model, "cohort.csv", "predictions.parquet", explain=3)  # doctest: +SKIP
     """
-    from cytoresp.predict.streaming import DEFAULT_CHUNK_ROWS, TableWriter, iter_chunks
+    from cytoresp.panels.stream import DEFAULT_CHUNK_ROWS, iter_chunks
+    from cytoresp.predict.streaming import TableWriter
 
     check_writable(dest)
     therapies = model.resolve_therapies(therapy)
     workers = max(int(n_workers or available_cores()), 1)
     if format is not None:
-        from cytoresp.features.reader import read_panel
+        from cytoresp.panels.read import read_panel
 
         source = read_panel(source, format=format)  # read whole; chunks are handed out
     if "plate" in model.input_columns:

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoresp.features.panel import ABOVE, BELOW, CLINICAL_COVARIATES
 from cytoresp.models.reference import ranking_values
+from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES
 
 #: Therapy names for people.
 THERAPY_NAMES = {"ifnb": "IFN-β", "ga": "glatiramer acetate (GA)"}
@@ -212,14 +212,14 @@ def build_report(
     'IL-17F higher than typical, lowers the chance of response to IFN-β (-0.61 log-odds)'
     """
     from cytoresp.errors import InputError, Problem, UsageError
-    from cytoresp.features.panel import Panel
+    from cytoresp.panels.panel import Panel
 
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}")
     if isinstance(data, Panel):
         panel = data
     else:
-        from cytoresp.features.reader import read_panel
+        from cytoresp.panels.read import read_panel
 
         panel = read_panel(data)
     sample_id = str(sample_id)
@@ -575,7 +575,7 @@ def write_report(
     >>> write_report(model, "new.csv", "P0007", "P0007.html")  # doctest: +SKIP
     PosixPath('P0007.html')
     """
-    from cytoresp.predict.writers import atomic_output, check_writable
+    from cytoresp.panels.write import atomic_output, check_writable
 
     check_writable(out)
     page = render_html(build_report(model, data, sample_id, therapy=therapy, top=top))

@@ -97,7 +97,7 @@ def test_commit_guard_commits_without_a_signal(tmp_path):
 
 
 def test_commit_guard_refuses_after_a_signal(tmp_path):
-    from cytoresp.predict.writers import atomic_output
+    from cytoresp.panels.write import atomic_output
 
     dest = tmp_path / "out.csv"
     with handling():

@@ -22,8 +22,8 @@ from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import InputError, Problem
 from cytoresp.features.builder import PanelFeatures
-from cytoresp.features.panel import CLINICAL_COVARIATES
 from cytoresp.models.estimator import LinearBoostedClassifier
+from cytoresp.panels.panel import CLINICAL_COVARIATES
 from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem
-from cytoresp.features.panel import THERAPIES, Panel
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
+from cytoresp.panels.panel import THERAPIES, Panel
 from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
@@ -193,7 +193,7 @@ def fit_response_model(
     config = config or TrainConfig()
     log = log or (lambda _msg: None)
     if not isinstance(data, Panel):
-        from cytoresp.features.reader import read_panel
+        from cytoresp.panels.read import read_panel
 
         data = read_panel(data, require_labels=True)
     panel = data

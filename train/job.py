@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from cytoresp import interrupts
-from cytoresp.features.panel import Panel
 from cytoresp.interrupts import commit_guard, raise_if_interrupted
 from cytoresp.models.response_model import ResponseModel
+from cytoresp.panels.panel import Panel
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.fitting import Log, TherapyReport, fit_response_model
 from cytoresp.train.locking import retry_if_locked, store_lock
@@ -74,7 +74,7 @@ def run_training_job(
     plots, out-of-fold predictions, and the model (pyfunc, signature on float columns,
     input example, pinned requirements), registered under ``register`` with alias
     ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
-    forces the input format (:func:`~cytoresp.features.reader.read_panel`).
+    forces the input format (:func:`~cytoresp.panels.read.read_panel`).
     """
     import mlflow
 
@@ -249,7 +249,7 @@ def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
 def _log_dataset(panel: Panel, fingerprint: str) -> None:
     import mlflow
 
-    from cytoresp.features.reader import panel_to_frame
+    from cytoresp.panels.write import panel_to_frame
 
     table = panel_to_frame(panel)
     dataset = mlflow.data.from_pandas(
@@ -302,19 +302,23 @@ def _write_artifacts(
     config: TrainConfig,
 ) -> list[str]:
     from cytoresp.models.plots import plot_beeswarm, plot_importance
+    from cytoresp.panels.write import atomic_output
     from cytoresp.train.plots import plot_reliability, plot_roc
 
     written = []
-    (root / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    with atomic_output(root / "config.json") as fh:
+        fh.write(json.dumps(config.to_dict(), indent=1))
     summary = {t: r.flat_metrics() for t, r in reports.items()}
-    (root / "metrics.json").write_text(json.dumps(summary, indent=1))
+    with atomic_output(root / "metrics.json") as fh:
+        fh.write(json.dumps(summary, indent=1))
     written += ["config.json", "metrics.json"]
     plots = root / "plots"
     plots.mkdir()
     frame = model.model_frame(panel)
     for t, report in reports.items():
         oof = report.cv.oof
-        report.cv.oof.to_csv(root / f"cv_predictions_{t}.csv", index=False)
+        with atomic_output(root / f"cv_predictions_{t}.csv") as fh:
+            report.cv.oof.to_csv(fh, index=False)
         curves = {m: (oof["y"].to_numpy(), oof[f"p_{m}"].to_numpy()) for m in report.cv.models}
         figures = {
             f"roc_{t}.png": plot_roc(curves, title=f"Cross-validated ROC, {t}"),
@@ -329,7 +333,8 @@ def _write_artifacts(
         figures[f"shap_beeswarm_{t}.png"] = plot_beeswarm(contrib, Z, title=f"Drivers, {t}")
         figures[f"shap_importance_{t}.png"] = plot_importance(contrib, title=f"Mean |SHAP|, {t}")
         for name, fig in figures.items():
-            fig.savefig(plots / name, dpi=110, bbox_inches="tight")
+            with atomic_output(plots / name, "wb") as fh:
+                fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
             written.append(f"plots/{name}")
         written.append(f"cv_predictions_{t}.csv")
     return written

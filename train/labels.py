@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem, UsageError
-from cytoresp.features.panel import Panel
+from cytoresp.panels.panel import Panel
 
 
 def _raw_table(
@@ -49,7 +49,7 @@ def read_training_panel(
         ``rio``, ``modified_rio``, ``magnims`` or ``neda3``
         (:mod:`cytoresp.features.outcomes`). Without it, ``responder`` must be a column.
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
-        Force the file format (:func:`~cytoresp.features.reader.read_panel`); with
+        Force the file format (:func:`~cytoresp.panels.read.read_panel`); with
         ``label_from`` only a wide table (CSV, ``xlsx`` or ``parquet``) can be used.
 
     Returns
@@ -58,12 +58,12 @@ def read_training_panel(
         Patients whose label cannot be decided (missing follow-up) keep a missing
         ``responder`` and are left out of training, with a warning.
     """
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     if label_from is None:
         return read_panel(source, require_labels=True, format=format)
     from cytoresp.features.outcomes import derive_responder
-    from cytoresp.features.reader import FORMATS
+    from cytoresp.panels.read import FORMATS
 
     if format is not None and format not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")

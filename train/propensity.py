@@ -257,7 +257,7 @@ def estimate_propensity(
     Examples
     --------
     >>> from cytoresp.datasets import simulate_cohort
-    >>> from cytoresp.features.reader import read_panel
+    >>> from cytoresp.panels.read import read_panel
     >>> panel = read_panel(simulate_cohort(600, seed=1, assignment="confounded",
     ...                                    confounding_strength=2.0).panel)
     >>> report = estimate_propensity(panel.to_model_frame(), panel.therapy)

@@ -34,7 +34,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from cytoresp.errors import UsageError
-from cytoresp.features.panel import CLINICAL_COVARIATES, THERAPIES
+from cytoresp.panels.panel import CLINICAL_COVARIATES, THERAPIES
 
 __all__ = [
     "ANALYTES",
@@ -580,9 +580,13 @@ class SimulatedCohort:
         >>> (d / "panel.csv").read_text().splitlines()[0][:34]
         'sample_id,plate,therapy,responder,'
         """
-        self.panel.to_csv(path, index=False, lineterminator="\n")
+        from cytoresp.panels.write import atomic_output
+
+        with atomic_output(path) as fh:
+            self.panel.to_csv(fh, index=False, lineterminator="\n")
         if truth_path is not None:
-            self.truth.to_csv(truth_path, index=False, lineterminator="\n")
+            with atomic_output(truth_path) as fh:
+                self.truth.to_csv(fh, index=False, lineterminator="\n")
 
 
 def _is_whole(v: Any) -> bool:

@@ -56,8 +56,8 @@ def parse_panels(df: DataFrame, input_columns: list[str]) -> DataFrame:
     )
 
     def parse(batches):
-        from cytoresp.features.reader import read_panel
         from cytoresp.models.response_model import align_frame
+        from cytoresp.panels.read import read_panel
 
         for pdf in batches:
             if len(pdf) == 0:

@@ -22,7 +22,7 @@ from cytoresp.datasets.simulator import (
     response_logits,
 )
 from cytoresp.errors import UsageError
-from cytoresp.features.panel import CLINICAL_COVARIATES
+from cytoresp.panels.panel import CLINICAL_COVARIATES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "simulator.md"
 SPEC = {a.id: a for a in ANALYTES}

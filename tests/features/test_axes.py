@@ -31,10 +31,10 @@ TH1 = {"Th1": ["IFNG", "TNF"]}
 @pytest.fixture
 def fake_registry(monkeypatch):
     """A registry stand-in so that these tests do not depend on the real table."""
-    mod = types.ModuleType("cytoresp.features.registry")
+    mod = types.ModuleType("cytoresp.panels.registry")
     mod.axis_members = lambda: {"Th1": ("IFNG", "TNF"), "Treg": ("IL10",), "Th2": ("IL4",)}
     mod.resolve_analyte = lambda name: name if name in {"IFNG", "TNF", "IL10", "IL4"} else None
-    monkeypatch.setitem(sys.modules, "cytoresp.features.registry", mod)
+    monkeypatch.setitem(sys.modules, "cytoresp.panels.registry", mod)
     return mod
 
 
@@ -102,7 +102,7 @@ def test_default_and_named_axes_come_from_the_registry(fake_registry):
 
 
 def test_the_real_registry_default():
-    registry = pytest.importorskip("cytoresp.features.registry")
+    registry = pytest.importorskip("cytoresp.panels.registry")
     members = registry.axis_members()
     X = pd.DataFrame({f"log2_{m}": [1.0, 2.0] for m in members["Th1"] + members["Treg"]})
     with warnings.catch_warnings():
@@ -135,7 +135,7 @@ def test_bad_parameters_raise_usage_error(fake_registry, params, match):
 
 
 def test_default_axes_without_a_registry_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cytoresp.features.registry", None)
+    monkeypatch.setitem(sys.modules, "cytoresp.panels.registry", None)
     with pytest.raises(UsageError, match="needs the analyte registry"):
         AxisScoreTransformer().fit(LOGS)
     for no_axes in (None, [], {}):  # no axes needs no registry

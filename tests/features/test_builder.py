@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 from cytoresp.errors import ModelIntegrityError, UsageError
 from cytoresp.features.builder import PanelFeatures
 from cytoresp.features.covariates import CovariatePassthrough
-from cytoresp.features.panel import BELOW, OBSERVED, Panel
 from cytoresp.features.ratios import SkippedFeatureWarning
+from cytoresp.panels.panel import BELOW, OBSERVED, Panel
 
 KNOWN = {"IFNG", "TNF", "IL10", "IL4", "IL17A", "IL6"}
 
@@ -30,12 +30,12 @@ KNOWN = {"IFNG", "TNF", "IL10", "IL4", "IL17A", "IL6"}
 @pytest.fixture(autouse=True)
 def fake_registry(monkeypatch):
     """Deterministic registry stand-in (the real one is exercised in one test below)."""
-    mod = types.ModuleType("cytoresp.features.registry")
+    mod = types.ModuleType("cytoresp.panels.registry")
     mod.axis_members = lambda: {"Th1": ("IFNG", "TNF"), "Treg": ("IL10",), "Th2": ("IL4",)}
     mod.resolve_analyte = lambda name: (
         "IFNG" if name == "IFN-gamma" else name if name in KNOWN else None
     )
-    monkeypatch.setitem(sys.modules, "cytoresp.features.registry", mod)
+    monkeypatch.setitem(sys.modules, "cytoresp.panels.registry", mod)
     return mod
 
 
@@ -91,7 +91,7 @@ def test_split_into_analytes_and_covariates_with_the_registry():
 
 
 def test_without_registry_every_non_covariate_column_is_an_analyte(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cytoresp.features.registry", None)
+    monkeypatch.setitem(sys.modules, "cytoresp.panels.registry", None)
     X = model_frame().assign(foo=1.0)
     pf = PanelFeatures(ratios=None, axes=None).fit(X)
     assert pf.input_names_ == ["IFNG", "TNF", "IL10", "IL4", "foo", "age", "edss"]
@@ -294,8 +294,8 @@ def test_wrong_columns_at_transform():
 
 
 def test_default_configuration_with_the_real_registry(monkeypatch):
-    monkeypatch.delitem(sys.modules, "cytoresp.features.registry")
-    registry = pytest.importorskip("cytoresp.features.registry")
+    monkeypatch.delitem(sys.modules, "cytoresp.panels.registry")
+    registry = pytest.importorskip("cytoresp.panels.registry")
     X = model_frame().rename(columns={"IFNG": "IFN-gamma"})
     with pytest.warns(SkippedFeatureWarning):
         pf = PanelFeatures().fit(X)

@@ -12,7 +12,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cytoresp.errors import InputError, UsageError
 from cytoresp.features.builder import PanelFeatures
-from cytoresp.features.panel import Panel
 from cytoresp.features.plates import (
     PLATE_COLUMN,
     PlateMedianNormaliser,
@@ -20,6 +19,7 @@ from cytoresp.features.plates import (
     column_medians,
     plate_codes,
 )
+from cytoresp.panels.panel import Panel
 
 
 def _train(min_samples: int = 2) -> tuple[pd.DataFrame, PlateMedianNormaliser]:
@@ -318,8 +318,8 @@ def test_cli_predict_without_plate_exits_2(plate_model, tmp_path, capsys):
 
 def test_pyfunc_takes_plate_labels(plate_model):
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
     from cytoresp.models.mlflow_flavour import CytorespPyfunc, signature_frame
+    from cytoresp.panels.read import read_panel
 
     model, _ = plate_model
     panel = read_panel(simulate_cohort(20, seed=13).panel)

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 
 from cytoresp.cli import main
 from cytoresp.datasets import simulate_cohort
-from cytoresp.features.reader import read_panel
+from cytoresp.panels.read import read_panel
 
 ANALYTES = ["IFNG", "TNF", "IL4", "IL10", "IL17F", "IL18", "CXCL10"]
 

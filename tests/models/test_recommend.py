@@ -28,7 +28,7 @@ from cytoresp.models.recommend import (
 def test_cohort():
     """An independent randomised cohort with known potential outcomes."""
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     cohort = simulate_cohort(2000, seed=606)
     return cohort, read_panel(cohort.panel)
@@ -41,7 +41,7 @@ def recommendation(trained, test_cohort):
 
 @pytest.fixture(scope="module")
 def training_rows(cohort):
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
     from cytoresp.train.fitting import therapy_rows
 
     panel = read_panel(cohort.panel)

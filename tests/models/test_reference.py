@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cytoresp.features.reader import read_panel
 from cytoresp.models.reference import ranking_values, training_quantiles, training_ranges
+from cytoresp.panels.read import read_panel
 
 
 def test_quantiles_are_stored_and_survive_save_and_load(trained, model_dir, cohort):

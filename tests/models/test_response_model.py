@@ -15,7 +15,7 @@ from cytoresp.models.persistence import load_model_dir
 @pytest.fixture(scope="module")
 def new_panel():
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     cohort = simulate_cohort(300, seed=21)
     return cohort, read_panel(cohort.panel)
@@ -83,7 +83,7 @@ def test_planted_drivers_rank_at_the_top(trained, new_panel):
 def test_missing_analyte_column_is_tolerated_and_warned(trained, new_panel):
     model, _ = trained
     cohort, _ = new_panel
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     panel = read_panel(cohort.panel.drop(columns=["IL10"]))
     frame = model.model_frame(panel)

@@ -12,7 +12,7 @@ import pytest
 from cytoresp.cli import main
 from cytoresp.datasets import simulate_cohort
 from cytoresp.errors import InputError
-from cytoresp.features.reader import read_panel
+from cytoresp.panels.read import read_panel
 from cytoresp.predict.report import build_report, percentile_of, render_html
 
 EVIL_ID = '<script>alert("x")</script>&$1'

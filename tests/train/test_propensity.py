@@ -21,7 +21,7 @@ from cytoresp.train.propensity import (
 
 def _panel(n, seed, assignment="randomised", strength=1.0):
     from cytoresp.datasets import simulate_cohort
-    from cytoresp.features.reader import read_panel
+    from cytoresp.panels.read import read_panel
 
     cohort = simulate_cohort(n, seed=seed, assignment=assignment, confounding_strength=strength)
     return cohort, read_panel(cohort.panel)

@@ -20,8 +20,13 @@ import zipfile
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem
-from cytoresp.features.read_values import format_numbers
-from cytoresp.features.reader import Table, read_csv_table, table_from_frame
+from cytoresp.panels._table import Table, role_key, table_from_frame
+from cytoresp.panels.long import looks_long
+from cytoresp.panels.luminex import read_luminex_text
+from cytoresp.panels.registry import resolve_analyte
+from cytoresp.panels.sniff import sniff
+from cytoresp.panels.values import format_numbers
+from cytoresp.panels.wide import read_csv_table
 
 
 def _cell_text(v: object) -> str:
@@ -50,8 +55,6 @@ def read_excel_tables(data: bytes, source: str) -> Table:
     """Read the first sheet with a recognisable panel of an .xlsx workbook as a Table."""
     import openpyxl
 
-    from cytoresp.features.reader import _sniff
-
     try:
         wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -68,7 +71,7 @@ def read_excel_tables(data: bytes, source: str) -> Table:
     errors: list[InputError] = []
     for title, text in texts:
         try:
-            table = _read_text(text, source, _sniff(text.encode("utf-8"), ""))
+            table = _read_text(text, source, sniff(text.encode("utf-8"), ""))
         except InputError as exc:
             errors.append(exc)
             continue
@@ -82,21 +85,15 @@ def read_excel_tables(data: bytes, source: str) -> Table:
 
 
 def _has_panel(table: Table) -> bool:
-    from cytoresp.features.read_long import looks_long
-    from cytoresp.features.reader import _role_key
-    from cytoresp.features.registry import resolve_analyte
-
     if looks_long(table.names):
         return True
-    keys = {_role_key(n) for n in table.names}
+    keys = {role_key(n) for n in table.names}
     return bool(keys & {"sample_id", "sampleid", "sample", "description", "sample_name"}) and any(
         resolve_analyte(n) for n in table.names)
 
 
 def _read_text(text: str, source: str, fmt: str) -> Table:
     if fmt == "luminex":
-        from cytoresp.features.read_luminex import read_luminex_text
-
         return read_luminex_text(text, source)
     return read_csv_table(text, source)
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cytoresp.features.registry as registry
-from cytoresp.features.registry import (
+import cytoresp.panels.registry as registry
+from cytoresp.panels.registry import (
     ANALYTES,
     AXES,
     ambiguity,
@@ -204,7 +204,7 @@ def test_docs_analytes_md_is_up_to_date():
     doc = REPO / "docs" / "analytes.md"
     assert doc.read_text(encoding="utf-8") == registry_markdown(), (
         "docs/analytes.md is stale: regenerate it with "
-        "python -c 'from cytoresp.features.registry import registry_markdown as m; "
+        "python -c 'from cytoresp.panels.registry import registry_markdown as m; "
         "open(\"docs/analytes.md\", \"w\").write(m())'"
     )
 

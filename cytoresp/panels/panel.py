@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,56 @@ THERAPIES: tuple[str, ...] = ("ifnb", "ga")
 
 #: Censoring codes in :attr:`Panel.censoring`.
 BELOW, OBSERVED, ABOVE = -1, 0, 1
+
+#: Name of the plate column in a model frame (and the default ``plate_column`` of
+#: :class:`~cytoresp.features.plates.PlateMedianNormaliser`).
+PLATE_COLUMN = "plate"
+
+
+def plate_codes(labels: Any) -> np.ndarray:
+    """Stable float64 codes of plate labels (NaN for a missing or empty label).
+
+    A model frame is all float64, so a plate label travels in it as a number: the first
+    48 bits of the BLAKE2b hash of the label's UTF-8 text (surrounding spaces removed).
+    Integers below 2**53 are exact in float64, the code does not depend on the platform,
+    the Python version or the other labels, and two labels share a code with probability
+    about ``n_plates**2 / 2**49`` (1e-9 for a thousand plates). Numbers are labels like
+    any other: ``3`` and ``"3"`` get the same code.
+
+    Parameters
+    ----------
+    labels : array-like
+        Plate labels (str, numbers, None/NaN for missing).
+
+    Returns
+    -------
+    ndarray of float64
+
+    Examples
+    --------
+    >>> codes = plate_codes(["P1", "P1", None, " P1 "])
+    >>> bool(codes[0] == codes[1] == codes[3]), bool(np.isnan(codes[2]))
+    (True, True)
+    >>> float(plate_codes(["P1"])[0]) == float(plate_codes(["P1", "P2"])[0])
+    True
+    """
+    arr = np.asarray(pd.Series(labels, dtype=object).to_numpy(), dtype=object)
+    out = np.full(len(arr), np.nan, dtype=np.float64)
+    cache: dict[str, float] = {}
+    for i, label in enumerate(arr.tolist()):
+        if label is None or (isinstance(label, float) and np.isnan(label)):
+            continue
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)
+        text = str(label).strip()
+        if not text:
+            continue
+        code = cache.get(text)
+        if code is None:
+            digest = hashlib.blake2b(text.encode("utf-8"), digest_size=6).digest()
+            code = cache[text] = float(int.from_bytes(digest, "big"))
+        out[i] = code
+    return out
 
 
 @dataclass
@@ -85,7 +137,7 @@ class Panel:
         ----------
         plate : bool, default False
             Append a ``plate`` column holding each row's plate as a float code
-            (:func:`cytoresp.features.plates.plate_codes`, NaN where the row has none),
+            (:func:`plate_codes`, NaN where the row has none),
             for models with per-plate normalisation. Raises
             :class:`~cytoresp.errors.InputError` if the panel has no plate column.
 
@@ -105,7 +157,6 @@ class Panel:
             frame = pd.concat([frame, self.covariates.astype(np.float64)], axis=1)
         if plate:
             from cytoresp.errors import InputError, Problem
-            from cytoresp.features.plates import PLATE_COLUMN, plate_codes
 
             if self.plate is None:
                 raise InputError([Problem(

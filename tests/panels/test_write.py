@@ -1,3 +1,4 @@
+import io
 import os
 import stat
 
@@ -5,7 +6,14 @@ import pandas as pd
 import pytest
 
 from cytoresp.errors import UsageError
-from cytoresp.predict.writers import atomic_output, neutralise_formulas, write_table
+from cytoresp.panels import read_panel, write_panel
+from cytoresp.panels.write import (
+    atomic_output,
+    commit_dir,
+    make_temp_dir,
+    neutralise_formulas,
+    write_table,
+)
 
 
 def test_failure_leaves_previous_file_untouched(tmp_path):
@@ -64,3 +72,42 @@ def test_parquet_round_trip(tmp_path):
 def test_unknown_output_format_is_refused(tmp_path):
     with pytest.raises(UsageError, match="unsupported output format"):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "x.xlsx")
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_files_get_the_mode_of_a_plain_open(tmp_path, umask):
+    """Not mkstemp's 0600: 0644 under umask 022, 0600 under 077."""
+    with atomic_output(tmp_path / "a.csv") as fh:
+        fh.write("x\n")
+    write_table(pd.DataFrame({"a": [1]}), tmp_path / "b.parquet")
+    panel = read_panel(io.StringIO("sample_id,IL6\nA,1\n"))
+    write_panel(panel, tmp_path / "c.csv")
+    with open(tmp_path / "plain.csv", "w") as fh:
+        fh.write("x\n")
+    assert _mode(tmp_path / "plain.csv") == 0o666 & ~umask
+    for name in ("a.csv", "b.parquet", "c.csv"):
+        assert _mode(tmp_path / name) == 0o666 & ~umask, name
+
+
+def test_model_folders_get_the_mode_of_mkdir(tmp_path, umask):
+    """Not mkdtemp's 0700: 0755 under umask 022, 0700 under 077; an old folder is replaced."""
+    dest = tmp_path / "model"
+    for content in ("first", "second"):
+        tmp = make_temp_dir(dest)
+        (tmp / "f.txt").write_text(content)
+        commit_dir(tmp, dest)
+        assert _mode(dest) == 0o777 & ~umask
+        assert (dest / "f.txt").read_text() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

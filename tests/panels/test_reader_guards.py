@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cytoresp.errors import MAX_QUOTED_CHARS, InputError, Problem, quote_cell
-from cytoresp.features.reader import read_panel
+from cytoresp.panels.read import read_panel
 
 CSV = "sample_id,IFNG,IL10\nP1,3.2,1.0\nP2,4.1,2.0\n"
 

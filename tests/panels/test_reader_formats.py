@@ -14,13 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cytoresp.features.read_long as read_long_module
-import cytoresp.features.read_luminex as read_luminex_module
+import cytoresp.panels.long as read_long_module
+import cytoresp.panels.luminex as read_luminex_module
 from cytoresp.errors import InputError, UsageError
-from cytoresp.features.panel import ABOVE, BELOW, Panel
-from cytoresp.features.read_long import aggregate_replicates
-from cytoresp.features.reader import _sniff, read_panel
-from cytoresp.features.registry import get_analyte, resolve_analyte
+from cytoresp.panels.long import aggregate_replicates
+from cytoresp.panels.panel import ABOVE, BELOW, Panel
+from cytoresp.panels.read import read_panel
+from cytoresp.panels.registry import get_analyte, resolve_analyte
+from cytoresp.panels.sniff import sniff
 
 REPO = Path(__file__).resolve().parents[2]
 FORMATS = REPO / "tests" / "data" / "formats"
@@ -49,7 +50,7 @@ def shared(*parts: str) -> Path:
 )
 def test_format_is_sniffed_from_content_not_extension(name, fmt, tmp_path):
     data = fixture(name).read_bytes()
-    assert _sniff(data, "") == fmt
+    assert sniff(data, "") == fmt
     # renamed to a misleading extension, the content still decides
     odd = tmp_path / "upload.txt"
     odd.write_bytes(data)

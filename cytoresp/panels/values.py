@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cytoresp.features.panel import ABOVE, BELOW, OBSERVED
+from cytoresp.panels.panel import ABOVE, BELOW, OBSERVED
 
 _NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 NUMBER_RE = rf"^{_NUM}$"

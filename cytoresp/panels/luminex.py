@@ -5,7 +5,7 @@ An xPONENT CSV starts with preamble lines (``"Program","xPONENT"``, ``"Batch",..
 Concentration (or Result / Obs Conc), ... Only the concentration section is data; the
 ``Units`` section, when present, gives each analyte's unit. Rows are wells
 (``Location`` = ``"17(1,A3)"``); background, standard and control wells are dropped and
-replicate wells of a sample are averaged (see :mod:`cytoresp.features.read_long`). The
+replicate wells of a sample are averaged (see :mod:`cytoresp.panels.long`). The
 ``Batch`` name becomes the ``plate`` of every sample.
 
 Without ``DataType:`` sections, the first row that holds a well or sample column and at
@@ -25,20 +25,20 @@ import numpy as np
 import pyarrow as pa
 
 from cytoresp.errors import InputError, Problem
-from cytoresp.features.panel import ABOVE, BELOW
-from cytoresp.features.read_long import aggregate_replicates
-from cytoresp.features.read_values import parse_value_column
-from cytoresp.features.reader import (
+from cytoresp.panels._table import (
     Preparsed,
+    Problems,
     Table,
-    _list_rows,
-    _Problems,
-    _report_value_flags,
-    _role_key,
+    analyte_header,
+    list_rows,
+    report_value_flags,
+    role_key,
 )
-from cytoresp.features.registry import ambiguity, get_analyte, interpretation, resolve_analyte
-from cytoresp.features.registry import split_unit as _split_unit
-from cytoresp.features.units import SUPPORTED_UNITS, unit_factor
+from cytoresp.panels.long import aggregate_replicates
+from cytoresp.panels.panel import ABOVE, BELOW
+from cytoresp.panels.registry import get_analyte, resolve_analyte
+from cytoresp.panels.units import SUPPORTED_UNITS
+from cytoresp.panels.values import parse_value_column
 
 #: Section names (lower case, punctuation removed) holding concentrations, best first.
 CONCENTRATION_SECTIONS: tuple[str, ...] = (
@@ -128,7 +128,7 @@ def _units(records: list[tuple[int, list[str]]], sections: dict[str, tuple[str, 
 
 def _find_header(records: list[tuple[int, list[str]]]) -> int | None:
     for k, (_, cells) in enumerate(records[:200]):
-        keys = {_role_key(c) for c in cells}
+        keys = {role_key(c) for c in cells}
         if keys & {"location", "well", "sample", "description", "type", "sample_id"} and any(
                 resolve_analyte(c) for c in cells):
             return k
@@ -154,7 +154,7 @@ def read_luminex_text(text: str, source: str) -> Table:
     ... "3(1,C1)","P1","3.5","100"
     ... "4(1,D1)","P2","OOR <","100"
     ... '''
-    >>> from cytoresp.features.reader import panel_from_table
+    >>> from cytoresp.panels.validate import panel_from_table
     >>> p = panel_from_table(read_luminex_text(text, "run.csv"))
     >>> p.values["IL6"].tolist(), p.censoring["IL6"].tolist(), p.plate.tolist()
     ([3.0, 0.11], [0, -1], ['Plate7', 'Plate7'])
@@ -196,8 +196,8 @@ def read_luminex_text(text: str, source: str) -> Table:
 def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
                     units: dict[str, str], plate: str | None, source: str,
                     notes: list[str], header_line: int) -> Table:
-    problems = _Problems(source)
-    keys = [_role_key(h) for h in header]
+    problems = Problems(source)
+    keys = [role_key(h) for h in header]
     width = len(header)
     lines = np.array([ln for ln, _ in data], dtype=np.int64)
     grid = [cells[:width] + [""] * (width - len(cells)) for _, cells in data]
@@ -233,21 +233,20 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
     for j, name in enumerate(header):
         if j in (j_sample, j_type) or not name or keys[j] in _INSTRUMENT_COLUMNS:
             continue
-        aid = resolve_analyte(name)
+        header_of = analyte_header(name, default_unit=units.get(name))
+        aid = header_of.analyte
         if aid is None:
-            why = ambiguity(name)
-            if why:
-                problems.add(f"ambiguous analyte name: {why}", row=header_line, column=name)
+            if header_of.ambiguity:
+                problems.add(f"ambiguous analyte name: {header_of.ambiguity}", row=header_line,
+                             column=name)
             else:
                 unknown.append(name)
             continue
-        note = interpretation(name)
-        if note:
-            notes.append(f"column {name!r}: {note}")
-        unit = _split_unit(name)[1] or units.get(name)
-        factor = unit_factor(unit)
+        if header_of.note:
+            notes.append(f"column {name!r}: {header_of.note}")
+        factor = header_of.factor
         if factor is None:
-            problems.add(f"unknown unit {unit!r} for analyte {aid}; supported: "
+            problems.add(f"unknown unit {header_of.unit!r} for analyte {aid}; supported: "
                          f"{SUPPORTED_UNITS}", row=header_line, column=name)
             continue
         col = cols[j]
@@ -255,7 +254,7 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
         sel = keep
         masked = type(flags)(*(getattr(flags, f) & sel for f in (
             "missing", "extrapolated", "invalid", "negative", "bad_limit", "no_limit")))
-        _report_value_flags(masked, col, name, j, lines, problems)
+        report_value_flags(masked, col, name, j, lines, problems)
         values = values * factor
         a = get_analyte(aid)
         values[flags.no_limit & (cens == BELOW)] = a.lloq
@@ -268,7 +267,7 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
         ext = flags.extrapolated & sel
         if ext.any():
             notes.append(f"{name}: {int(ext.sum())} extrapolated value(s) ('*') were used as "
-                         f"measured (lines {_list_rows(lines[ext].tolist())})")
+                         f"measured (lines {list_rows(lines[ext].tolist())})")
         bad = flags.errors
         use = sel & ~bad
         cells_sample.append(sample[use])

@@ -19,28 +19,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytoresp.errors import InputError, Problem, quote_cell
-from cytoresp.features.panel import ABOVE, BELOW, OBSERVED
-from cytoresp.features.read_values import as_text, parse_value_column
-from cytoresp.features.reader import (
-    _ROLE_OF,
+from cytoresp.panels._table import (
     MAX_PROBLEMS,
     Preparsed,
+    Problems,
     Table,
-    _invalid_message,
-    _list_rows,
-    _Problems,
-    _quoted_at,
-    _role_key,
-    _text_at,
+    analyte_header,
+    invalid_message,
+    list_rows,
+    quoted_at,
+    role_key,
+    role_of,
+    text_at,
 )
-from cytoresp.features.registry import (
-    ambiguity,
-    get_analyte,
-    interpretation,
-    resolve_analyte,
-    split_unit,
-)
-from cytoresp.features.units import SUPPORTED_UNITS, unit_factor
+from cytoresp.panels.panel import ABOVE, BELOW, OBSERVED
+from cytoresp.panels.registry import get_analyte
+from cytoresp.panels.units import SUPPORTED_UNITS, unit_factor
+from cytoresp.panels.values import as_text, parse_value_column
 
 #: Replicate wells whose coefficient of variation (%) exceeds this get a warning.
 CV_WARN_PERCENT = 20.0
@@ -78,7 +73,7 @@ def looks_long(names: list[str]) -> bool:
     >>> looks_long(["sample_id", "IL6", "IL10"])
     False
     """
-    keys = [_role_key(n) for n in names]
+    keys = [role_key(n) for n in names]
     return (_find(keys, _SAMPLE) is not None and _find(keys, _ANALYTE) is not None
             and _find(keys, _VALUE) is not None)
 
@@ -186,9 +181,9 @@ def read_long_table(table: Table) -> Table:
     Problems in the long rows (bad values, units, analytes, conflicting sample-level values)
     are raised together as InputError, with the long file's row numbers.
     """
-    problems = _Problems(table.source)
+    problems = Problems(table.source)
     notes = list(table.warnings)
-    keys = [_role_key(n) for n in table.names]
+    keys = [role_key(n) for n in table.names]
     js, ja = _find(keys, _SAMPLE), _find(keys, _ANALYTE)
     jv, ju = _find(keys, _VALUE), _find(keys, _UNIT)
     jl, jh = _find(keys, _LLOQ), _find(keys, _ULOQ)
@@ -218,21 +213,20 @@ def read_long_table(table: Table) -> Table:
         if nm == "":
             ids[u] = None
             continue
-        aid = resolve_analyte(nm)
+        header = analyte_header(nm)
+        aid = header.analyte
         ids[u] = aid
         if aid is None:
-            why = ambiguity(nm)
-            if why:
+            if header.ambiguity:
                 first = int(rows[np.flatnonzero(codes == u)[0]])
-                problems.add(f"ambiguous analyte name: {why}", row=first,
+                problems.add(f"ambiguous analyte name: {header.ambiguity}", row=first,
                              column=table.names[ja])
             else:
                 unknown.append(nm)
             continue
-        note = interpretation(nm)
-        if note:
-            notes.append(f"analyte {nm!r}: {note}")
-        f = unit_factor(split_unit(nm)[1])
+        if header.note:
+            notes.append(f"analyte {nm!r}: {header.note}")
+        f = header.factor
         if f is None:
             first = int(rows[np.flatnonzero(codes == u)[0]])
             problems.add(f"unknown unit in analyte name {nm!r}; supported: {SUPPORTED_UNITS}",
@@ -253,11 +247,11 @@ def read_long_table(table: Table) -> Table:
     values, cens, flags = parse_value_column(table.columns[jv])
     vcol = table.columns[jv]
     problems.add_cells(flags.invalid & known, rows, jv, table.names[jv],
-                       lambda i: _invalid_message(_text_at(vcol, i)))
+                       lambda i: invalid_message(text_at(vcol, i)))
     problems.add_cells(flags.negative & known, rows, jv, table.names[jv],
-                       lambda i: f"negative concentration {_quoted_at(vcol, i)}")
+                       lambda i: f"negative concentration {quoted_at(vcol, i)}")
     problems.add_cells(flags.bad_limit & known, rows, jv, table.names[jv],
-                       lambda i: f"the limit in {_quoted_at(vcol, i)} must be a positive number")
+                       lambda i: f"the limit in {quoted_at(vcol, i)} must be a positive number")
     factor = name_factor[codes].copy()
     if ju is not None:
         ucodes, uuniq = pd.factorize(
@@ -268,7 +262,7 @@ def read_long_table(table: Table) -> Table:
         bad_unit = np.isnan(row_uf) & known
         ucol = table.columns[ju]
         problems.add_cells(bad_unit, rows, ju, table.names[ju],
-                           lambda i: f"unknown unit {_quoted_at(ucol, i)} for analyte "
+                           lambda i: f"unknown unit {quoted_at(ucol, i)} for analyte "
                                      f"{row_id[i]}; supported: {SUPPORTED_UNITS}")
         factor = factor * np.where(np.isnan(row_uf), 1.0, row_uf)
     values = values * factor
@@ -280,7 +274,7 @@ def read_long_table(table: Table) -> Table:
             badlim = (lf.invalid | lf.negative | lf.bad_limit | (lc != OBSERVED)) & known
             problems.add_cells(badlim, rows, jlim, table.names[jlim],
                                lambda i, c=lcol, lab=label: f"{lab} must be a positive number, "
-                                                            f"got {_quoted_at(c, i)}")
+                                                            f"got {quoted_at(c, i)}")
             lim = np.where(badlim, np.nan, lim) * factor
             use = target & ~np.isnan(lim)
             values[use] = lim[use]
@@ -296,7 +290,7 @@ def read_long_table(table: Table) -> Table:
         ext_rows = rows[flags.extrapolated & known]
         if len(ext_rows):
             notes.append(f"{len(ext_rows)} value(s) marked as extrapolated ('*') were used as "
-                         f"measured (rows {_list_rows(ext_rows.tolist())})")
+                         f"measured (rows {list_rows(ext_rows.tolist())})")
 
     # sample-level columns: the first non-empty value of each sample, which must agree
     sid = sample.to_numpy(zero_copy_only=False).astype(object)
@@ -312,9 +306,9 @@ def read_long_table(table: Table) -> Table:
     for j, nm in enumerate(table.names):
         if j in used:
             continue
-        if _ROLE_OF.get(_role_key(nm)) in (None, "sample_id"):
+        if role_of(nm) in (None, "sample_id"):
             # per-well columns (well, signal, dilution, ...) are not sample-level
-            if nm and _role_key(nm) not in _WELL_COLUMNS:
+            if nm and role_key(nm) not in _WELL_COLUMNS:
                 ignored.append(nm)
             continue
         text = as_text(table.columns[j]).to_numpy(zero_copy_only=False).astype(object)[keep_rows]

@@ -1,0 +1,371 @@
+"""Validation: a :class:`Table` in the wide layout becomes a :class:`Panel`.
+
+Every format reader ends here, so all formats share the same checks: column roles,
+analyte columns and their units, cell values and censoring, labels and covariates, sample
+ids. Every problem is collected (:class:`~cytoresp.panels._table.Problems`) and raised
+together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cytoresp.errors import quote_cell
+from cytoresp.panels._table import (
+    MAX_PROBLEMS,
+    SAMPLE_ALIASES,
+    Preparsed,
+    Problems,
+    Table,
+    analyte_header,
+    blank_rows,
+    list_rows,
+    quoted_at,
+    report_value_flags,
+    role_key,
+    role_of,
+)
+from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, OBSERVED, Panel
+from cytoresp.panels.registry import get_analyte
+from cytoresp.panels.units import SUPPORTED_UNITS
+from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
+
+__all__ = ["panel_from_table"]
+
+#: At most this many names are listed in a warning about ignored columns.
+_MAX_NAMES = 20
+
+#: Plausible ranges of the numeric covariates: (low, high, must be whole).
+_COVARIATE_RANGE: dict[str, tuple[float, float, bool]] = {
+    "age": (0.0, 120.0, False),
+    "edss": (0.0, 10.0, False),
+    "disease_duration_y": (0.0, 100.0, False),
+    "relapses_prior_2y": (0.0, np.inf, True),
+    "gd_lesions": (0.0, np.inf, True),
+}
+
+_THERAPY_KEYS: dict[str, str] = {}
+for _k in ("ifnb", "ifnbeta", "ifnb1a", "ifnb1b", "interferonb", "interferonbeta",
+           "interferonb1a", "interferonb1b", "interferonbeta1a", "interferonbeta1b", "ifnbeta1a",
+           "ifnbeta1b", "avonex", "rebif", "betaseron", "betaferon", "extavia", "plegridy",
+           "peginterferonb1a", "peginterferonbeta1a"):
+    _THERAPY_KEYS[_k] = "ifnb"
+for _k in ("ga", "glatiramer", "glatirameracetate", "copaxone", "glatopa", "copolymer1", "cop1"):
+    _THERAPY_KEYS[_k] = "ga"
+
+_SEX = {"f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0, "1": 1.0, "1.0": 1.0,
+        "m": 0.0, "male": 0.0, "man": 0.0, "0": 0.0, "0.0": 0.0}
+_RESPONDER = {"1": 1.0, "1.0": 1.0, "true": 1.0, "yes": 1.0, "y": 1.0,
+              "0": 0.0, "0.0": 0.0, "false": 0.0, "no": 0.0, "n": 0.0}
+
+
+def _therapy_key(text: pa.Array) -> pa.Array:
+    s = pc.utf8_lower(text)
+    for greek, latin in (("β", "b"), ("beta", "b")):
+        s = pc.replace_substring(s, greek, latin)
+    return pc.replace_substring_regex(s, r"[^a-z0-9]+", "")
+
+# ---------------------------------------------------------------------------------------
+# wide table -> Panel
+
+
+@dataclass
+class _Roles:
+    sample: int | None = None
+    single: dict[str, int] = field(default_factory=dict)  # role -> column position
+    analytes: list[tuple[int, str, float]] = field(default_factory=list)  # (pos, id, factor)
+    unknown: list[int] = field(default_factory=list)
+    refused: int = 0  # analyte columns refused (ambiguous name, unknown unit)
+
+
+def _classify(table: Table, problems: Problems, notes: list[str]) -> _Roles:
+    roles = _Roles()
+    seen: dict[str, list[int]] = {}
+    sample_candidates: list[tuple[int, int]] = []  # (priority, position)
+    for j, raw in enumerate(table.names):
+        name = raw.strip()
+        col = table.columns[j]
+        if not name:
+            if not isinstance(col, Preparsed) and _any_nonempty(col):
+                roles.unknown.append(j)
+            continue
+        role = role_of(name)
+        if role == "sample_id":
+            sample_candidates.append((SAMPLE_ALIASES.index(role_key(name)), j))
+            continue
+        if role is not None:
+            seen.setdefault(role, []).append(j)
+            continue
+        header = analyte_header(name)
+        aid = header.analyte
+        if aid is None:
+            if header.ambiguity:
+                problems.add(f"ambiguous analyte name: {header.ambiguity}", column=name)
+                roles.refused += 1
+            else:
+                roles.unknown.append(j)
+            continue
+        if header.note:
+            notes.append(f"column {name!r}: {header.note}")
+        factor = 1.0
+        if not isinstance(col, Preparsed):
+            if header.factor is None:
+                problems.add(f"unknown unit {header.unit!r} for analyte {aid}; supported: "
+                             f"{SUPPORTED_UNITS} (Olink NPX and MFI are not concentrations)",
+                             column=name)
+                roles.refused += 1
+                continue
+            factor = header.factor
+        seen.setdefault("analyte:" + aid, []).append(j)
+        roles.analytes.append((j, aid, factor))
+    for role, cols in seen.items():
+        if len(cols) > 1:
+            names = " and ".join(repr(table.names[c]) for c in cols)
+            what = f"analyte {role.split(':', 1)[1]}" if role.startswith("analyte:") else role
+            problems.add(f"columns {names} both give {what}; keep one of them")
+        elif not role.startswith("analyte:"):
+            roles.single[role] = cols[0]
+    if sample_candidates:
+        sample_candidates.sort()
+        roles.sample = sample_candidates[0][1]
+        best = sample_candidates[0][0]
+        for prio, j in sample_candidates[1:]:
+            if prio == best:
+                problems.add(f"columns {table.names[roles.sample]!r} and {table.names[j]!r} "
+                             f"both look like the sample id; keep one of them")
+            else:
+                roles.unknown.append(j)
+    return roles
+
+
+def _any_nonempty(col: Any) -> bool:
+    if is_numeric_column(col):
+        return bool(np.any(~np.isnan(np.asarray(col, dtype=np.float64))))
+    return bool(pc.any(pc.not_equal(as_text(col), "")).as_py() or False)
+
+
+def _parse_analytes(table: Table, roles: _Roles, problems: Problems, notes: list[str]
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    n = len(table)
+    ids = [aid for _, aid, _ in roles.analytes]
+    V = np.empty((n, len(ids)), dtype=np.float64)
+    C = np.empty((n, len(ids)), dtype=np.int8)
+    for k, (j, aid, factor) in enumerate(roles.analytes):
+        col, name = table.columns[j], table.names[j]
+        if isinstance(col, Preparsed):
+            V[:, k], C[:, k] = col.values, col.censoring
+            continue
+        values, cens, flags = parse_value_column(col)
+        report_value_flags(flags, col, name, j, table.rows, problems)
+        if factor != 1.0:
+            values = values * factor
+        a = get_analyte(aid)
+        fill_b = flags.no_limit & (cens == BELOW)
+        fill_a = flags.no_limit & (cens == ABOVE)
+        values[fill_b] = a.lloq
+        values[fill_a] = a.uloq
+        if fill_b.any() or fill_a.any():
+            parts = []
+            if fill_b.any():
+                parts.append(f"{int(fill_b.sum())} below-limit cell(s) without a limit got the "
+                             f"registry LLOQ {a.lloq:g} pg/mL")
+            if fill_a.any():
+                parts.append(f"{int(fill_a.sum())} above-limit cell(s) without a limit got the "
+                             f"registry ULOQ {a.uloq:g} pg/mL")
+            notes.append(f"{name}: {'; '.join(parts)} (docs/analytes.md); write the kit's "
+                         f"limit in the cell (e.g. '<0.64') to be exact")
+        if flags.extrapolated.any():
+            rows = table.rows[flags.extrapolated]
+            notes.append(f"{name}: {len(rows)} value(s) marked as extrapolated ('*') were used "
+                         f"as measured (rows {list_rows(rows.tolist())})")
+        V[:, k], C[:, k] = values, cens
+    return ids, V, C
+
+
+def _parse_numeric_role(col: Any, name: str, role: str, order: int, rows: np.ndarray,
+                        problems: Problems, notes: list[str]) -> np.ndarray:
+    values, cens, flags = parse_value_column(col)
+    # a bound such as '>90' (ages de-identified under HIPAA Safe Harbor) is read as its bound
+    bounded = (cens != OBSERVED) & ~flags.no_limit
+    if bounded.any():
+        notes.append(f"{name}: {int(bounded.sum())} value(s) given as a bound (e.g. "
+                     f"{quoted_at(col, int(np.flatnonzero(bounded)[0]))}) were read as the "
+                     f"bound (rows {list_rows(rows[bounded].tolist())})")
+    bad = flags.invalid | flags.bad_limit | flags.extrapolated | flags.no_limit
+    lo, hi, whole = _COVARIATE_RANGE[role]
+    problems.add_cells(bad, rows, order, name,
+                       lambda i: f"{role} must be a number, got {quoted_at(col, i)}")
+    values = np.where(bad, np.nan, values)
+    raw = values.copy()
+    raw[flags.negative] = -1.0  # out of range below, whatever its value
+    with np.errstate(invalid="ignore"):
+        out = ~np.isnan(raw) & ((raw < lo) | (raw > hi))
+        notwhole = whole & ~out & ~np.isnan(raw) & (raw != np.round(raw))
+    span = f"{lo:g} to {hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+    problems.add_cells(out, rows, order, name,
+                       lambda i: f"{role} {quoted_at(col, i)} is outside the plausible range "
+                                 f"{span}")
+    problems.add_cells(notwhole, rows, order, name,
+                       lambda i: f"{role} must be a whole number (a count), got "
+                                 f"{quoted_at(col, i)}")
+    return np.where(out | notwhole, np.nan, values)
+
+
+def _map_tokens(text: pa.Array, mapping: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(index into mapping's values or -1, empty mask) of lower-cased text cells."""
+    keys = list(mapping)
+    idx = pc.index_in(text, value_set=pa.array(keys, type=text.type)).fill_null(-1)
+    return idx.to_numpy(zero_copy_only=False), np.asarray(
+        pc.equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
+    """Validate a :class:`Table` (wide layout) and build the :class:`Panel`.
+
+    Every vendor reader ends here, so all formats share the same checks.
+    """
+    problems = Problems(table.source)
+    notes: list[str] = list(table.warnings)
+    roles = _classify(table, problems, notes)
+    if roles.sample is None:
+        problems.add("no sample id column; name one column 'sample_id' (also accepted: "
+                     "'Sample', 'Sample ID', 'SampleID', 'Description')")
+    if not roles.analytes and not roles.refused:
+        seen = ", ".join(quote_cell(n) for n in table.names[:_MAX_NAMES] if n)
+        problems.add(f"no column is a known analyte (columns: {seen or 'none'}); name analyte "
+                     f"columns by canonical id (IFNG, IL10, ...) or a synonym listed in "
+                     f"docs/analytes.md")
+    if require_labels:
+        for role in ("therapy", "responder"):
+            if role not in roles.single:
+                problems.add(f"training data needs a {role!r} column"
+                             + (" (ifnb or ga)" if role == "therapy" else " (0 or 1)"))
+
+    # rows that are empty in every column (blank lines, trailing separators) are dropped
+    if len(table):
+        blank = blank_rows(table)
+        if blank.any():
+            table = table.take(~blank)
+    if len(table) == 0 and roles.sample is not None:
+        problems.add("the table has a header but no data rows")
+    rows = table.rows
+
+    ids_text = None
+    if roles.sample is not None:
+        j = roles.sample
+        ids_text = as_text(table.columns[j])
+        empty = np.asarray(pc.equal(ids_text, "").to_numpy(zero_copy_only=False), dtype=bool)
+        problems.add_cells(empty, rows, j, table.names[j],
+                           lambda i: "empty sample id; every row needs a unique sample id")
+        has_dup = len(pc.unique(ids_text)) < len(ids_text)  # fast check in C++
+        dup = np.zeros(len(ids_text), dtype=bool)
+        if has_dup:
+            ids = pd.Series(ids_text.to_numpy(zero_copy_only=False), dtype=object)
+            dup = ids.duplicated(keep=False).to_numpy() & ~empty
+        if dup.any():
+            groups = pd.Series(rows[dup]).groupby(ids[dup].to_numpy(), sort=False)
+            for k, (sid, grp) in enumerate(groups):
+                if k >= MAX_PROBLEMS:
+                    problems.add_summary(f"... and {groups.ngroups - k} more duplicated sample "
+                                         f"ids", groups.ngroups - k)
+                    break
+                problems.add(f"duplicate sample id {quote_cell(sid)} in rows "
+                             f"{list_rows(grp.tolist())}; sample ids must be unique",
+                             column=table.names[j], about_rows=True)
+
+    analyte_ids, V, C = _parse_analytes(table, roles, problems, notes)
+
+    therapy = None
+    if "therapy" in roles.single:
+        j = roles.single["therapy"]
+        text = as_text(table.columns[j])
+        idx, empty = _map_tokens(_therapy_key(text), _THERAPY_KEYS)
+        bad = (idx < 0) & ~empty
+        problems.add_cells(bad, rows, j, table.names[j],
+                           lambda i: f"unknown therapy {quoted_at(text, i)}; use 'ifnb' "
+                                     f"(interferon-beta) or 'ga' (glatiramer acetate)")
+        if require_labels:
+            problems.add_cells(empty, rows, j, table.names[j],
+                               lambda i: "empty therapy; training rows need 'ifnb' or 'ga'")
+        vals = np.array(list(_THERAPY_KEYS.values()), dtype=object)
+        therapy_arr = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan).astype(object)
+        therapy = therapy_arr
+
+    responder = None
+    if "responder" in roles.single:
+        j = roles.single["responder"]
+        text = pc.utf8_lower(as_text(table.columns[j]))
+        idx, empty = _map_tokens(text, _RESPONDER)
+        bad = (idx < 0) & ~empty
+        problems.add_cells(bad, rows, j, table.names[j],
+                           lambda i: f"responder must be 0 or 1 (or yes/no, true/false), got "
+                                     f"{quoted_at(table.columns[j], i)}")
+        if require_labels:
+            problems.add_cells(empty, rows, j, table.names[j],
+                               lambda i: "empty responder; training rows need 0 or 1")
+        vals = np.array(list(_RESPONDER.values()), dtype=np.float64)
+        responder = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
+
+    covs: dict[str, np.ndarray] = {}
+    for role in CLINICAL_COVARIATES:
+        if role not in roles.single:
+            continue
+        j = roles.single[role]
+        col, name = table.columns[j], table.names[j]
+        if role == "sex":
+            text = pc.utf8_lower(as_text(col))
+            idx, empty = _map_tokens(text, _SEX)
+            bad = (idx < 0) & ~empty
+            problems.add_cells(bad, rows, j, name,
+                               lambda i, c=col: f"sex must be F/M (female/male, or 1/0 with "
+                                                f"1 = female), got {quoted_at(c, i)}")
+            vals = np.array(list(_SEX.values()), dtype=np.float64)
+            covs[role] = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
+        else:
+            covs[role] = _parse_numeric_role(col, name, role, j, rows, problems, notes)
+
+    plate = None
+    if "plate" in roles.single:
+        text = as_text(table.columns[roles.single["plate"]])
+        arr = text.to_numpy(zero_copy_only=False).astype(object)
+        arr[arr == ""] = np.nan
+        plate = arr
+
+    if roles.unknown:
+        names = [table.names[j] or f"(column {j + 1}, no header)" for j in roles.unknown]
+        shown = ", ".join(quote_cell(x) for x in names[:_MAX_NAMES])
+        more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
+        notes.append(f"ignored {len(names)} column(s) that are not a known analyte, covariate "
+                     f"or label: {shown}{more} (see docs/data-format.md)")
+
+    problems.raise_if_any()
+
+    index = pd.Index(ids_text.to_numpy(zero_copy_only=False), name="sample_id", dtype=object)
+    values = pd.DataFrame(V, index=index, columns=pd.Index(analyte_ids, dtype=object),
+                          copy=False)
+    censoring = pd.DataFrame(C, index=index, columns=pd.Index(analyte_ids, dtype=object),
+                             copy=False)
+    cov_cols = [c for c in CLINICAL_COVARIATES if c in covs]
+    covariates = pd.DataFrame({c: covs[c] for c in cov_cols}, index=index,
+                              columns=pd.Index(cov_cols, dtype=object), dtype=np.float64)
+    return Panel(
+        values=values,
+        censoring=censoring,
+        covariates=covariates,
+        therapy=None if therapy is None else pd.Series(therapy, index=index, name="therapy",
+                                                       dtype=object),
+        responder=None if responder is None else pd.Series(responder, index=index,
+                                                           name="responder"),
+        plate=None if plate is None else pd.Series(plate, index=index, name="plate",
+                                                   dtype=object),
+        source=table.source,
+        warnings=notes,
+    )
+
+
