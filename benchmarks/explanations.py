@@ -219,9 +219,9 @@ def main() -> None:
     summary = table.groupby(["head", "method"])[cols].agg(
         {c: ("sum" if c.startswith("pairs") else "mean") for c in cols}
     )
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print(table.round(3).to_string(index=False))
     print()
-    print(summary.to_markdown(floatfmt=".3f"))
+    print(summary.round(3).to_string())
     print()
     for key, per in worst.items():
         low = {k: v for k, v in per.items() if v[0] < 0.95}

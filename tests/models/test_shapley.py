@@ -254,23 +254,25 @@ def test_old_rule_got_the_ratio_at_its_mean_wrong_and_this_does_not():
     assert phi[0, 0] > 0 > phi[0, 1]
 
 
-def test_sign_agreement_with_one_at_a_time_changes_on_the_small_head(small_head):
+def test_signs_agree_with_one_at_a_time_changes_from_the_background(small_head):
+    """(b) on a 150-tree head: each input alone from the background (the game's reference:
+    the mean log-odds over the background rows' values of that input) to the patient's
+    value. Measured: 273 of 274 clear pairs (against the training median instead: 239 of 254,
+    see docs/explanations-draft.md)."""
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
-    bg = background_sample(feats, frame.iloc[:-60], size=40, seed=0)
-    patients = frame.iloc[-60:]
-    _, contrib = head_shapley(head, patients, bg)
-    Z = feats.transform_inputs(frame.iloc[:-60])
-    ref = np.nanmedian(Z.to_numpy(), axis=0)
+    train, patients = frame.iloc[:-60], frame.iloc[-60:]
+    bg_rows = train.sample(40, random_state=0)
+    _, contrib = head_shapley(head, patients, background_sample(feats, bg_rows, size=40))
     margin = head.calibrated_margin(patients)
     agree, total = 0, 0
-    for j, col in enumerate(COLS):
-        moved = patients.copy()
-        moved[col] = 2.0 ** ref[j] if j < len(COLS) - 1 else ref[j]
-        delta = margin - head.calibrated_margin(moved)
+    for col in COLS:
+        rep = patients.loc[patients.index.repeat(len(bg_rows))].copy()
+        rep[col] = np.tile(bg_rows[col].to_numpy(), len(patients))
+        delta = margin - head.calibrated_margin(rep).reshape(len(patients), -1).mean(axis=1)
         phi = contrib[col].to_numpy()
         clear = (np.abs(delta) > 0.1) & (np.abs(phi) > 0.05)
         agree += int((np.sign(delta[clear]) == np.sign(phi[clear])).sum())
         total += int(clear.sum())
-    assert total > 30
-    assert agree / total >= 0.95, (agree, total)
+    assert total > 100
+    assert agree / total >= 0.99, (agree, total)
