@@ -8,7 +8,9 @@ calibration) in two variants, ``default`` (early-stopped trees) and ``300 trees`
 
 * ``old``: :func:`cytoresp.models.attribution.cytokine_contributions` (today);
 * ``new``: :func:`cytoresp.models.shapley.head_shapley` (interventional Shapley values on
-  the raw inputs, a background of ``--background`` training rows).
+  the raw inputs, a background of ``--background`` training rows);
+* ``median game``: the same with the one-row background of the training medians (baseline
+  Shapley against the reference the issue's sign test uses).
 
 Measured per method and head:
 
@@ -47,10 +49,12 @@ from cytoresp.features.reader import read_panel
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.response_model import TherapyHead
 from cytoresp.models.shapley import (
+    Background,
     Linear,
     TreeTable,
     background_sample,
     components,
+    explanation_inputs,
     feature_spec,
     head_shapley,
 )
@@ -156,9 +160,12 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
             sample = np.random.default_rng(seed).choice(len(case.train), n_bg, replace=False)
             bg_rows = case.train.iloc[np.sort(sample)]
             bg = background_sample(feats, bg_rows, size=n_bg)
+            Zt, _ = explanation_inputs(feats, case.train)
+            median = Background(np.nanmedian(Zt, axis=0)[None, :], np.zeros((1, Zt.shape[1])))
             methods = {
                 "old": lambda f, head=head: cytokine_contributions(head, f)[1],
                 "new": lambda f, head=head, bg=bg: head_shapley(head, f, bg)[1],
+                "median game": lambda f, head=head, bg=median: head_shapley(head, f, bg)[1],
             }
             deltas = {ref: one_at_a_time(case, ref, bg_rows) for ref in ("median", "background")}
             sub = case.new.iloc[:n_exact]
@@ -170,7 +177,12 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
                 Linear(0.0, clf.linear_coef_, clf.linear_mean_, clf.linear_scale_),
             )
             big = max(len(c.inputs) for c in comps)
-            timing_rows = case.new.sample(n_time, replace=True, random_state=0)
+            timing_rows = {  # the old method on 10k rows (its fixed costs would dominate
+                # a small sample); the new one on n_time rows (its cost is per row)
+                "old": case.new.sample(10_000, replace=True, random_state=0),
+                "new": case.new.sample(n_time, replace=True, random_state=0),
+                "median game": case.new.sample(n_time, replace=True, random_state=0),
+            }
             for name, fn in methods.items():
                 contrib = fn(case.new)
                 row = {
@@ -187,7 +199,7 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
                     row[f"pairs {ref}"] = n_pairs
                     worst[(case.therapy, case.kind, name, ref)] = per
                 row.update(against_exact(contrib.iloc[:n_exact].to_numpy(), exact))
-                row["s / 10k rows"] = per_10k(fn, timing_rows)
+                row["s / 10k rows"] = per_10k(fn, timing_rows[name])
                 rows.append(row)
                 print(row, flush=True)
     table = pd.DataFrame(rows)
