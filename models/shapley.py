@@ -51,6 +51,7 @@ A toy component (players: two inputs of a ratio tree) with a one-row background:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -416,6 +417,7 @@ def interventional_shapley(
     linear: Linear | None = None,
     *,
     max_exact: int = DEFAULT_MAX_EXACT,
+    fast: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Base value and per-input Shapley (or Owen, see module doc) values of the log-odds.
 
@@ -433,6 +435,9 @@ def interventional_shapley(
         The linear part (its intercept goes into the base value).
     max_exact : int
         Largest component input set computed exactly; larger ones get Owen values.
+    fast : bool
+        Aggregate the background (no per-row background loop) for the components that
+        allow it (:func:`aggregable`); False evaluates every hybrid point.
 
     Returns
     -------
@@ -452,7 +457,8 @@ def interventional_shapley(
         step = max(1, CHUNK_CELLS // max(1, len(background.weights) * max(len(J), 1)))
         for lo in range(0, n, step):
             rows = slice(lo, lo + step)
-            game = _ComponentGame(comp, spec, trees, linear, background, Z[rows], censored[rows])
+            kind = _AggregatedGame if fast and aggregable(comp, spec, trees) else _ComponentGame
+            game = kind(comp, spec, trees, linear, background, Z[rows], censored[rows])
             phi[rows, J] += owen_values(game, unions, len(game.xz))
             if lo == 0:
                 base += float(game(0)[0])
@@ -498,6 +504,146 @@ class _ComponentGame:
                 total = total + self.linear.term(f, fv[f])
             self.cache[mask] = total @ self.bw
         return self.cache[mask]
+
+
+def _left_bound(split: np.float32) -> float:
+    """The float64 ``t`` with ``float32(h) < split`` iff ``h < t`` (ties aside)."""
+    below = np.nextafter(np.float32(split), np.float32(-np.inf))
+    return (float(below) + float(split)) / 2.0
+
+
+def _paths(tree: dict[str, np.ndarray]) -> list[tuple[float, list[tuple[int, bool]]]]:
+    """``(leaf value, [(node, goes left), ...])`` for every leaf of a tree."""
+    out = []
+    stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if tree["left"][node] < 0:
+            out.append((float(tree["value"][node]), path))
+            continue
+        stack.append((int(tree["left"][node]), [*path, (node, True)]))
+        stack.append((int(tree["right"][node]), [*path, (node, False)]))
+    return out
+
+
+def aggregable(comp: Component, spec: FeatureSpec, trees: TreeTable) -> bool:
+    """Whether :class:`_AggregatedGame` applies: affine features only, paths of <= 2 splits."""
+    if any(spec.kinds[f] != AFFINE for f in comp.features(trees)):
+        return False
+    return all(len(path) <= 2 for t in comp.trees for _, path in _paths(trees.trees[t]))
+
+
+class _AggregatedGame(_ComponentGame):
+    """The same game without the background factor (affine features, depth <= 2).
+
+    For a coalition ``S`` each feature splits into a patient part and a background part,
+    ``f = p_S(x) + q_{-S}(b)`` (NaN if either is), so a split ``float32(f) < s`` is
+    ``q(b) < t - p(x)``; a leaf's background share is a weighted count of background rows
+    below two such thresholds (sorted values, a cumulative 2-D table), by class of the
+    rows' missingness on the two features. Equal to :class:`_ComponentGame` except where a
+    hybrid feature rounds exactly onto a split.
+    """
+
+    def _parts(self, f: int, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = np.zeros(len(self.xz))
+        q = np.zeros(len(self.bz))
+        for j, w in zip(self.spec.sources[f], self.spec.weights[f], strict=True):
+            i = self.pos[int(j)]
+            if take[i]:
+                p = p + w * self.xz[:, i]
+            else:
+                q = q + w * self.bz[:, i]
+        return p, q + self.spec.offsets[f]
+
+    def __call__(self, mask: int) -> np.ndarray:
+        if mask in self.cache:
+            return self.cache[mask]
+        take = np.asarray([(mask >> i) & 1 for i in range(len(self.pos))], dtype=bool)
+        parts = {f: self._parts(f, take) for f in self.features}
+        total = np.zeros(len(self.xz))
+        bw = self.bw
+        for f in self.comp.linear:
+            p, q = parts[f]
+            ok = ~np.isnan(q)  # a missing hybrid feature is imputed: its term is 0
+            mu = self.linear.mean[f]
+            inner = bw[ok].sum() * (p - mu) + bw[ok] @ q[ok]
+            slope = self.linear.coef[f] / self.linear.scale[f]
+            total = total + np.where(np.isnan(p), 0.0, slope * inner)
+        for t in self.comp.trees:
+            tree = self.trees.trees[t]
+            for value, path in _paths(tree):
+                if value != 0.0:
+                    total = total + value * self._share(tree, path, parts)
+        self.cache[mask] = total
+        return total
+
+    def _share(self, tree, path, parts) -> np.ndarray:
+        """Background share of rows whose hybrid follows ``path``, per patient."""
+        if not path:
+            return np.ones(len(self.xz))
+        nodes = []
+        for node, left in path:
+            p, q = parts[int(tree["feature"][node])]
+            tau = _left_bound(tree["split"][node]) - p
+            default = bool(tree["missing"][node] == tree["left"][node]) == left
+            nodes.append((q, tau, np.isnan(p), left, float(default)))
+        bw = self.bw
+        out = np.zeros(len(self.xz))
+        bmiss = [np.isnan(q) for q, *_ in nodes]
+        classes = itertools.product([False, True], repeat=len(nodes))
+        for cls in classes:
+            rows = np.ones(len(bw), dtype=bool)
+            for bm, c in zip(bmiss, cls, strict=True):
+                rows &= bm == c
+            if not rows.any():
+                continue
+            w = bw[rows]
+            # per node: constant (missing on either side) or a count below tau
+            const = [np.asarray(c) | xm for c, (_, _, xm, _, _) in zip(cls, nodes, strict=True)]
+            out = out + _class_share(
+                [(q[rows], tau, left, d) for q, tau, _, left, d in nodes], const, w
+            )
+        return out
+
+
+def _below(sorted_q: np.ndarray, cum: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Weighted count of values < tau (``cum``: cumulative weights, leading 0)."""
+    return cum[np.searchsorted(sorted_q, tau, side="left")]
+
+
+def _class_share(nodes, const: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    """Share of one missingness class of background rows following a path (1 or 2 splits)."""
+    total = w.sum()
+    if len(nodes) == 1:
+        (q, tau, left, d), c = nodes[0], const[0]
+        order = np.argsort(q, kind="stable")
+        cum = np.concatenate([[0.0], np.cumsum(w[order])])
+        below = _below(q[order], cum, np.where(c, 0.0, tau)) if q.size else 0.0
+        count = below if left else total - below
+        return np.where(c, d * total, count)
+    (q1, t1, l1, d1), (q2, t2, l2, d2) = nodes
+    c1, c2 = const
+    o1 = np.argsort(q1, kind="stable")
+    o2 = np.argsort(q2, kind="stable")
+    cum1 = np.concatenate([[0.0], np.cumsum(w[o1])])
+    cum2 = np.concatenate([[0.0], np.cumsum(w[o2])])
+    safe1, safe2 = np.where(c1, 0.0, t1), np.where(c2, 0.0, t2)
+    f1 = _below(q1[o1], cum1, safe1)
+    f2 = _below(q2[o2], cum2, safe2)
+    # 2-D: rows sorted by q1; table[i, r] = weight of the first i rows with rank2 < r
+    rank2 = np.empty(len(q2), dtype=np.intp)
+    rank2[o2] = np.arange(len(q2))
+    onehot = np.zeros((len(q1) + 1, len(q2) + 1))
+    onehot[np.arange(1, len(q1) + 1), rank2[o1] + 1] = w[o1]
+    table = onehot.cumsum(axis=0).cumsum(axis=1)
+    i = np.searchsorted(q1[o1], safe1, side="left")
+    r = np.searchsorted(q2[o2], safe2, side="left")
+    g = table[i, r]
+    k1 = f1 if l1 else total - f1
+    k2 = f2 if l2 else total - f2
+    both = {(True, True): g, (True, False): f1 - g, (False, True): f2 - g}
+    k12 = both.get((l1, l2), total - f1 - f2 + g)
+    return np.where(c1 & c2, d1 * d2 * total, np.where(c1, d1 * k2, np.where(c2, d2 * k1, k12)))
 
 
 def head_shapley(

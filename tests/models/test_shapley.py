@@ -137,6 +137,21 @@ def test_equals_shaps_exact_explainer_on_raw_inputs(small_head):
     np.testing.assert_allclose(base, exact.base_values, atol=2e-5)
 
 
+def test_aggregated_background_equals_hybrid_by_hybrid_evaluation(small_head):
+    head, frame = small_head
+    feats = head.pipeline.named_steps["features"]
+    clf = head.pipeline.named_steps["model"]
+    patients = messy(frame.sample(30, random_state=5), 5)
+    bg = background_sample(feats, frame, size=40, seed=5)
+    Z, cens = explanation_inputs(feats, patients)
+    linear = Linear(clf.linear_intercept_, clf.linear_coef_, clf.linear_mean_, clf.linear_scale_)
+    args = (Z, cens, bg, feature_spec(feats), TreeTable.from_booster(clf.booster_), linear)
+    fast_base, fast = interventional_shapley(*args, fast=True)
+    slow_base, slow = interventional_shapley(*args, fast=False)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fast_base, slow_base, rtol=0, atol=1e-12)
+
+
 def brute_force(game, k: int, n: int) -> np.ndarray:
     """Shapley values by the permutation definition (k! orders)."""
     out = np.zeros((n, k))
