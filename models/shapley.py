@@ -527,81 +527,130 @@ def _paths(tree: dict[str, np.ndarray]) -> list[tuple[float, list[tuple[int, boo
 
 
 def aggregable(comp: Component, spec: FeatureSpec, trees: TreeTable) -> bool:
-    """Whether :class:`_AggregatedGame` applies: affine features only, paths of <= 2 splits."""
-    if any(spec.kinds[f] != AFFINE for f in comp.features(trees)):
+    """Whether :class:`_AggregatedGame` applies: paths of <= 2 splits, and no tree split on
+    an axis score with ``min_members > 1``."""
+    if spec.min_members > 1 and any(
+        spec.kinds[f] == AXIS for t in comp.trees for f in trees.features_of(t)
+    ):
         return False
     return all(len(path) <= 2 for t in comp.trees for _, path in _paths(trees.trees[t]))
 
 
 class _AggregatedGame(_ComponentGame):
-    """The same game without the background factor (affine features, depth <= 2).
+    """The same game without a loop over background rows (paths of <= 2 splits).
 
-    For a coalition ``S`` each feature splits into a patient part and a background part,
-    ``f = p_S(x) + q_{-S}(b)`` (NaN if either is), so a split ``float32(f) < s`` is
-    ``q(b) < t - p(x)``; a leaf's background share is a weighted count of background rows
-    below two such thresholds (sorted values, a cumulative 2-D table), by class of the
-    rows' missingness on the two features. Equal to :class:`_ComponentGame` except where a
-    hybrid feature rounds exactly onto a split.
+    For a coalition ``S`` every split separates into a patient part and a background part:
+    an affine feature (or an indicator, affine in the censored flags) is
+    ``f = p_S(x) + q_{-S}(b)``, so ``float32(f) < s`` is ``q(b) < t - p(x)`` (``t``: the
+    float64 bound of the float32 split); an axis score is ``(s_x + r_b) / (n_x + n_b)``
+    (sums of ``z - center`` and counts of the members present on each side), so the split
+    is ``r_b - t n_b < t n_x - s_x``. A leaf's background share is then a weighted count of
+    background rows below one or two thresholds (sorted values, a cumulative 2-D table),
+    by class of the rows' missingness at each split. Linear terms use the background sums
+    directly. Equal to :class:`_ComponentGame` except where a hybrid feature rounds
+    exactly onto a split.
     """
 
-    def _parts(self, f: int, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        p = np.zeros(len(self.xz))
-        q = np.zeros(len(self.bz))
-        for j, w in zip(self.spec.sources[f], self.spec.weights[f], strict=True):
+    def _affine(self, f: int, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, b = (self.xc, self.bc) if self.spec.kinds[f] == INDICATOR else (self.xz, self.bz)
+        weights = [1.0] if self.spec.kinds[f] == INDICATOR else self.spec.weights[f]
+        p, q = np.zeros(len(x)), np.zeros(len(b))
+        for j, w in zip(self.spec.sources[f], weights, strict=True):
             i = self.pos[int(j)]
             if take[i]:
-                p = p + w * self.xz[:, i]
+                p = p + w * x[:, i]
             else:
-                q = q + w * self.bz[:, i]
+                q = q + w * b[:, i]
         return p, q + self.spec.offsets[f]
+
+    def _axis(self, f: int, take: np.ndarray):
+        """``(s_x, n_x, r_b, n_b)``: sums of ``z - center`` and counts present, each side."""
+        sx, nx = np.zeros(len(self.xz)), np.zeros(len(self.xz))
+        rb, nb = np.zeros(len(self.bz)), np.zeros(len(self.bz))
+        for j, c in zip(self.spec.sources[f], self.spec.centers[f], strict=True):
+            i = self.pos[int(j)]
+            col = self.xz[:, i] if take[i] else self.bz[:, i]
+            present = ~np.isnan(col)
+            part = np.where(present, col - c, 0.0)
+            if take[i]:
+                sx, nx = sx + part, nx + present
+            else:
+                rb, nb = rb + part, nb + present
+        return sx, nx, rb, nb
 
     def __call__(self, mask: int) -> np.ndarray:
         if mask in self.cache:
             return self.cache[mask]
         take = np.asarray([(mask >> i) & 1 for i in range(len(self.pos))], dtype=bool)
-        parts = {f: self._parts(f, take) for f in self.features}
         total = np.zeros(len(self.xz))
-        bw = self.bw
         for f in self.comp.linear:
-            p, q = parts[f]
-            ok = ~np.isnan(q)  # a missing hybrid feature is imputed: its term is 0
-            mu = self.linear.mean[f]
-            inner = bw[ok].sum() * (p - mu) + bw[ok] @ q[ok]
-            slope = self.linear.coef[f] / self.linear.scale[f]
-            total = total + np.where(np.isnan(p), 0.0, slope * inner)
+            total = total + self._linear(f, take)
         for t in self.comp.trees:
             tree = self.trees.trees[t]
+            nodes = {}
             for value, path in _paths(tree):
-                if value != 0.0:
-                    total = total + value * self._share(tree, path, parts)
+                if value == 0.0:
+                    continue
+                for node, _ in path:
+                    if node not in nodes:
+                        nodes[node] = self._split(tree, node, take)
+                total = total + value * self._share(tree, path, nodes)
         self.cache[mask] = total
         return total
 
-    def _share(self, tree, path, parts) -> np.ndarray:
+    def _linear(self, f: int, take: np.ndarray) -> np.ndarray:
+        """Background mean of ``coef (f - mean) / scale`` (0 where the hybrid f is missing)."""
+        slope = self.linear.coef[f] / self.linear.scale[f]
+        mu, bw = self.linear.mean[f], self.bw
+        if self.spec.kinds[f] != AXIS:
+            p, q = self._affine(f, take)
+            ok = ~np.isnan(q)
+            inner = bw[ok].sum() * (p - mu) + bw[ok] @ q[ok]
+            return np.where(np.isnan(p), 0.0, slope * inner)
+        sx, nx, rb, nb = self._axis(f, take)
+        out = np.zeros(len(sx))
+        for c in np.unique(nb):
+            g = nb == c
+            n = nx + c
+            with np.errstate(divide="ignore", invalid="ignore"):
+                val = (bw[g].sum() * sx + bw[g] @ rb[g]) / n - mu * bw[g].sum()
+            out = out + np.where(n >= self.spec.min_members, slope * val, 0.0)
+        return out
+
+    def _split(self, tree, node: int, take: np.ndarray):
+        """``(q_b, tau_x, missing_x, missing_b, and_rule)``: left iff ``q_b < tau_x``."""
+        f = int(tree["feature"][node])
+        t = _left_bound(tree["split"][node])
+        if self.spec.kinds[f] == AXIS:  # min_members == 1: missing iff no member either side
+            sx, nx, rb, nb = self._axis(f, take)
+            return rb - t * nb, t * nx - sx, nx == 0, nb == 0, True
+        p, q = self._affine(f, take)
+        return q, t - p, np.isnan(p), np.isnan(q), False
+
+    def _share(self, tree, path, splits) -> np.ndarray:
         """Background share of rows whose hybrid follows ``path``, per patient."""
         if not path:
             return np.ones(len(self.xz))
         nodes = []
         for node, left in path:
-            p, q = parts[int(tree["feature"][node])]
-            tau = _left_bound(tree["split"][node]) - p
+            q, tau, xm, bm, and_rule = splits[node]
             default = bool(tree["missing"][node] == tree["left"][node]) == left
-            nodes.append((q, tau, np.isnan(p), left, float(default)))
-        bw = self.bw
+            nodes.append((q, tau, xm, bm, and_rule, left, float(default)))
         out = np.zeros(len(self.xz))
-        bmiss = [np.isnan(q) for q, *_ in nodes]
-        classes = itertools.product([False, True], repeat=len(nodes))
-        for cls in classes:
-            rows = np.ones(len(bw), dtype=bool)
-            for bm, c in zip(bmiss, cls, strict=True):
+        for cls in itertools.product([False, True], repeat=len(nodes)):
+            rows = np.ones(len(self.bw), dtype=bool)
+            for (_, _, _, bm, *_), c in zip(nodes, cls, strict=True):
                 rows &= bm == c
             if not rows.any():
                 continue
-            w = bw[rows]
-            # per node: constant (missing on either side) or a count below tau
-            const = [np.asarray(c) | xm for c, (_, _, xm, _, _) in zip(cls, nodes, strict=True)]
+            const = [
+                (xm & c) if and_rule else (xm | c)
+                for (_, _, xm, _, and_rule, _, _), c in zip(nodes, cls, strict=True)
+            ]
             out = out + _class_share(
-                [(q[rows], tau, left, d) for q, tau, _, left, d in nodes], const, w
+                [(q[rows], tau, left, d) for q, tau, _, _, _, left, d in nodes],
+                const,
+                self.bw[rows],
             )
         return out
 
