@@ -1,0 +1,742 @@
+"""Interventional Shapley values of a therapy head on its raw explanation inputs.
+
+The game: the players are the head's explanation inputs (per analyte its log2 value after
+censoring substitution together with its censored-below flag, per clinical covariate its
+value); the value of a coalition ``S`` for a patient ``x`` is the background-weighted mean
+of the head's log-odds at the hybrid point that takes ``S`` from ``x`` and the rest from a
+background row, ``v_x(S) = sum_b w_b g(x_S, b_{-S})`` (interventional / marginal
+expectation, as shap's ``Independent`` masker and interventional TreeSHAP). Missing cells
+are values like any other: a hybrid inherits NaN from whichever side it takes the cell, and
+the head's own rules (NaN ratio, axis mean over the members present, the trees' default
+directions, the linear part's mean imputation) apply to the hybrid.
+
+The head's log-odds are a sum of components, each depending on few inputs: the linear
+term of each engineered feature (its sources) and each depth-2 tree (the sources of its at
+most three split features). Shapley values are linear in the game, and a component does
+not depend on the other inputs (null players), so the exact Shapley values of the head are
+the sums of the exact Shapley values of its components, each computed by enumerating the
+coalitions of its own inputs ``J`` (``2^|J|`` background-averaged evaluations). Components
+with the same input set are evaluated together.
+
+Where ``|J|`` exceeds ``max_exact`` (trees splitting on two or three axis scores), the
+component gets its **Owen value** with the a-priori unions given by its engineered
+features' input sets (made disjoint in feature order): the unions play a Shapley game
+among themselves and each union's value is shared by a Shapley game inside it. That costs
+``2^(unions-1) * sum_k 2^|U_k|`` evaluations instead of ``2^|J|``, keeps exact additivity
+and symmetry within a feature, and equals the Shapley value whenever the component is
+additive across the unions.
+
+Every value is float64 and exactly additive: ``base + phi.sum(axis=1)`` equals the head's
+log-odds computed from the same trees in float64 (the full coalition is the patient's own
+row), up to float64 rounding; :func:`head_shapley` then absorbs XGBoost's float32 sum
+(about 1e-6) as :mod:`cytoresp.models.attribution` does.
+
+Examples
+--------
+A toy component (players: two inputs of a ratio tree) with a one-row background:
+
+>>> import numpy as np
+>>> spec = FeatureSpec(kinds=np.array([AFFINE]), sources=(np.array([0, 1]),),
+...                    weights=(np.array([1.0, -1.0]),), centers=(np.empty(0),),
+...                    offsets=np.zeros(1), min_members=1)
+>>> trees = TreeTable.from_arrays([dict(left=[1, -1, -1], right=[2, -1, -1],
+...     missing=[1, -1, -1], feature=[0, -1, -1], split=[0.0, 0.0, 0.0],
+...     value=[0.0, -1.0, 1.0])])   # +1 if z0 - z1 >= 0 else -1
+>>> bg = Background(Z=np.array([[0.0, 1.0]]), censored=np.zeros((1, 2)), weights=np.ones(1))
+>>> x = np.array([[1.0, 0.0]])    # ratio +1 (tree +1); background ratio -1 (tree -1)
+>>> base, phi = interventional_shapley(x, np.zeros((1, 2)), bg, spec, trees)
+>>> base.tolist(), phi.tolist()   # z0 up, z1 down: either alone flips the tree
+([-1.0], [[1.0, 1.0]])
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Kinds of engineered features, as functions of the explanation inputs.
+AFFINE, AXIS, INDICATOR = 0, 1, 2
+#: Largest component input set enumerated exactly (2^12 coalitions); beyond it: Owen value.
+DEFAULT_MAX_EXACT = 12
+#: Hybrid points (rows x background rows x inputs) evaluated at once.
+CHUNK_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The engineered features as functions of the explanation inputs.
+
+    Attributes
+    ----------
+    kinds : ndarray of shape (p,)
+        :data:`AFFINE` (log, ratio, covariate: ``sum_j w_j z_j + offset``), :data:`AXIS`
+        (mean of ``z_j - center_j`` over the members present, NaN below ``min_members``)
+        or :data:`INDICATOR` (the analyte's censored-below flag).
+    sources : tuple of p int arrays
+        Input indices of each feature.
+    weights : tuple of p float arrays
+        Affine weights aligned with ``sources`` (unused for axes and indicators).
+    centers : tuple of p float arrays
+        Axis member centers aligned with ``sources`` (empty for other kinds).
+    offsets : ndarray of shape (p,)
+        Affine offsets.
+    min_members : int
+        Fewest members present for an axis score.
+    """
+
+    kinds: np.ndarray
+    sources: tuple[np.ndarray, ...]
+    weights: tuple[np.ndarray, ...]
+    centers: tuple[np.ndarray, ...]
+    offsets: np.ndarray
+    min_members: int = 1
+
+    def value(self, f: int, z: Callable[[int], np.ndarray], c: Callable[[int], np.ndarray]):
+        """Feature ``f`` from input columns ``z(j)`` (log2 values) and ``c(j)`` (flags)."""
+        src = self.sources[f]
+        if self.kinds[f] == INDICATOR:
+            return c(int(src[0]))
+        if self.kinds[f] == AXIS:
+            total: Any = 0.0
+            count: Any = 0.0
+            for j, center in zip(src, self.centers[f], strict=True):
+                zj = z(int(j))
+                present = ~np.isnan(zj)
+                total = total + np.where(present, zj - center, 0.0)
+                count = count + present
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = total / count
+            return np.where(count < self.min_members, np.nan, out)
+        out = 0.0
+        for j, w in zip(src, self.weights[f], strict=True):
+            out = out + w * z(int(j))
+        return out + self.offsets[f]
+
+
+def feature_spec(features: Any) -> FeatureSpec:
+    """:class:`FeatureSpec` of a fitted ``PanelFeatures`` (columns of ``input_names_``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from cytoresp.features.builder import PanelFeatures
+    >>> X = pd.DataFrame({"IFNG": [8.0, 2.0], "IL10": [2.0, 4.0]})
+    >>> pf = PanelFeatures(ratios=[("IFNG", "IL10")], axes=None, covariates=None,
+    ...                    analytes=["IFNG", "IL10"]).fit(X)
+    >>> spec = feature_spec(pf)
+    >>> [s.tolist() for s in spec.sources], [w.tolist() for w in spec.weights]
+    ([[0], [1], [0, 1]], [[1.0], [1.0], [1.0, -1.0]])
+    """
+    names = list(features.get_feature_names_out())
+    inputs = list(features.input_names_)
+    index_of = {name: i for i, name in enumerate(inputs)}
+    W = features.input_weights_.reindex(columns=inputs).to_numpy(dtype=np.float64)
+    offsets = features.feature_offsets_.reindex(names).to_numpy(dtype=np.float64)
+    kinds = np.full(len(names), AFFINE, dtype=np.intp)
+    sources, weights, centers = [], [], []
+    for f, name in enumerate(names):
+        src = np.asarray([index_of[s] for s in features.feature_sources_[name]], dtype=np.intp)
+        sources.append(src)
+        weights.append(W[f, src])
+        centers.append(np.empty(0))
+    for name in features.nonlinear_features_:
+        kinds[names.index(name)] = INDICATOR
+    axes = features.axes_
+    first = (len(features.analytes_) if features.include_log else 0) + len(features.ratio_.pairs_)
+    for a, members in enumerate(axes.axes_.values()):
+        f = first + a
+        kinds[f] = AXIS
+        sources[f] = np.asarray([axes.member_columns_[m] for m in members], dtype=np.intp)
+        centers[f] = np.asarray(
+            [axes.centers_[m] if axes.center else 0.0 for m in members], dtype=np.float64
+        )
+        weights[f] = np.full(len(members), 1.0 / len(members))
+    return FeatureSpec(
+        kinds, tuple(sources), tuple(weights), tuple(centers), offsets, int(axes.min_members)
+    )
+
+
+def explanation_inputs(
+    features: Any, X: pd.DataFrame | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The players' values: ``(Z, censored)``, both float64 of shape (n, len(input_names_)).
+
+    ``Z`` is :meth:`PanelFeatures.transform_inputs`; ``censored`` is 1.0 where an analyte
+    cell is censored below (model-frame value <= 0), NaN where it is missing, 0.0 otherwise
+    (covariates: 0.0), so that the below-LLOQ indicators are functions of the players.
+    """
+    Z = np.asarray(features.transform_inputs(X), dtype=np.float64)
+    arr = np.asarray(X, dtype=np.float64)
+    A = arr[:, features.analyte_indices_]
+    cens = np.zeros_like(Z)
+    p = A.shape[1]
+    cens[:, :p] = np.where(np.isnan(A), np.nan, (A <= 0.0).astype(np.float64))
+    return Z, cens
+
+
+@dataclass(frozen=True)
+class Background:
+    """A weighted background sample of the players (rows of training inputs).
+
+    Attributes
+    ----------
+    Z, censored : ndarray of shape (k, m)
+        As from :func:`explanation_inputs`.
+    weights : ndarray of shape (k,)
+        Non-negative, normalised to sum to one on construction.
+    """
+
+    Z: np.ndarray
+    censored: np.ndarray
+    weights: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.size == 0:
+            w = np.ones(len(self.Z))
+        object.__setattr__(self, "weights", w / w.sum())
+
+
+def background_sample(features: Any, X: pd.DataFrame, size: int = 100, seed: int = 0) -> Background:
+    """An equally weighted random sample of ``size`` training rows (all if fewer)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(X), size=min(size, len(X)), replace=False))
+    Z, cens = explanation_inputs(features, X.iloc[rows] if hasattr(X, "iloc") else X[rows])
+    return Background(Z, cens)
+
+
+@dataclass(frozen=True)
+class TreeTable:
+    """The trees of a booster as node arrays (children -1 at leaves), float32 splits."""
+
+    trees: tuple[dict[str, np.ndarray], ...]
+
+    @classmethod
+    def from_arrays(cls, trees: Sequence[Mapping[str, Sequence[float]]]) -> TreeTable:
+        """From per-tree lists ``left, right, missing, feature, split, value``."""
+        out = []
+        for t in trees:
+            out.append(
+                {
+                    "left": np.asarray(t["left"], dtype=np.intp),
+                    "right": np.asarray(t["right"], dtype=np.intp),
+                    "missing": np.asarray(t["missing"], dtype=np.intp),
+                    "feature": np.asarray(t["feature"], dtype=np.intp),
+                    "split": np.asarray(t["split"], dtype=np.float32),
+                    "value": np.asarray(t["value"], dtype=np.float32).astype(np.float64),
+                }
+            )
+        return cls(tuple(out))
+
+    @classmethod
+    def from_booster(cls, booster: Any) -> TreeTable:
+        """From an ``xgboost.Booster`` (its JSON model; None gives no trees)."""
+        if booster is None:
+            return cls(())
+        model = json.loads(bytes(booster.save_raw(raw_format="json")))
+        trees = []
+        for t in model["learner"]["gradient_booster"]["model"]["trees"]:
+            left = np.asarray(t["left_children"], dtype=np.intp)
+            right = np.asarray(t["right_children"], dtype=np.intp)
+            default_left = np.asarray(t["default_left"], dtype=bool)
+            leaf = left < 0
+            trees.append(
+                {
+                    "left": left,
+                    "right": right,
+                    "missing": np.where(default_left, left, right),
+                    "feature": np.where(leaf, -1, np.asarray(t["split_indices"], dtype=np.intp)),
+                    "split": np.where(leaf, 0.0, t["split_conditions"]),
+                    "value": np.where(leaf, t["split_conditions"], 0.0),
+                }
+            )
+        return cls.from_arrays(trees)
+
+    def features_of(self, t: int) -> list[int]:
+        """Engineered features tree ``t`` splits on, in node order."""
+        feats = self.trees[t]["feature"]
+        return list(dict.fromkeys(int(f) for f in feats[feats >= 0]))
+
+    def evaluate(self, t: int, value: Callable[[int], np.ndarray]) -> np.ndarray:
+        """Tree ``t`` at features ``value(f)`` (arrays of one shape), as XGBoost does."""
+        tree = self.trees[t]
+        internal = np.flatnonzero(tree["left"] >= 0)
+        if internal.size == 0:
+            return np.asarray(tree["value"][0])
+        child = {}
+        for nd in internal:
+            x = np.asarray(value(int(tree["feature"][nd])), dtype=np.float64)
+            goes_left = x.astype(np.float32) < tree["split"][nd]
+            nxt = np.where(goes_left, tree["left"][nd], tree["right"][nd])
+            child[int(nd)] = np.where(np.isnan(x), tree["missing"][nd], nxt)
+        shape = next(iter(child.values())).shape
+        node = np.zeros(shape, dtype=np.intp)
+        for _ in range(internal.size):
+            nxt = node
+            for nd, ch in child.items():
+                nxt = np.where(node == nd, ch, nxt)
+            node = nxt
+        return tree["value"][node]
+
+
+@dataclass(frozen=True)
+class Linear:
+    """The linear part, ``intercept + sum_f coef_f (f - mean_f) / scale_f`` (NaN f -> mean_f)."""
+
+    intercept: float
+    coef: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def term(self, f: int, x: np.ndarray) -> np.ndarray:
+        """The linear term of feature ``f`` at its values ``x``."""
+        mu = self.mean[f]
+        return self.coef[f] * (np.where(np.isfinite(x), x, mu) - mu) / self.scale[f]
+
+
+@dataclass
+class Component:
+    """Trees and linear terms that depend on the same inputs."""
+
+    inputs: tuple[int, ...]
+    trees: list[int] = field(default_factory=list)
+    linear: list[int] = field(default_factory=list)
+
+    def features(self, trees: TreeTable) -> list[int]:
+        """Engineered features used, in order of first use."""
+        out = list(self.linear)
+        for t in self.trees:
+            out += trees.features_of(t)
+        return list(dict.fromkeys(out))
+
+
+def components(spec: FeatureSpec, trees: TreeTable, linear: Linear | None) -> list[Component]:
+    """Group trees and non-zero linear terms by the set of inputs they depend on."""
+    groups: dict[tuple[int, ...], Component] = {}
+
+    def inputs_of(feats: list[int]) -> tuple[int, ...]:
+        return tuple(sorted({int(j) for f in feats for j in spec.sources[f]}))
+
+    for t in range(len(trees.trees)):
+        key = inputs_of(trees.features_of(t))
+        groups.setdefault(key, Component(key)).trees.append(t)
+    if linear is not None:
+        for f in np.flatnonzero(linear.coef != 0.0):
+            key = inputs_of([int(f)])
+            groups.setdefault(key, Component(key)).linear.append(int(f))
+    return list(groups.values())
+
+
+def _weights(size: int) -> np.ndarray:
+    """``c(s) = s! (size - s - 1)! / size!`` for s = 0 .. size - 1 (Shapley weights)."""
+    return np.asarray(
+        [
+            math.factorial(s) * math.factorial(size - s - 1) / math.factorial(size)
+            for s in range(size)
+        ]
+    )
+
+
+def owen_values(
+    game: Callable[[int], np.ndarray], unions: Sequence[Sequence[int]], n: int
+) -> np.ndarray:
+    """Owen values of a game on players ``0..k-1`` with a-priori ``unions`` (a partition).
+
+    Parameters
+    ----------
+    game : callable
+        ``game(mask)`` -> ndarray (n,), the value of the coalition whose players are the
+        set bits of ``mask`` (int). Called once per coalition needed (callers cache).
+    unions : sequence of sequences of int
+        A partition of the players; one union gives the Shapley value.
+    n : int
+        Rows (length of each value).
+
+    Returns
+    -------
+    ndarray of shape (n, k)
+
+    Examples
+    --------
+    >>> v = {0: 0.0, 1: 1.0, 2: 0.0, 3: 3.0}   # v({0,1}) = 3: an interaction of 2
+    >>> owen_values(lambda m: np.array([v[m]]), [[0, 1]], 1).tolist()
+    [[2.0, 1.0]]
+    """
+    k = sum(len(u) for u in unions)
+    out = np.zeros((n, k))
+    m = len(unions)
+    outer = _weights(m)
+    for a, union in enumerate(unions):
+        others = [u for b, u in enumerate(unions) if b != a]
+        inner = _weights(len(union))
+        for r in range(m):
+            for chosen in combinations(others, r):
+                base_mask = sum(1 << j for u in chosen for j in u)
+                for size in range(len(union) + 1):
+                    for T in combinations(union, size):
+                        v = game(base_mask | sum(1 << j for j in T))
+                        for i in union:
+                            if i in T:
+                                out[:, i] += outer[r] * inner[size - 1] * v
+                            else:
+                                out[:, i] -= outer[r] * inner[size] * v
+    return out
+
+
+def _unions(
+    comp: Component, spec: FeatureSpec, trees: TreeTable, max_exact: int
+) -> list[list[int]]:
+    """One union (Shapley) if small enough, else the features' input sets made disjoint."""
+    pos = {j: i for i, j in enumerate(comp.inputs)}
+    if len(comp.inputs) <= max_exact:
+        return [list(range(len(comp.inputs)))]
+    seen: set[int] = set()
+    out = []
+    for f in comp.features(trees):
+        u = [pos[int(j)] for j in spec.sources[f] if int(j) not in seen]
+        seen.update(int(j) for j in spec.sources[f])
+        if u:
+            out.append(u)
+    return out
+
+
+def interventional_shapley(
+    Z: np.ndarray,
+    censored: np.ndarray,
+    background: Background,
+    spec: FeatureSpec,
+    trees: TreeTable,
+    linear: Linear | None = None,
+    *,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    fast: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Base value and per-input Shapley (or Owen, see module doc) values of the log-odds.
+
+    Parameters
+    ----------
+    Z, censored : ndarray of shape (n, m)
+        The patients' players (:func:`explanation_inputs`).
+    background : Background
+        The background sample the absent players are drawn from.
+    spec : FeatureSpec
+        How engineered features are computed from the players.
+    trees : TreeTable
+        The boosted trees (on the engineered features).
+    linear : Linear, optional
+        The linear part (its intercept goes into the base value).
+    max_exact : int
+        Largest component input set computed exactly; larger ones get Owen values.
+    fast : bool
+        Aggregate the background (no per-row background loop) for the components that
+        allow it (:func:`aggregable`); False evaluates every hybrid point.
+
+    Returns
+    -------
+    base : ndarray of shape (n,)
+        ``E_b[g(b)]`` over the background (the same on every row).
+    phi : ndarray of shape (n, m)
+        ``base + phi.sum(axis=1)`` equals the model's log-odds at ``Z`` (float64).
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    censored = np.asarray(censored, dtype=np.float64)
+    n, m = Z.shape
+    phi = np.zeros((n, m))
+    base = 0.0 if linear is None else float(linear.intercept)
+    for comp in components(spec, trees, linear):
+        J = np.asarray(comp.inputs, dtype=np.intp)
+        unions = _unions(comp, spec, trees, max_exact)
+        step = max(1, CHUNK_CELLS // max(1, len(background.weights) * max(len(J), 1)))
+        for lo in range(0, n, step):
+            rows = slice(lo, lo + step)
+            kind = _AggregatedGame if fast and aggregable(comp, spec, trees) else _ComponentGame
+            game = kind(comp, spec, trees, linear, background, Z[rows], censored[rows])
+            phi[rows, J] += owen_values(game, unions, len(game.xz))
+            if lo == 0:
+                base += float(game(0)[0])
+    return np.full(n, base), phi
+
+
+class _ComponentGame:
+    """``mask -> v(S)`` for one component on a block of rows (cached per coalition)."""
+
+    def __init__(
+        self,
+        comp: Component,
+        spec: FeatureSpec,
+        trees: TreeTable,
+        linear: Linear | None,
+        background: Background,
+        Z: np.ndarray,
+        censored: np.ndarray,
+    ) -> None:
+        J = np.asarray(comp.inputs, dtype=np.intp)
+        self.comp, self.spec, self.trees, self.linear = comp, spec, trees, linear
+        self.xz, self.xc = Z[:, J], censored[:, J]
+        self.bz, self.bc = background.Z[:, J], background.censored[:, J]
+        self.bw = background.weights
+        self.pos = {int(j): i for i, j in enumerate(J)}
+        self.features = comp.features(trees)
+        self.cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, mask: int) -> np.ndarray:
+        if mask not in self.cache:
+            take = np.asarray([(mask >> i) & 1 for i in range(len(self.pos))], dtype=bool)
+            hz = np.where(take, self.xz[:, None, :], self.bz[None, :, :])
+            hc = np.where(take, self.xc[:, None, :], self.bc[None, :, :])
+            pos = self.pos
+            fv = {
+                f: self.spec.value(f, lambda j: hz[..., pos[j]], lambda j: hc[..., pos[j]])
+                for f in self.features
+            }
+            total = np.zeros(hz.shape[:2])
+            for t in self.comp.trees:
+                total = total + self.trees.evaluate(t, fv.__getitem__)
+            for f in self.comp.linear:
+                total = total + self.linear.term(f, fv[f])
+            self.cache[mask] = total @ self.bw
+        return self.cache[mask]
+
+
+def _left_bound(split: np.float32) -> float:
+    """The float64 ``t`` with ``float32(h) < split`` iff ``h < t`` (ties aside)."""
+    below = np.nextafter(np.float32(split), np.float32(-np.inf))
+    return (float(below) + float(split)) / 2.0
+
+
+def _paths(tree: dict[str, np.ndarray]) -> list[tuple[float, list[tuple[int, bool]]]]:
+    """``(leaf value, [(node, goes left), ...])`` for every leaf of a tree."""
+    out = []
+    stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if tree["left"][node] < 0:
+            out.append((float(tree["value"][node]), path))
+            continue
+        stack.append((int(tree["left"][node]), [*path, (node, True)]))
+        stack.append((int(tree["right"][node]), [*path, (node, False)]))
+    return out
+
+
+def aggregable(comp: Component, spec: FeatureSpec, trees: TreeTable) -> bool:
+    """Whether :class:`_AggregatedGame` applies: paths of <= 2 splits, and no tree split on
+    an axis score with ``min_members > 1``."""
+    if spec.min_members > 1 and any(
+        spec.kinds[f] == AXIS for t in comp.trees for f in trees.features_of(t)
+    ):
+        return False
+    return all(len(path) <= 2 for t in comp.trees for _, path in _paths(trees.trees[t]))
+
+
+class _AggregatedGame(_ComponentGame):
+    """The same game without a loop over background rows (paths of <= 2 splits).
+
+    For a coalition ``S`` every split separates into a patient part and a background part:
+    an affine feature (or an indicator, affine in the censored flags) is
+    ``f = p_S(x) + q_{-S}(b)``, so ``float32(f) < s`` is ``q(b) < t - p(x)`` (``t``: the
+    float64 bound of the float32 split); an axis score is ``(s_x + r_b) / (n_x + n_b)``
+    (sums of ``z - center`` and counts of the members present on each side), so the split
+    is ``r_b - t n_b < t n_x - s_x``. A leaf's background share is then a weighted count of
+    background rows below one or two thresholds (sorted values, a cumulative 2-D table),
+    by class of the rows' missingness at each split. Linear terms use the background sums
+    directly. Equal to :class:`_ComponentGame` except where a hybrid feature rounds
+    exactly onto a split.
+    """
+
+    def _affine(self, f: int, take: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, b = (self.xc, self.bc) if self.spec.kinds[f] == INDICATOR else (self.xz, self.bz)
+        weights = [1.0] if self.spec.kinds[f] == INDICATOR else self.spec.weights[f]
+        p, q = np.zeros(len(x)), np.zeros(len(b))
+        for j, w in zip(self.spec.sources[f], weights, strict=True):
+            i = self.pos[int(j)]
+            if take[i]:
+                p = p + w * x[:, i]
+            else:
+                q = q + w * b[:, i]
+        return p, q + self.spec.offsets[f]
+
+    def _axis(self, f: int, take: np.ndarray):
+        """``(s_x, n_x, r_b, n_b)``: sums of ``z - center`` and counts present, each side."""
+        sx, nx = np.zeros(len(self.xz)), np.zeros(len(self.xz))
+        rb, nb = np.zeros(len(self.bz)), np.zeros(len(self.bz))
+        for j, c in zip(self.spec.sources[f], self.spec.centers[f], strict=True):
+            i = self.pos[int(j)]
+            col = self.xz[:, i] if take[i] else self.bz[:, i]
+            present = ~np.isnan(col)
+            part = np.where(present, col - c, 0.0)
+            if take[i]:
+                sx, nx = sx + part, nx + present
+            else:
+                rb, nb = rb + part, nb + present
+        return sx, nx, rb, nb
+
+    def __call__(self, mask: int) -> np.ndarray:
+        if mask in self.cache:
+            return self.cache[mask]
+        take = np.asarray([(mask >> i) & 1 for i in range(len(self.pos))], dtype=bool)
+        total = np.zeros(len(self.xz))
+        for f in self.comp.linear:
+            total = total + self._linear(f, take)
+        for t in self.comp.trees:
+            tree = self.trees.trees[t]
+            nodes = {}
+            for value, path in _paths(tree):
+                if value == 0.0:
+                    continue
+                for node, _ in path:
+                    if node not in nodes:
+                        nodes[node] = self._split(tree, node, take)
+                total = total + value * self._share(tree, path, nodes)
+        self.cache[mask] = total
+        return total
+
+    def _linear(self, f: int, take: np.ndarray) -> np.ndarray:
+        """Background mean of ``coef (f - mean) / scale`` (0 where the hybrid f is missing)."""
+        slope = self.linear.coef[f] / self.linear.scale[f]
+        mu, bw = self.linear.mean[f], self.bw
+        if self.spec.kinds[f] != AXIS:
+            p, q = self._affine(f, take)
+            ok = ~np.isnan(q)
+            inner = bw[ok].sum() * (p - mu) + bw[ok] @ q[ok]
+            return np.where(np.isnan(p), 0.0, slope * inner)
+        sx, nx, rb, nb = self._axis(f, take)
+        out = np.zeros(len(sx))
+        for c in np.unique(nb):
+            g = nb == c
+            n = nx + c
+            with np.errstate(divide="ignore", invalid="ignore"):
+                val = (bw[g].sum() * sx + bw[g] @ rb[g]) / n - mu * bw[g].sum()
+            out = out + np.where(n >= self.spec.min_members, slope * val, 0.0)
+        return out
+
+    def _split(self, tree, node: int, take: np.ndarray):
+        """``(q_b, tau_x, missing_x, missing_b, and_rule)``: left iff ``q_b < tau_x``."""
+        f = int(tree["feature"][node])
+        t = _left_bound(tree["split"][node])
+        if self.spec.kinds[f] == AXIS:  # min_members == 1: missing iff no member either side
+            sx, nx, rb, nb = self._axis(f, take)
+            return rb - t * nb, t * nx - sx, nx == 0, nb == 0, True
+        p, q = self._affine(f, take)
+        return q, t - p, np.isnan(p), np.isnan(q), False
+
+    def _share(self, tree, path, splits) -> np.ndarray:
+        """Background share of rows whose hybrid follows ``path``, per patient."""
+        if not path:
+            return np.ones(len(self.xz))
+        nodes = []
+        for node, left in path:
+            q, tau, xm, bm, and_rule = splits[node]
+            default = bool(tree["missing"][node] == tree["left"][node]) == left
+            nodes.append((q, tau, xm, bm, and_rule, left, float(default)))
+        out = np.zeros(len(self.xz))
+        for cls in itertools.product([False, True], repeat=len(nodes)):
+            rows = np.ones(len(self.bw), dtype=bool)
+            for (_, _, _, bm, *_), c in zip(nodes, cls, strict=True):
+                rows &= bm == c
+            if not rows.any():
+                continue
+            const = [
+                (xm & c) if and_rule else (xm | c)
+                for (_, _, xm, _, and_rule, _, _), c in zip(nodes, cls, strict=True)
+            ]
+            out = out + _class_share(
+                [(q[rows], tau, left, d) for q, tau, _, _, _, left, d in nodes],
+                const,
+                self.bw[rows],
+            )
+        return out
+
+
+def _below(sorted_q: np.ndarray, cum: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Weighted count of values < tau (``cum``: cumulative weights, leading 0)."""
+    return cum[np.searchsorted(sorted_q, tau, side="left")]
+
+
+def _class_share(nodes, const: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    """Share of one missingness class of background rows following a path (1 or 2 splits)."""
+    total = w.sum()
+    if len(nodes) == 1:
+        (q, tau, left, d), c = nodes[0], const[0]
+        order = np.argsort(q, kind="stable")
+        cum = np.concatenate([[0.0], np.cumsum(w[order])])
+        below = _below(q[order], cum, np.where(c, 0.0, tau)) if q.size else 0.0
+        count = below if left else total - below
+        return np.where(c, d * total, count)
+    (q1, t1, l1, d1), (q2, t2, l2, d2) = nodes
+    c1, c2 = const
+    o1 = np.argsort(q1, kind="stable")
+    o2 = np.argsort(q2, kind="stable")
+    cum1 = np.concatenate([[0.0], np.cumsum(w[o1])])
+    cum2 = np.concatenate([[0.0], np.cumsum(w[o2])])
+    safe1, safe2 = np.where(c1, 0.0, t1), np.where(c2, 0.0, t2)
+    f1 = _below(q1[o1], cum1, safe1)
+    f2 = _below(q2[o2], cum2, safe2)
+    # 2-D: rows sorted by q1; table[i, r] = weight of the first i rows with rank2 < r
+    rank2 = np.empty(len(q2), dtype=np.intp)
+    rank2[o2] = np.arange(len(q2))
+    onehot = np.zeros((len(q1) + 1, len(q2) + 1))
+    onehot[np.arange(1, len(q1) + 1), rank2[o1] + 1] = w[o1]
+    table = onehot.cumsum(axis=0).cumsum(axis=1)
+    i = np.searchsorted(q1[o1], safe1, side="left")
+    r = np.searchsorted(q2[o2], safe2, side="left")
+    g = table[i, r]
+    k1 = f1 if l1 else total - f1
+    k2 = f2 if l2 else total - f2
+    both = {(True, True): g, (True, False): f1 - g, (False, True): f2 - g}
+    k12 = both.get((l1, l2), total - f1 - f2 + g)
+    return np.where(c1 & c2, d1 * d2 * total, np.where(c1, d1 * k2, np.where(c2, d2 * k1, k12)))
+
+
+def head_shapley(
+    head: Any, frame: pd.DataFrame, background: Background, *, max_exact: int = DEFAULT_MAX_EXACT
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Drop-in for ``attribution.cytokine_contributions``: calibrated log-odds.
+
+    Parameters
+    ----------
+    head : TherapyHead
+        A fitted head.
+    frame : DataFrame
+        Rows of a model frame.
+    background : Background
+        Training background (:func:`background_sample` of the head's training frame).
+    max_exact : int
+        See :func:`interventional_shapley`.
+
+    Returns
+    -------
+    base : ndarray of shape (n,)
+    contributions : DataFrame of shape (n, n_inputs)
+        ``base + contributions.sum(axis=1)`` equals ``head.calibrated_margin(frame)``.
+    """
+    from cytoresp.models.attribution import snap_to_total
+
+    feats_step = head.pipeline.named_steps["features"]
+    clf = head.pipeline.named_steps["model"]
+    X = frame[head.input_columns]
+    Z, cens = explanation_inputs(feats_step, X)
+    spec = feature_spec(feats_step)
+    linear = Linear(
+        float(clf.linear_intercept_), clf.linear_coef_, clf.linear_mean_, clf.linear_scale_
+    )
+    base, phi = interventional_shapley(
+        Z,
+        cens,
+        background,
+        spec,
+        TreeTable.from_booster(clf.booster_),
+        linear,
+        max_exact=max_exact,
+    )
+    a, b = head.calibration
+    base, phi = a + b * base, b * phi
+    phi = snap_to_total(phi, head.calibrated_margin(frame) - base)
+    return base, pd.DataFrame(phi, index=frame.index, columns=list(feats_step.input_names_))
