@@ -44,8 +44,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from cytoresp.datasets import simulate_cohort
-from cytoresp.features.panel import THERAPIES
-from cytoresp.features.reader import read_panel
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.response_model import TherapyHead
 from cytoresp.models.shapley import (
@@ -58,6 +56,8 @@ from cytoresp.models.shapley import (
     feature_spec,
     head_shapley,
 )
+from cytoresp.panels.panel import THERAPIES
+from cytoresp.panels.read import read_panel
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import make_head
 from cytoresp.train.fitting import therapy_rows

@@ -736,7 +736,7 @@ def head_shapley(
         linear,
         max_exact=max_exact,
     )
-    a, b = head.calibration
-    base, phi = a + b * base, b * phi
+    calibrator = head.calibrator
+    base, phi = calibrator.transform_margin(base), calibrator.transform_contributions(phi)
     phi = snap_to_total(phi, head.calibrated_margin(frame) - base)
     return base, pd.DataFrame(phi, index=frame.index, columns=list(feats_step.input_names_))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cytoresp.datasets import simulate_cohort
-from cytoresp.features.reader import read_panel
+from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.shapley import (
     AFFINE,
     INDICATOR,
@@ -26,6 +26,7 @@ from cytoresp.models.shapley import (
     interventional_shapley,
     owen_values,
 )
+from cytoresp.panels.read import read_panel
 
 COLS = ["IFNG", "IL4", "IL10", "IL17F", "TNF", "IL18", "edss"]
 
@@ -65,7 +66,8 @@ def small_head():
     clf = LinearBoostedClassifier(C=0.1, n_estimators=150, early_stopping=False)
     pipe = Pipeline([("features", features), ("model", clf)]).fit(frame, y)
     mean = np.nanmean(features.transform_inputs(frame).to_numpy(), axis=0)
-    return TherapyHead("ga", pipe, COLS, mean, (0.1, 0.9)), frame
+    calibrator = LogisticCalibrator.from_coefficients(0.1, 0.9)
+    return TherapyHead("ga", pipe, COLS, mean, calibrator), frame
 
 
 def test_feature_spec_rebuilds_every_feature_from_the_players(small_head):
@@ -91,13 +93,13 @@ def test_tree_table_scores_as_xgboost(small_head):
     np.testing.assert_allclose(ours, theirs, atol=2e-5)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_exactly_additive_on_random_panels(small_head, seed):
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
     clf = head.pipeline.named_steps["model"]
-    patients = messy(frame.sample(40, random_state=seed), seed)
-    bg = background_sample(feats, frame, size=30, seed=seed)
+    patients = messy(frame.sample(20, random_state=seed), seed)
+    bg = background_sample(feats, frame, size=20, seed=seed)
     base, contrib = head_shapley(head, patients, bg)
     np.testing.assert_allclose(
         base + contrib.sum(axis=1).to_numpy(), head.calibrated_margin(patients), rtol=0, atol=1e-12
@@ -119,9 +121,9 @@ def test_equals_shaps_exact_explainer_on_raw_inputs(small_head):
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
     rng = np.random.default_rng(1)
-    rows = np.sort(rng.choice(len(frame) - 40, 50, replace=False))
+    rows = np.sort(rng.choice(len(frame) - 40, 25, replace=False))
     background = frame.iloc[rows]
-    patients = frame.iloc[-12:]
+    patients = frame.iloc[-8:]
     assert patients.isna().any().any() and (patients < 0).any().any()
 
     def game(x: np.ndarray) -> np.ndarray:
