@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.models.classifier import as_binary_labels
 
 __all__ = ["LogisticCalibrator"]
 
@@ -50,18 +51,7 @@ def _as_margin(margin: ArrayLike, n: int | None = None) -> np.ndarray:
 
 
 def _as_labels(y: ArrayLike) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise UsageError(f"y must be one-dimensional, got shape {arr.shape}")
-    try:
-        out = arr.astype(float)
-    except (TypeError, ValueError):
-        raise UsageError("y must hold 0/1 labels (1 = responder)") from None
-    bad = ~np.isin(out, (0.0, 1.0))
-    if bad.any():
-        found = ", ".join(repr(v) for v in list(dict.fromkeys(arr[bad].tolist()))[:5])
-        raise UsageError(f"y must hold only 0/1 labels (1 = responder); found {found}")
-    return out.astype(int)
+    return as_binary_labels(y).astype(int)
 
 
 class LogisticCalibrator(BaseEstimator):

@@ -21,7 +21,35 @@ from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import UsageError
 
-__all__ = ["MarginClassifierMixin", "as_float_matrix"]
+__all__ = ["MarginClassifierMixin", "as_binary_labels", "as_float_matrix"]
+
+
+def as_binary_labels(y: Any) -> np.ndarray:
+    """``y`` as a float array of 0/1 labels (1 = responder), or a UsageError.
+
+    Raises
+    ------
+    UsageError
+        If ``y`` is not one-dimensional or holds anything but 0 and 1 (the first few
+        offending values are named).
+
+    Examples
+    --------
+    >>> as_binary_labels([0, 1, True]).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise UsageError(f"y must be one-dimensional, got shape {arr.shape}")
+    try:
+        out = arr.astype(float)
+    except (TypeError, ValueError):
+        raise UsageError("y must hold 0/1 labels (1 = responder)") from None
+    bad = ~np.isin(out, (0.0, 1.0))
+    if bad.any():
+        found = ", ".join(repr(v) for v in list(dict.fromkeys(arr[bad].tolist()))[:5])
+        raise UsageError(f"y must hold only 0/1 labels (1 = responder); found {found}")
+    return out
 
 
 def as_float_matrix(X: Any) -> tuple[np.ndarray, list[str]]:

@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from scipy.special import expit, logit
 
 from cytoresp.errors import UsageError
+from cytoresp.models.classifier import as_binary_labels
 
 __all__ = [
     "Estimate",
@@ -97,19 +98,9 @@ class Estimate:
 
 
 def _as_labels(y: ArrayLike) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.ndim != 1:
-        raise UsageError(f"y must be one-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
+    out = as_binary_labels(y)
+    if out.size == 0:
         raise UsageError("y is empty: need at least one labelled prediction")
-    try:
-        out = arr.astype(float)
-    except (TypeError, ValueError):
-        raise UsageError("y must hold 0/1 labels (1 = responder)") from None
-    bad = ~np.isin(out, (0.0, 1.0))
-    if bad.any():
-        found = ", ".join(repr(v) for v in list(dict.fromkeys(arr[bad].tolist()))[:5])
-        raise UsageError(f"y must hold only 0/1 labels (1 = responder); found {found}")
     return out
 
 
