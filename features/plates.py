@@ -138,9 +138,13 @@ class PlateMedianNormaliser(FeatureTransformer):
     ([3.0], [2.0, 4.0])
     >>> norm.set_output(transform="pandas").transform(train)["log2_IL6"].tolist()
     [2.0, 3.0, 4.0, 2.0, 3.0, 4.0]
+    >>> import warnings
     >>> new = pd.DataFrame({"plate": ["C", "C", "D"], "log2_IL6": [6.0, 8.0, 1.0]})
-    >>> norm.transform(new)["log2_IL6"].tolist()
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     norm.transform(new)["log2_IL6"].tolist()
     [2.0, 4.0, 1.0]
+    >>> [type(w.message).__name__ for w in caught]
+    ['PlateNormalisationWarning']
 
     (plate C has 2 rows in the new data, its own median 7 is used; plate D has one,
     fewer than ``min_samples``: not shifted, with a warning.)

@@ -201,9 +201,10 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
 
     Examples
     --------
-    >>> base, contrib = cytokine_contributions(model.heads["ifnb"], frame)  # doctest: +SKIP
-    >>> margin = model.heads["ifnb"].calibrated_margin(frame)  # doctest: +SKIP
-    >>> bool(np.allclose(base + contrib.sum(axis=1), margin))  # doctest: +SKIP
+    >>> frame = model.model_frame(panel)
+    >>> base, contrib = cytokine_contributions(model.heads["ifnb"], frame)
+    >>> margin = model.heads["ifnb"].calibrated_margin(frame)
+    >>> bool(np.allclose(base + contrib.sum(axis=1), margin))
     True
     """
     base, contrib, _ = contributions_and_inputs(head, frame)

@@ -169,8 +169,13 @@ def load_model(uri_or_path: str | os.PathLike):
 
     Examples
     --------
+    From the registry, ``cytoresp.load_model("models:/cytoresp@champion")``; from a
+    standalone model directory (``cytoresp train --out model_dir``):
+
     >>> import cytoresp
-    >>> model = cytoresp.load_model("models:/cytoresp@champion")  # doctest: +SKIP
+    >>> model = cytoresp.load_model("model_dir")
+    >>> model.therapies
+    ['ifnb', 'ga']
     """
     text = os.fspath(uri_or_path)
     local = Path(text)

@@ -106,11 +106,14 @@ class BootstrapEnsemble:
 
     Examples
     --------
-    >>> from cytoresp.datasets import simulate_cohort
-    >>> from cytoresp.train.fitting import fit_response_model
-    >>> model, _ = fit_response_model(simulate_cohort(300, seed=1).panel)  # doctest: +SKIP
-    >>> model.ensemble.n_members  # doctest: +SKIP
-    50
+    :func:`~cytoresp.train.fitting.fit_response_model` fits one with
+    ``TrainConfig.n_ensemble`` members (50 by default); ``model`` is a fitted model.
+
+    >>> ens = model.ensemble
+    >>> ens.therapies
+    ['ifnb', 'ga']
+    >>> ens.n_members == model.metadata["config"]["n_ensemble"]
+    True
     """
 
     members: dict[str, list[LinearBoostedClassifier]]
@@ -524,8 +527,13 @@ def fit_bootstrap_ensemble(
 
     Examples
     --------
+    ``frame_i, y_i`` and ``frame_g, y_g`` are the model frame and labels the IFN-beta and
+    GA heads of ``model`` were fitted on (:func:`cytoresp.train.fitting.therapy_rows`).
+
     >>> ens = fit_bootstrap_ensemble(model.heads, {"ifnb": (frame_i, y_i),
-    ...                                            "ga": (frame_g, y_g)})  # doctest: +SKIP
+    ...                                            "ga": (frame_g, y_g)}, n_members=5)
+    >>> ens.n_members, ens.level
+    (5, 0.9)
     """
     if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
         raise UsageError(f"n_members must be an integer >= 1, got {n_members!r}")

@@ -167,8 +167,8 @@ def score_panel(
 
     Examples
     --------
-    >>> table = score_panel(model, "new_patients.csv", explain=3)  # doctest: +SKIP
-    >>> list(table.columns)  # doctest: +SKIP
+    >>> table = score_panel(model, "new_patients.csv", explain=3)
+    >>> list(table.columns)
     ['sample_id', 'p_response_ifnb', 'p_response_ga', 'difference_ifnb_minus_ga',
      'difference_lower', 'difference_upper', 'recommended_therapy',
      'drivers_ifnb', 'drivers_ga', 'warnings']
@@ -227,7 +227,9 @@ def score_file(
 
     Examples
     --------
-    >>> score_file(model, "cohort.csv", "predictions.parquet", explain=3)  # doctest: +SKIP
+    >>> score_file(model, "cohort.csv", "predictions.parquet", explain=3)
+    ScoreSummary(n_rows=40, therapies=['ifnb', 'ga'], output='predictions.parquet',
+                 n_with_warnings=...)
     """
     from cytoresp.panels.stream import DEFAULT_CHUNK_ROWS, iter_chunks
     from cytoresp.predict.streaming import TableWriter

@@ -207,9 +207,9 @@ def build_report(
 
     Examples
     --------
-    >>> rep = build_report(model, "new.csv", "P0007", plots=False)  # doctest: +SKIP
-    >>> rep.therapies[0].drivers[0].sentence  # doctest: +SKIP
-    'IL-17F higher than typical, lowers the chance of response to IFN-β (-0.61 log-odds)'
+    >>> rep = build_report(model, "new.csv", "P0007", plots=False)
+    >>> rep.therapies[0].drivers[0].sentence
+    '... than typical, ... the chance of response to IFN-β (... log-odds)'
     """
     from cytoresp.errors import InputError, Problem, UsageError
     from cytoresp.panels.panel import Panel
@@ -458,8 +458,8 @@ def render_html(report: PatientReport) -> str:
 
     Examples
     --------
-    >>> page = render_html(build_report(model, panel, "P0007"))  # doctest: +SKIP
-    >>> page.startswith("<!DOCTYPE html>")  # doctest: +SKIP
+    >>> page = render_html(build_report(model, panel, "P0007"))
+    >>> page.startswith("<!DOCTYPE html>")
     True
     """
     sid = _e(report.sample_id)
@@ -572,7 +572,7 @@ def write_report(
 
     Examples
     --------
-    >>> write_report(model, "new.csv", "P0007", "P0007.html")  # doctest: +SKIP
+    >>> write_report(model, "new.csv", "P0007", "P0007.html")
     PosixPath('P0007.html')
     """
     from cytoresp.panels.write import atomic_output, check_writable

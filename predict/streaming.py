@@ -33,9 +33,19 @@ class TableWriter:
 
     Examples
     --------
-    >>> with TableWriter("predictions.csv") as out:  # doctest: +SKIP
+    >>> import pandas as pd
+    >>> parts = [pd.DataFrame({"sample_id": ["P1", "P2"], "p_response_ga": [0.5, 0.25]}),
+    ...          pd.DataFrame({"sample_id": ["P3"], "p_response_ga": [0.75]})]
+    >>> with TableWriter("predictions.csv") as out:
     ...     for part in parts:
     ...         out.write(part)
+    >>> out.n_rows
+    3
+    >>> print(open("predictions.csv").read(), end="")
+    "sample_id","p_response_ga"
+    "P1",0.5
+    "P2",0.25
+    "P3",0.75
     """
 
     def __init__(self, dest: str | os.PathLike):
@@ -106,7 +116,7 @@ def rich_progress(
     Examples
     --------
     >>> from rich.console import Console
-    >>> with rich_progress(Console(stderr=True), 1000) as update:  # doctest: +SKIP
+    >>> with rich_progress(Console(stderr=True), 1000) as update:
     ...     update(500, 400)
     """
     import time

@@ -186,9 +186,16 @@ def fit_response_model(
 
     Examples
     --------
+    A quick run (one repeat of 3 folds, no bootstrap intervals on the metrics, 5 refits
+    behind the recommendation, small heads with fixed penalties):
+
     >>> from cytoresp.datasets import simulate_cohort
-    >>> model, reports = fit_response_model(simulate_cohort(200, seed=3).panel,
-    ...                                     config=TrainConfig(n_repeats=1))  # doctest: +SKIP
+    >>> quick = TrainConfig(n_splits=3, n_repeats=1, n_boot=0, n_jobs=1, n_ensemble=5,
+    ...                     model={"n_estimators": 20, "early_stopping": False, "C": 1.0,
+    ...                            "C_ridge": 1.0})
+    >>> model, reports = fit_response_model(simulate_cohort(200, seed=3).panel, config=quick)
+    >>> model.therapies, sorted(reports)
+    (['ifnb', 'ga'], ['ga', 'ifnb'])
     """
     config = config or TrainConfig()
     log = log or (lambda _msg: None)

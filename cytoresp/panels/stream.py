@@ -201,8 +201,14 @@ class PanelStream:
 
     Examples
     --------
-    >>> stream = PanelStream("panel.csv", chunk_rows=10_000)  # doctest: +SKIP
-    >>> sum(len(chunk.panel) for chunk in stream)  # doctest: +SKIP
+    ``panel.csv`` holds 40 samples (a CSV file is read in blocks of 1 MiB, so a chunk
+    holds at least ``chunk_rows`` rows, or the rest of the file):
+
+    >>> stream = PanelStream("panel.csv", chunk_rows=10_000)
+    >>> sum(len(chunk.panel) for chunk in stream)
+    40
+    >>> stream.mode
+    'csv'
     """
 
     def __init__(self, source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS):

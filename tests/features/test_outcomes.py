@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cytoresp.features.outcomes as outcomes_module
 from cytoresp.errors import InputError, UsageError
 from cytoresp.features.outcomes import (
     COLUMN_ALIASES,
@@ -427,11 +425,6 @@ def test_aliases_are_unambiguous_and_keep_the_baseline_covariate_apart():
     spellings = [s.lower() for c, a in COLUMN_ALIASES.items() for s in (c, *a)]
     assert len(spellings) == len(set(spellings))
     assert "gd_lesions" not in spellings and "edss" not in spellings
-
-
-def test_docstring_examples():
-    result = doctest.testmod(outcomes_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 4 and result.failed == 0
 
 
 # ---- properties ------------------------------------------------------------------------

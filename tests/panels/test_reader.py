@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import io
 import math
 import os
@@ -14,10 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cytoresp.panels.read as read_module
-import cytoresp.panels.sniff as sniff_module
-import cytoresp.panels.values as read_values_module
-import cytoresp.panels.write as write_module
 from cytoresp.errors import InputError, UsageError
 from cytoresp.panels import MAX_PROBLEMS, panel_to_frame, read_panel, write_panel
 from cytoresp.panels.panel import ABOVE, BELOW, OBSERVED, Panel
@@ -563,9 +558,3 @@ def test_write_then_read_round_trips_exactly(panel):
     buf2 = io.StringIO()
     write_panel(back, buf2)
     assert buf2.getvalue() == buf.getvalue()
-
-
-def test_docstring_examples():
-    for module in (read_module, sniff_module, write_module, read_values_module):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted >= 1 and result.failed == 0, module.__name__

@@ -3,7 +3,6 @@ format detection, fuzzing, and the real public files."""
 
 from __future__ import annotations
 
-import doctest
 import io
 import math
 from pathlib import Path
@@ -14,8 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cytoresp.panels.long as read_long_module
-import cytoresp.panels.luminex as read_luminex_module
 from cytoresp.errors import InputError, UsageError
 from cytoresp.panels.long import aggregate_replicates
 from cytoresp.panels.panel import ABOVE, BELOW, Panel
@@ -411,9 +408,3 @@ def test_olink_feature_names_map_to_registry_ids():
     for name in ("IL-10RB", "IL-18R1", "CD40", "LAP TGF-beta-1", "TNFRSF9", "LIF-R"):
         assert mapped[name] is None, name
     assert sum(v is not None for v in mapped.values()) >= 35
-
-
-def test_docstring_examples():
-    for module in (read_long_module, read_luminex_module):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted >= 1 and result.failed == 0, module.__name__

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cytoresp.panels.registry as registry
 from cytoresp.panels.registry import (
     ANALYTES,
     AXES,
@@ -214,8 +212,3 @@ def test_markdown_lists_every_analyte_once():
     for a in ANALYTES:
         rows = [ln for ln in md.splitlines() if ln.startswith(f"| `{a.id}` | ")]
         assert len(rows) == 1, a.id
-
-
-def test_docstring_examples():
-    result = doctest.testmod(registry, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 5 and result.failed == 0
