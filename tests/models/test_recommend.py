@@ -58,7 +58,9 @@ def tree_model(trained, training_rows):
     heads = {}
     for t, head in model.heads.items():
         frame, y = training_rows[t]
-        clf = clone(head.model).set_params(early_stopping=False, n_estimators=30)
+        # the penalties the head chose, fixed (no new inner search): only the trees differ
+        fixed = {"C": head.model.C_, "C_ridge": head.model.C_ridge_ or "auto"}
+        clf = clone(head.model).set_params(early_stopping=False, n_estimators=30, **fixed)
         feats = head.features.transform(frame[head.input_columns])
         pipeline = Pipeline([("features", head.features), ("model", clf.fit(feats, y))])
         heads[t] = dataclasses.replace(head, pipeline=pipeline)
