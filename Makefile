@@ -23,7 +23,7 @@ demo: $(STAMP)
 	cd demo-run && ../$(BIN)/cytoresp demo
 
 # One pytest session on 2 workers for the tests and the notebooks (nbmake), so that the
-# notebooks (the longest files, so first) run side by side with the tests, not after them.
+# notebooks run side by side with the tests instead of after them.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbmake notebooks tests
 
