@@ -22,9 +22,10 @@ demo: $(STAMP)
 	mkdir -p demo-run
 	cd demo-run && ../$(BIN)/cytoresp demo
 
+# One pytest session on 2 workers for the tests and the notebooks (nbmake), so that the
+# notebooks run side by side with the tests instead of after them.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadfile tests
-	$(BIN)/python -m pytest --nbmake notebooks
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbmake notebooks tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,8 +16,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
-#: A fast configuration for tests: one repeat, few bootstrap resamples, one process.
-FAST_CONFIG = {"n_repeats": 1, "n_boot": 100, "n_jobs": 1}
+#: A fast configuration for tests: one repeat of a 3-fold nested CV (2 inner folds for the
+#: calibration), few bootstrap resamples, one process. The heads and the 50-member ensemble
+#: are those of the default config: only the CV behind the calibration and the reports is
+#: smaller.
+FAST_CONFIG = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 100, "n_jobs": 1}
 
 
 @pytest.fixture
@@ -53,12 +56,94 @@ def cohort():
 
 
 @pytest.fixture(scope="session")
-def trained(cohort):
-    """A ResponseModel trained (without MLflow) on the session cohort, and its reports."""
+def trained_cache(cohort, tmp_path_factory) -> Path:
+    """The folder holding the session model, trained once per test run (see ``trained``)."""
     from cytoresp.train.config import TrainConfig
+
+    return shared_training(
+        "session-model", cohort.panel, TrainConfig(**FAST_CONFIG), tmp_path_factory
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(trained_cache):
+    """A ResponseModel trained (without MLflow) on the session cohort, and its reports.
+
+    Trained once per test run, not once per xdist worker (:func:`shared_training`); every
+    worker loads the saved model and rebuilds the reports from the out-of-fold tables, so
+    all workers test the same object. ``reference.parquet`` in ``trained_cache`` holds the
+    freshly trained model's own answers: tests/models/test_response_model.py checks that
+    the loaded model gives exactly those.
+    """
+    from cytoresp.train.config import TrainConfig
+
+    return load_training(trained_cache, TrainConfig(**FAST_CONFIG))
+
+
+def shared_training(name: str, table, config, tmp_path_factory) -> Path:
+    """Run ``fit_response_model(table, config=config)`` once per test run; its folder.
+
+    The first xdist worker to ask trains under a file lock and writes the folder (the
+    model by ``model.save``, the out-of-fold tables, the model's own answers on ``table``)
+    under this run's temp root, shared by the run's workers; the others wait and reuse
+    it. Without xdist the folder lives in the process's own temp folder, so nothing
+    leaks from one run into the next.
+    """
+    from filelock import FileLock
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent
+    else:
+        root = tmp_path_factory.getbasetemp()
+    cache = root / f"cache-{name}"
+    with FileLock(f"{cache}.lock"):
+        if not (cache / "done").exists():
+            _train_into(cache, table, config)
+    return cache
+
+
+def _train_into(cache: Path, table, config) -> None:
+    import json
+    import shutil
+
+    from cytoresp.panels.read import read_panel
     from cytoresp.train.fitting import fit_response_model
 
-    return fit_response_model(cohort.panel, config=TrainConfig(**FAST_CONFIG))
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    model, reports = fit_response_model(table, config=config)
+    model.save(cache / "model")
+    for t, report in reports.items():
+        report.cv.oof.to_parquet(cache / f"oof_{t}.parquet")
+        (cache / f"folds_{t}.json").write_text(json.dumps(report.cv.folds))
+    panel = read_panel(table)
+    if len(model.therapies) == 2:
+        model.recommend(panel).to_parquet(cache / "reference.parquet")
+    else:
+        model.predict_proba(panel).to_parquet(cache / "reference.parquet")
+    model.explain(panel).to_parquet(cache / "reference_explain.parquet")
+    (cache / "done").touch()
+
+
+def load_training(cache: Path, config):
+    """``(model, reports)`` from a folder written by :func:`shared_training`."""
+    import json
+
+    import pandas as pd
+
+    from cytoresp.models.response_model import ResponseModel
+    from cytoresp.train.cv import CVResult
+    from cytoresp.train.fitting import evaluate_cv
+
+    model = ResponseModel.load(cache / "model")
+    reports = {}
+    for t in model.therapies:
+        folds = json.loads((cache / f"folds_{t}.json").read_text())
+        for fold in folds:
+            fold["calibration"] = tuple(fold["calibration"])
+        cv = CVResult(oof=pd.read_parquet(cache / f"oof_{t}.parquet"), folds=folds)
+        reports[t] = evaluate_cv(cv, t, config)
+    return model, reports
 
 
 @pytest.fixture(scope="session")

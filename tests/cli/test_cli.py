@@ -14,7 +14,18 @@ import pytest
 
 from cytoresp.cli import main
 
-FAST = {"n_repeats": 1, "n_boot": 100, "n_jobs": 1}
+#: The end-to-end test checks the plumbing (MLflow run, registry, standalone folder, output
+#: contracts), not model quality: a small nested CV, fixed penalties (no inner search) and
+#: 30 trees per head (so the tree part of the explanations is exercised), 5 ensemble members.
+FAST = {
+    "n_repeats": 1,
+    "n_splits": 3,
+    "inner_splits": 2,
+    "n_boot": 100,
+    "n_jobs": 1,
+    "n_ensemble": 5,
+    "model": {"n_estimators": 30, "early_stopping": False, "C": 0.3, "C_ridge": 0.3},
+}
 
 
 def run(*args: str) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.special import expit
+from scipy.stats import ks_2samp
 from sklearn.linear_model import LogisticRegression
 
 from cytoresp.datasets import SimulatedCohort, simulate_cohort
@@ -256,8 +257,16 @@ def test_same_seed_same_cohort_other_seed_other_cohort() -> None:
     a, b, other = simulate_cohort(300, 7), simulate_cohort(300, 7), simulate_cohort(300, 8)
     pd.testing.assert_frame_equal(a.panel, b.panel)
     pd.testing.assert_frame_equal(a.truth, b.truth)
+    # another seed: other patients (no patient's probability repeats) ...
+    p_a, p_other = a.truth["p_response_ifnb"].to_numpy(), other.truth["p_response_ifnb"].to_numpy()
     assert not a.panel["IL10"].equals(other.panel["IL10"])
-    assert not np.allclose(a.truth["p_response_ifnb"], other.truth["p_response_ifnb"])
+    assert np.mean(np.isclose(p_a, p_other, rtol=0, atol=1e-12)) < 0.01
+    # ... from the same population: same planted drivers, same distributions
+    assert a.drivers == other.drivers
+    for col in ("p_response_ifnb", "p_response_ga"):
+        assert ks_2samp(a.truth[col], other.truth[col]).pvalue > 0.01, col
+    il10 = [pd.to_numeric(c.panel["IL10"], errors="coerce").dropna() for c in (a, other)]
+    assert ks_2samp(*il10).pvalue > 0.01
 
 
 def test_seed_none_is_fresh_but_reproducible() -> None:

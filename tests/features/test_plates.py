@@ -191,8 +191,12 @@ def test_panel_features_removes_the_plate_offset_and_keeps_the_affine_map():
     F = pf.transform(X)
     W = pf.input_weights_.to_numpy()
     assert np.allclose(Z @ W.T + pf.feature_offsets_.to_numpy(), F, atol=1e-12)
-    # ratios are unchanged only where both analytes get the same shift: here they differ
-    assert not np.allclose(F[:, 3], plain.transform(X)[:, 3])
+    # the ratio moves by the difference of its two analytes' shifts (log2(a/b) of the
+    # shifted logs), which is not zero here: IFNG and IL10 get different plate shifts
+    P = plain.transform(X)
+    shift_ifng, shift_il10 = F[:, 0] - P[:, 0], F[:, 1] - P[:, 1]
+    np.testing.assert_allclose(F[:, 3] - P[:, 3], shift_ifng - shift_il10, atol=1e-9)
+    assert np.abs(shift_ifng - shift_il10).max() > 0.1
 
 
 def test_panel_features_with_plates_round_trips_and_old_saves_still_load():
@@ -269,8 +273,12 @@ def plate_model(tmp_path_factory):
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.fitting import fit_response_model
 
+    # fixed penalties and 30 trees per head: the tests below are about the normaliser being
+    # used, saved and required, on a head with both a linear part and trees
     cfg = TrainConfig(n_splits=3, n_repeats=1, inner_splits=2, n_boot=20, n_jobs=1,
-                      n_ensemble=0, plate_normalisation=True, model={"n_estimators": 30})
+                      n_ensemble=0, plate_normalisation=True,
+                      model={"n_estimators": 30, "early_stopping": False, "C": 0.3,
+                             "C_ridge": 0.3})
     cohort = simulate_cohort(160, seed=3)
     model, _ = fit_response_model(cohort.panel, config=cfg)
     path = tmp_path_factory.mktemp("plates") / "model"

@@ -235,7 +235,14 @@ def test_sample_weights_are_used_in_early_stopping():
     w = np.where(y == 1, 2.0, 1.0)
     a = LinearBoostedClassifier(**FIXED_PENALTY).fit(X, y, sample_weight=w)
     b = LinearBoostedClassifier(**FIXED_PENALTY).fit(X, y)
+    ones = LinearBoostedClassifier(**FIXED_PENALTY).fit(X, y, sample_weight=np.ones(len(y)))
+    # unit weights are no weights: the weights are the only thing that moves the curve
+    np.testing.assert_allclose(ones.inner_logloss_, b.inner_logloss_, rtol=1e-9)
+    assert ones.n_trees_ == b.n_trees_
+    # the weighted curve differs from its first point on (the linear part alone) ...
     assert not np.allclose(a.inner_logloss_[:5], b.inner_logloss_[:5])
+    # ... and the fit follows the weights: responders counted twice are predicted more often
+    assert a.predict_proba(X)[:, 1].mean() > b.predict_proba(X)[:, 1].mean() + 0.02
 
 
 def test_fit_is_reproducible():

@@ -58,7 +58,9 @@ def tree_model(trained, training_rows):
     heads = {}
     for t, head in model.heads.items():
         frame, y = training_rows[t]
-        clf = clone(head.model).set_params(early_stopping=False, n_estimators=30)
+        # the penalties the head chose, fixed (no new inner search): only the trees differ
+        fixed = {"C": head.model.C_, "C_ridge": head.model.C_ridge_ or "auto"}
+        clf = clone(head.model).set_params(early_stopping=False, n_estimators=30, **fixed)
         feats = head.features.transform(frame[head.input_columns])
         pipeline = Pipeline([("features", head.features), ("model", clf.fit(feats, y))])
         heads[t] = dataclasses.replace(head, pipeline=pipeline)
@@ -302,7 +304,13 @@ def test_ensemble_is_reproducible_and_parallel_safe(trained, training_rows, test
     a = serial.difference_draws(model.heads, frame)
     assert a.shape == (3, 50)
     np.testing.assert_array_equal(a, parallel.difference_draws(model.heads, frame))
-    assert not np.allclose(a, other.difference_draws(model.heads, frame))
+    # another seed: other bootstrap refits, scattered around the same point estimate
+    b = other.difference_draws(model.heads, frame)
+    assert not np.allclose(a, b)
+    proba = model.predict_proba_frame(frame)
+    point = (proba["p_response_ifnb"] - proba["p_response_ga"]).to_numpy()
+    for draws in (a, b):
+        assert np.corrcoef(draws.mean(axis=0), point)[0, 1] > 0.8
 
 
 def test_sample_weights_change_the_members(trained, training_rows, test_cohort):
@@ -310,11 +318,15 @@ def test_sample_weights_change_the_members(trained, training_rows, test_cohort):
     frame = model.model_frame(test_cohort[1]).iloc[:50]
     rng = np.random.default_rng(1)
     weights = {t: rng.uniform(0.2, 3.0, len(y)) for t, (_, y) in training_rows.items()}
+    ones = {t: np.ones(len(y)) for t, (_, y) in training_rows.items()}
     plain = fit_bootstrap_ensemble(model.heads, training_rows, 2, seed=5)
     weighted = fit_bootstrap_ensemble(model.heads, training_rows, 2, seed=5, sample_weight=weights)
-    assert not np.allclose(
-        plain.difference_draws(model.heads, frame), weighted.difference_draws(model.heads, frame)
-    )
+    unit = fit_bootstrap_ensemble(model.heads, training_rows, 2, seed=5, sample_weight=ones)
+    expected = plain.difference_draws(model.heads, frame)
+    # unit weights are no weights (same resamples, same fits): the weights are the only
+    # thing that changes the members
+    np.testing.assert_allclose(unit.difference_draws(model.heads, frame), expected, atol=1e-9)
+    assert not np.allclose(weighted.difference_draws(model.heads, frame), expected)
 
 
 def test_ensemble_arguments_are_checked(trained, training_rows):

@@ -109,6 +109,22 @@ def test_save_load_round_trip_is_exact(trained, new_panel, tmp_path):
     pd.testing.assert_frame_equal(again.explain(new_panel[1]), model.explain(new_panel[1]))
 
 
+
+def test_session_model_answers_like_the_freshly_trained_one(trained, trained_cache, cohort):
+    """The session model is trained once per run and loaded from disk by every worker
+    (tests/conftest.py): the loaded model gives exactly the recommendations and the
+    explanations the in-memory model gave before it was saved."""
+    from cytoresp.panels.read import read_panel
+
+    model, _ = trained
+    panel = read_panel(cohort.panel)
+    # exact values; parquet reads text columns back as pandas' string dtype
+    same = {"check_exact": True, "check_dtype": False, "check_index_type": False}
+    reference = pd.read_parquet(trained_cache / "reference.parquet")
+    pd.testing.assert_frame_equal(model.recommend(panel), reference, **same)
+    explained = pd.read_parquet(trained_cache / "reference_explain.parquet")
+    pd.testing.assert_frame_equal(model.explain(panel), explained, **same)
+
 def _first(directory, pattern):
     return sorted(directory.glob(pattern))[0]
 

@@ -21,7 +21,7 @@ from cytoresp.train.locking import (
 
 
 @pytest.mark.slow
-def test_four_trainings_on_one_new_sqlite_store(rel, tmp_path, cohort_csv, small_config):
+def test_four_trainings_on_one_new_sqlite_store(rel, tmp_path, cohort_csv, quick_config):
     """All four succeed and register four distinct versions (no "database is locked")."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert not (tmp_path / "mlflow.db").exists()  # the hardest case: the store is created
@@ -32,7 +32,7 @@ def test_four_trainings_on_one_new_sqlite_store(rel, tmp_path, cohort_csv, small
                 "--data",
                 str(cohort_csv),
                 "--config",
-                str(small_config),
+                str(quick_config),
                 "--register",
                 "shared",
                 "--experiment",

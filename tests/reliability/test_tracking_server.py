@@ -36,7 +36,9 @@ def _start_server(rel, root):
                 "1",
             ],
             cwd=root,
-            env=rel.env(),
+            # no job runner: MLflow 3 starts eight huey worker processes for its GenAI jobs,
+            # which tracking and the registry never use (they doubled the start-up time)
+            env=rel.env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its workers share one process group: stopped together
@@ -81,14 +83,14 @@ def mlflow_server(rel, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_register_and_score_over_http(rel, mlflow_server, tmp_path, cohort_csv, small_config):
+def test_train_register_and_score_over_http(rel, mlflow_server, tmp_path, cohort_csv, quick_config):
     """Train + register against the server; another process scores models:/NAME@candidate."""
     uri, server_root = mlflow_server
     client_dir = tmp_path / "client"
     client_dir.mkdir()
     env = rel.env(MLFLOW_TRACKING_URI=uri)
     train = rel.run(
-        ["train", "--data", str(cohort_csv), "--config", str(small_config),
+        ["train", "--data", str(cohort_csv), "--config", str(quick_config),
          "--register", "cyto-http", "--out", "standalone"],
         cwd=client_dir, env=env,
     )  # fmt: skip
@@ -136,7 +138,7 @@ def silent_port():
 
 @pytest.mark.slow
 def test_unreachable_server_fails_fast_without_output(
-    rel, tmp_path, cohort_csv, small_config, silent_port
+    rel, tmp_path, cohort_csv, quick_config, silent_port
 ):
     """train and predict, against a closed port and a silent one: exit 1 in < 30 s."""
     cases = {
@@ -149,7 +151,7 @@ def test_unreachable_server_fails_fast_without_output(
             work = tmp_path / f"{kind}-{command}"
             work.mkdir()
             args = (
-                ["train", "--data", str(cohort_csv), "--config", str(small_config),
+                ["train", "--data", str(cohort_csv), "--config", str(quick_config),
                  "--register", "never", "--out", "model_out"]
                 if command == "train"
                 else ["predict", "--model", "models:/never@candidate", "--input",
