@@ -140,7 +140,12 @@ def silent_port():
 def test_unreachable_server_fails_fast_without_output(
     rel, tmp_path, cohort_csv, quick_config, silent_port
 ):
-    """train and predict, against a closed port and a silent one: exit 1 in < 30 s."""
+    """train and predict, against a closed port and a silent one: exit 1, no hang.
+
+    The preflight check waits at most 2 x 5 s; MLflow's own defaults (7 retries, 120 s
+    timeout) would hang for many minutes. The bound below only tells those apart: it is
+    generous because start-up (imports) on a loaded 2-core machine alone took 20 s.
+    """
     cases = {
         "refused": f"http://127.0.0.1:{rel.port()}",
         "silent": f"http://127.0.0.1:{silent_port}",
@@ -162,7 +167,7 @@ def test_unreachable_server_fails_fast_without_output(
         results = rel.finish_all([proc for proc, _ in procs.values()], timeout=180)
         for (command, (_, work)), result in zip(procs.items(), results, strict=True):
             rel.fail(result, 1, f"cannot reach the MLflow tracking store {uri}")
-            assert result.seconds < 30, (kind, command, result.seconds)
+            assert result.seconds < 90, (kind, command, result.seconds)
             left = sorted(p.name for p in work.iterdir() if p.suffix not in (".stdout", ".stderr"))
             assert left == [], (kind, command, left)  # no output, no model, no local store
             rel.record(
