@@ -18,6 +18,7 @@ import errno
 import io
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytoresp.errors import CytorespError, UsageError
-from cytoresp.interrupts import commit_guard
+from cytoresp.interrupts import SIGNALS, commit_guard
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, Panel
 from cytoresp.panels.values import as_text, format_numbers_arrow
 
@@ -213,22 +214,35 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         else:  # a text-only standard output (a notebook, a redirected sys.stdout)
             yield _TextSink(sys.stdout)
         return
+    fd: int | None = None
+    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise _output_error(path, exc) from None
-    try:
+        # A signal that lands while the temp file is being created is handled right
+        # after mkstemp returns, inside this try: the file is always removed.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+            )
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         with os.fdopen(
             fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
         ) as fh:
+            fd = None  # closed with fh from here on
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours umask
         _commit(Path(tmp), path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in _DEVICE_ERRNOS:
             raise _output_error(path, exc) from None
         raise
