@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import ModelIntegrityError
-from cytoresp.panels.write import commit_dir, make_temp_dir
+from cytoresp.panels.write import atomic_dir
 
 FORMAT_NAME = "cytoresp-model"
 FORMAT_VERSION = 2  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
@@ -84,8 +83,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             f"{dest} exists and is not a cytoresp model directory; choose another --out"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(dest)
-    try:
+    with atomic_dir(dest) as tmp:
         spec: dict[str, Any] = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -127,10 +125,6 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             "versions": library_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        commit_dir(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -4,7 +4,7 @@
 (:func:`_commit`, the one commit step): a crash, a kill or an error never leaves a partial
 file at the destination; either the previous file (if any) stays, or the complete new one
 replaces it. Files get the mode a plain ``open()`` would give (the umask applies), folders
-made with :func:`make_temp_dir` too.
+made with :func:`atomic_dir` too.
 
 On top of it: :func:`write_table` (predictions, explanations: CSV with formulas
 neutralised, or Parquet), :func:`write_panel` / :func:`panel_to_frame` (the canonical wide
@@ -41,8 +41,7 @@ __all__ = [
     "atomic_output",
     "check_writable",
     "check_writable_dir",
-    "commit_dir",
-    "make_temp_dir",
+    "atomic_dir",
     "neutralise_formulas",
     "output_format",
     "panel_csv_bytes",
@@ -159,7 +158,7 @@ def _commit(tmp: Path, dest: Path) -> None:
     """Move a finished temp file or folder onto its destination: the one commit step.
 
     Every output of cytoresp (files through :func:`atomic_output`, model folders through
-    :func:`commit_dir`) appears at its destination here and nowhere else. An existing
+    :func:`atomic_dir`) appears at its destination here and nowhere else. An existing
     folder at ``dest`` is moved aside, replaced, then removed.
     """
     old = None
@@ -168,25 +167,46 @@ def _commit(tmp: Path, dest: Path) -> None:
             old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
             os.replace(dest, old)
         os.replace(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:  # inside the guard: an interrupt never leaves it behind
+            shutil.rmtree(old, ignore_errors=True)
 
 
-def make_temp_dir(dest: str | os.PathLike) -> Path:
-    """A new empty folder beside ``dest``, to be filled then put in place by :func:`commit_dir`.
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Fill a new folder beside ``dest``; put it at ``dest`` only on success.
 
-    Its mode honours the umask (0755 under umask 022), as a folder made by ``mkdir`` would,
-    not the 0700 of :func:`tempfile.mkdtemp`.
+    The temp folder is created with SIGINT / SIGTERM blocked and inside the cleanup's
+    ``try``, so an interrupt at any moment leaves neither a temp folder nor a partial
+    ``dest``. An existing folder at ``dest`` is replaced (in the one commit step). The
+    folder's mode honours the umask (0755 under umask 022), as ``mkdir`` would, not the
+    0700 of :func:`tempfile.mkdtemp`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> dest = pathlib.Path(tempfile.mkdtemp()) / "model"
+    >>> with atomic_dir(dest) as tmp:
+    ...     _ = (tmp / "spec.json").write_text("{}")
+    >>> sorted(p.name for p in dest.iterdir())
+    ['spec.json']
     """
     dest = Path(dest)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
-
-
-def commit_dir(tmp: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Put a finished folder from :func:`make_temp_dir` at ``dest`` (replacing a folder there)."""
-    _commit(Path(tmp), Path(dest))
+    tmp: Path | None = None
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            os.chmod(tmp, 0o777 & ~_umask())
+        except OSError as exc:
+            raise _output_error(dest, exc) from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        yield tmp
+        _commit(tmp, dest)
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

@@ -8,9 +8,8 @@ import pytest
 from cytoresp.errors import UsageError
 from cytoresp.panels import read_panel, write_panel
 from cytoresp.panels.write import (
+    atomic_dir,
     atomic_output,
-    commit_dir,
-    make_temp_dir,
     neutralise_formulas,
     write_table,
 )
@@ -105,9 +104,21 @@ def test_model_folders_get_the_mode_of_mkdir(tmp_path, umask):
     """Not mkdtemp's 0700: 0755 under umask 022, 0700 under 077; an old folder is replaced."""
     dest = tmp_path / "model"
     for content in ("first", "second"):
-        tmp = make_temp_dir(dest)
-        (tmp / "f.txt").write_text(content)
-        commit_dir(tmp, dest)
+        with atomic_dir(dest) as tmp:
+            (tmp / "f.txt").write_text(content)
         assert _mode(dest) == 0o777 & ~umask
         assert (dest / "f.txt").read_text() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_a_folder_left_unfinished_leaves_nothing(tmp_path, error):
+    """An error or Ctrl-C while filling the folder: no temp folder, the old one untouched."""
+    dest = tmp_path / "model"
+    with atomic_dir(dest) as tmp:
+        (tmp / "f.txt").write_text("old")
+    with pytest.raises(type(error)), atomic_dir(dest) as tmp:
+        (tmp / "f.txt").write_text("new")
+        raise error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (dest / "f.txt").read_text() == "old"
