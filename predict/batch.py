@@ -136,7 +136,7 @@ def score_frame(
     therapies = model.resolve_therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
-    if len(therapies) == 2:
+    if len(therapies) >= 2:
         table = model.recommend_frame(frame, margin)
     else:
         table = model.predict_proba_frame(frame, therapies)
@@ -199,8 +199,9 @@ def score_file(
         :mod:`cytoresp.panels.stream`), or ``-`` for standard input.
     dest : path or ``"-"``
         ``.csv`` or ``.parquet``; ``-`` writes CSV to standard output.
-    therapy : {"ifnb", "ga"}, optional
-        Score one head only (default: every head, with a recommendation).
+    therapy : str, optional
+        Score one head only (a therapy id of the model; default: every head, with a
+        recommendation when there are two or more).
     explain : int
         Add the ``explain`` largest cytokine drivers per therapy (0: none, and none
         computed).
@@ -240,12 +241,14 @@ def score_file(
     if format is not None:
         from cytoresp.panels.read import read_panel
 
-        source = read_panel(source, format=format)  # read whole; chunks are handed out
+        # read whole; chunks are handed out
+        source = read_panel(source, format=format, therapies=model.declared_therapies)
     if "plate" in model.input_columns:
         # per-plate normalisation: a plate not seen in training is normalised by the
         # median of its rows in the input, so every row must be in the one chunk
         chunk_rows = 2**31 - 1
-    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
+    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS,
+                                 therapies=model.declared_therapies)
     n_rows = n_warn = 0
     with contextlib.ExitStack() as stack:
         update = None

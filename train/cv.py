@@ -9,6 +9,7 @@ comparison is paired.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,15 +154,28 @@ def cross_validate(
         for f, (train, test) in enumerate(cv.split(frame, y)):
             jobs.append((r, f, train, test))
     results = Parallel(n_jobs=min(config.n_jobs, len(jobs)), prefer="processes")(
-        delayed(_fit_outer_fold)(frame, y, r, f, train, test, config, baselines)
+        delayed(_fit_outer_fold_recorded)(frame, y, r, f, train, test, config, baselines)
         for r, f, train, test in jobs
     )
     parts, folds = [], []
     for res in results:
         parts.append(res.pop("oof"))
+        for category, message in res.pop("warnings"):
+            # a worker process's warnings are raised again here, where the caller (the
+            # command line) collects them and shows each once with a count
+            warnings.warn(message, category, stacklevel=2)
         folds.append(res)
     oof = pd.concat(parts, ignore_index=True)
     return CVResult(oof=oof, folds=folds)
+
+
+def _fit_outer_fold_recorded(*args) -> dict[str, Any]:
+    """:func:`_fit_outer_fold`, its warnings returned as ``(category, message)`` pairs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _fit_outer_fold(*args)
+    out["warnings"] = [(w.category, str(w.message)) for w in caught]
+    return out
 
 
 def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str, Any]:

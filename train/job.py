@@ -76,20 +76,29 @@ def run_training_job(
     ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
     forces the input format (:func:`~cytoresp.panels.read.read_panel`).
     """
+    import dataclasses
+
     import mlflow
 
     from cytoresp.models.mlflow_flavour import log_response_model
 
     log = log or (lambda _msg: None)
     config = config or TrainConfig()
+    if config.outcome_name is None and (config.label or label_from):
+        name = config.label or f"response by the {label_from} definition"
+        config = dataclasses.replace(config, outcome_name=name)
     if isinstance(data, Panel):
         panel = data
     else:
         from cytoresp.train.labels import read_training_panel
 
-        panel = read_training_panel(data, label_from, format=format)
+        panel = read_training_panel(
+            data, label_from, format=format, label=config.label, positive=config.positive,
+            therapies=config.declared, therapy_if_absent=config.therapy_if_absent,
+        )
         for warning in panel.warnings:
             log(f"warning: {warning}")
+    log(f"outcome: {config.outcome_name or 'response'}")
     if config.plate_normalisation:
         panel.to_model_frame(plate=True)  # no plate column: InputError before any MLflow run
     uri = configure_tracking(tracking_uri)
@@ -106,10 +115,12 @@ def run_training_job(
         writes = contextlib.ExitStack()
         try:
             writes.enter_context(store_lock(uri))
-            mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint})
+            mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint,
+                             "cytoresp.outcome": config.outcome_name or "response"})
             mlflow.log_params(
                 {
                     "therapy": therapy,
+                    "outcome_name": config.outcome_name or "response",
                     "data_source": panel.source,
                     "n_samples": len(panel),
                     "analytes": ",".join(panel.analytes),

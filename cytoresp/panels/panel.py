@@ -19,6 +19,8 @@ CLINICAL_COVARIATES: tuple[str, ...] = (
     "gd_lesions",
 )
 
+#: The two therapies of the simulator and of the IFN-β / GA recommendation. Every therapy
+#: a panel may hold is in the therapy registry (:mod:`cytoresp.panels.therapies`).
 THERAPIES: tuple[str, ...] = ("ifnb", "ga")
 
 #: Censoring codes in :attr:`Panel.censoring`.
@@ -92,7 +94,8 @@ class Panel:
         Same index; the clinical covariates present (subset of
         :data:`CLINICAL_COVARIATES`), float64, ``sex`` coded 1 = female, 0 = male.
     therapy : Series or None
-        ``"ifnb"`` / ``"ga"`` (object dtype, may hold NaN), or None if absent.
+        Canonical therapy ids (``"ifnb"``, ``"ga"``, ``"natalizumab"``, ...: the therapy
+        registry, ``docs/therapies.md``) (object dtype, may hold NaN), or None if absent.
     responder : Series or None
         float64 0.0 / 1.0 (NaN where unknown), or None if absent.
     plate : Series or None

@@ -8,6 +8,7 @@ together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from cytoresp.panels._table import (
 )
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, OBSERVED, Panel
 from cytoresp.panels.registry import get_analyte
+from cytoresp.panels.therapies import Therapy, therapy_keys, unknown_therapy_message
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
 
@@ -49,15 +51,6 @@ _COVARIATE_RANGE: dict[str, tuple[float, float, bool]] = {
     "relapses_prior_2y": (0.0, np.inf, True),
     "gd_lesions": (0.0, np.inf, True),
 }
-
-_THERAPY_KEYS: dict[str, str] = {}
-for _k in ("ifnb", "ifnbeta", "ifnb1a", "ifnb1b", "interferonb", "interferonbeta",
-           "interferonb1a", "interferonb1b", "interferonbeta1a", "interferonbeta1b", "ifnbeta1a",
-           "ifnbeta1b", "avonex", "rebif", "betaseron", "betaferon", "extavia", "plegridy",
-           "peginterferonb1a", "peginterferonbeta1a"):
-    _THERAPY_KEYS[_k] = "ifnb"
-for _k in ("ga", "glatiramer", "glatirameracetate", "copaxone", "glatopa", "copolymer1", "cop1"):
-    _THERAPY_KEYS[_k] = "ga"
 
 _SEX = {"f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0, "1": 1.0, "1.0": 1.0,
         "m": 0.0, "male": 0.0, "man": 0.0, "0": 0.0, "0.0": 0.0}
@@ -225,10 +218,12 @@ def _map_tokens(text: pa.Array, mapping: dict[str, Any]) -> tuple[np.ndarray, np
         pc.equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
+def panel_from_table(table: Table, *, require_labels: bool = False,
+                     therapies: Mapping[str, Therapy] | None = None) -> Panel:
     """Validate a :class:`Table` (wide layout) and build the :class:`Panel`.
 
-    Every vendor reader ends here, so all formats share the same checks.
+    Every vendor reader ends here, so all formats share the same checks. ``therapies``:
+    therapies declared beside the registry (:func:`~cytoresp.panels.therapies.declared_therapies`).
     """
     problems = Problems(table.source)
     notes: list[str] = list(table.warnings)
@@ -245,7 +240,8 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
         for role in ("therapy", "responder"):
             if role not in roles.single:
                 problems.add(f"training data needs a {role!r} column"
-                             + (" (ifnb or ga)" if role == "therapy" else " (0 or 1)"))
+                             + (" (a therapy of docs/therapies.md, e.g. ifnb, ga, natalizumab)"
+                                if role == "therapy" else " (0 or 1)"))
 
     # rows that are empty in every column (blank lines, trailing separators) are dropped
     if len(table):
@@ -285,15 +281,16 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
     if "therapy" in roles.single:
         j = roles.single["therapy"]
         text = as_text(table.columns[j])
-        idx, empty = _map_tokens(_therapy_key(text), _THERAPY_KEYS)
+        keys = therapy_keys(therapies)
+        idx, empty = _map_tokens(_therapy_key(text), keys)
         bad = (idx < 0) & ~empty
         problems.add_cells(bad, rows, j, table.names[j],
-                           lambda i: f"unknown therapy {quoted_at(text, i)}; use 'ifnb' "
-                                     f"(interferon-beta) or 'ga' (glatiramer acetate)")
+                           lambda i: unknown_therapy_message(text[i].as_py(), therapies))
         if require_labels:
             problems.add_cells(empty, rows, j, table.names[j],
-                               lambda i: "empty therapy; training rows need 'ifnb' or 'ga'")
-        vals = np.array(list(_THERAPY_KEYS.values()), dtype=object)
+                               lambda i: "empty therapy; every training row needs its therapy "
+                                         "(docs/therapies.md)")
+        vals = np.array(list(keys.values()), dtype=object)
         therapy_arr = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan).astype(object)
         therapy = therapy_arr
 
