@@ -52,6 +52,14 @@ TrackingOpt = Annotated[
         "else sqlite:///mlflow.db in the working directory)",
     ),
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="exit 2 instead of warning for an ignored column, a guessed role (a plate "
+        "column with one sample per plate) or an input the model needs that the file lacks",
+    ),
+]
 FormatOpt = Annotated[
     str | None,
     typer.Option("--format", help="wide, luminex, long, xlsx or parquet (default: detected)"),
@@ -124,6 +132,15 @@ def _warnings_once():
                     continue  # MLflow's note on a local path: harmless (STACK-NOTES.md)
                 times = f" ({n} times)" if n > 1 else ""
                 _warn(f"{message} [{category}]{times}")
+
+
+def _refuse_strict(panel) -> None:
+    """``--strict``: the panel's ignored columns and guessed roles are errors (exit 2)."""
+    from cytoresp.errors import Problem
+
+    if panel.strict_notes:
+        raise InputError([Problem(panel.source, None, None, f"--strict: {note}")
+                          for note in panel.strict_notes])
 
 
 def _guard_input(path: str) -> None:
@@ -201,6 +218,7 @@ def validate(
         bool, typer.Option("--labels", help="require therapy and responder (training files)")
     ] = False,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Check a panel and report every problem; optionally write it in canonical form."""
     from cytoresp.panels import read_panel, write_panel
@@ -208,6 +226,8 @@ def validate(
     _check_format(format)
     _guard_input(input)
     panel = read_panel(input, require_labels=labels, format=format)
+    if strict:
+        _refuse_strict(panel)
     for warning in panel.warnings:
         _warn(warning)
     if output:
@@ -275,6 +295,7 @@ def train(
         typer.Option("--positive", help="the value of --label that counts as the outcome"),
     ] = None,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
     plate_normalise: Annotated[
         bool,
         typer.Option(
@@ -306,6 +327,8 @@ def train(
                                   positive=positive if positive is not None else cfg.positive)
     if label_from is not None and cfg.label is not None:
         raise UsageError("give --label or --label-from, not both")
+    if strict:
+        cfg = dataclasses.replace(cfg, strict=True)
     if ipw or plate_normalise:
         cfg = dataclasses.replace(
             cfg, ipw=cfg.ipw or ipw, plate_normalisation=cfg.plate_normalisation or plate_normalise
@@ -353,6 +376,7 @@ def predict(
     ] = 0,
     tracking_uri: TrackingOpt = None,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Score a panel file: probability of response per therapy, recommendation, drivers."""
     from cytoresp.panels.write import check_writable, output_format
@@ -368,9 +392,15 @@ def predict(
     # streamed in chunks; a progress bar (rows/s) only when stderr is a terminal
     summary = score_file(
         loaded, input, output, therapy=therapy, explain=explain,
-        progress=err if err.is_terminal else None, format=format,
+        progress=err if err.is_terminal else None, format=format, strict=strict,
     )
     seconds = time.perf_counter() - start
+    for note in summary.notes:
+        _warn(note)
+    needed = {c: k for c, k in summary.missing.items() if c != "plate"}
+    if needed:
+        _warn("inputs the model uses are missing (scored as unknown): " + ", ".join(
+            f"{c} in {k} of {summary.n_rows} samples" for c, k in needed.items()))
     if output != "-":
         _log(
             f"scored {summary.n_rows} samples ({', '.join(summary.therapies)}) in {seconds:.1f} s "

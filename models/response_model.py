@@ -15,6 +15,7 @@ from cytoresp.errors import UsageError
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
+from cytoresp.panels.declared import DeclaredColumn, declared_columns
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.therapies import Therapy, declared_therapies, therapy_order
 
@@ -147,6 +148,12 @@ class ResponseModel:
         return declared_therapies(self.metadata.get("declared_therapies"))
 
     @property
+    def declared_columns(self) -> tuple[DeclaredColumn, ...]:
+        """Covariates and measurements the training config declared (read the same way)."""
+        d = self.metadata.get("declared_columns") or {}
+        return declared_columns(d.get("covariates"), d.get("measurements"), d.get("sample_id"))
+
+    @property
     def outcome_name(self) -> str:
         """The outcome in words (``outcome_name`` of the training config), e.g. ``response``."""
         return str(self.metadata.get("outcome_name") or "response")
@@ -172,7 +179,8 @@ class ResponseModel:
         if not isinstance(data, Panel):
             from cytoresp.panels.read import read_panel
 
-            data = read_panel(data, therapies=self.declared_therapies)
+            data = read_panel(data, therapies=self.declared_therapies,
+                              columns=self.declared_columns)
         plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)
         return align_frame(data.to_model_frame(plate=plate), self.input_columns)
 

@@ -232,7 +232,8 @@ def build_report(
     else:
         from cytoresp.panels.read import read_panel
 
-        panel = read_panel(data, therapies=model.declared_therapies)
+        panel = read_panel(data, therapies=model.declared_therapies,
+                           columns=model.declared_columns)
     sample_id = str(sample_id)
     if sample_id not in panel.sample_ids:
         shown = ", ".join(map(str, panel.sample_ids[:5]))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cytoresp.errors import UsageError
+from cytoresp.panels.declared import DeclaredColumn, declared_columns
 from cytoresp.panels.therapies import (
     MIN_PATIENTS_PER_HEAD,
     declared_therapies,
@@ -75,6 +76,18 @@ class TrainConfig:
     therapy_if_absent : str or None
         The therapy of every patient when the file has no therapy column (a cohort on one
         therapy, or an outcome that is not a treatment response: ``"untreated"``).
+    strict : bool
+        Refuse training data with an ignored column or a guessed role (``--strict``).
+    covariates, measurements : dict
+        Declared columns beside the registered analytes and the clinical covariates
+        (:mod:`cytoresp.panels.declared`, ``docs/data-format.md``): covariates
+        ``{"bmi": "numeric", "smoking": {"kind": "categorical", "levels": [...]}}``;
+        measurements ``{"m00_*": "log", "NfL": "concentration"}`` (header or glob
+        pattern -> scale ``concentration``, ``log`` or ``numeric``).
+    sample_id : str or None
+        The column holding the sample id, when its header is not one cytoresp knows.
+    select_rows : dict
+        Train on the rows whose columns hold these values only (``{"Timepoint": "T0"}``).
 
     Examples
     --------
@@ -108,8 +121,23 @@ class TrainConfig:
     label: str | None = None
     positive: str | None = None
     therapy_if_absent: str | None = None
+    strict: bool = False
+    covariates: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    sample_id: str | None = None
+    select_rows: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in ("covariates", "measurements", "select_rows"):
+            if not isinstance(getattr(self, key), dict):
+                raise UsageError(f"{key} must be a table (name = value), got "
+                                 f"{getattr(self, key)!r}")
+        try:
+            declared_columns(self.covariates, self.measurements, self.sample_id)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not isinstance(self.strict, bool):
+            raise UsageError(f"strict must be true or false, got {self.strict!r}")
         if not isinstance(self.therapies, dict):
             raise UsageError(f"therapies must be a table of id = name, got {self.therapies!r}")
         try:
@@ -119,7 +147,7 @@ class TrainConfig:
         m = self.min_patients_per_head
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise UsageError(f"min_patients_per_head must be an integer >= 1, got {m!r}")
-        for key in ("outcome_name", "label", "positive", "therapy_if_absent"):
+        for key in ("outcome_name", "label", "positive", "therapy_if_absent", "sample_id"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise UsageError(f"{key} must be a non-empty text, got {value!r}")
@@ -201,3 +229,13 @@ class TrainConfig:
     def declared(self) -> dict[str, Any]:
         """The declared therapies as :class:`~cytoresp.panels.therapies.Therapy` objects."""
         return declared_therapies(self.therapies)
+
+    @property
+    def columns(self) -> tuple[DeclaredColumn, ...]:
+        """The declared covariates, measurements and sample id column."""
+        return declared_columns(self.covariates, self.measurements, self.sample_id)
+
+    def declaration(self) -> dict[str, Any]:
+        """What a model keeps of the config to read files the same way later."""
+        return {"covariates": dict(self.covariates), "measurements": dict(self.measurements),
+                "sample_id": self.sample_id}

@@ -12,7 +12,7 @@ import pandas as pd
 from cytoresp.errors import InputError, Problem
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
-from cytoresp.panels.panel import Panel
+from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
 from cytoresp.panels.therapies import therapy_display, therapy_order
 from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
@@ -257,8 +257,17 @@ def fit_response_model(
     if not isinstance(data, Panel):
         from cytoresp.panels.read import read_panel
 
-        data = read_panel(data, require_labels=True, therapies=config.declared)
+        data = read_panel(data, require_labels=True, therapies=config.declared,
+                          columns=config.columns)
     panel = data
+    extra = [c for c in panel.covariates.columns if c not in CLINICAL_COVARIATES]
+    if extra and "covariates" not in config.features:
+        # declared covariates and measurements are inputs of the heads beside the clinical
+        # covariates (PanelFeatures passes only the clinical ones by default)
+        import dataclasses
+
+        config = dataclasses.replace(
+            config, features={**config.features, "covariates": list(panel.covariates.columns)})
     therapies = resolve_therapies(panel, therapy, config.min_patients_per_head, log)
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
@@ -301,6 +310,7 @@ def fit_response_model(
             "n_training": {t: reports[t].n for t in therapies},
             "cv_metrics": {t: reports[t].flat_metrics() for t in therapies},
             "declared_therapies": dict(config.therapies),
+            "declared_columns": config.declaration(),
             "outcome_name": config.outcome_name or "response",
             "skipped_therapies": {
                 t: k for t, k in labelled_counts(panel).items()

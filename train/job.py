@@ -95,9 +95,15 @@ def run_training_job(
         panel = read_training_panel(
             data, label_from, format=format, label=config.label, positive=config.positive,
             therapies=config.declared, therapy_if_absent=config.therapy_if_absent,
+            columns=config.columns, select_rows=config.select_rows,
         )
         for warning in panel.warnings:
             log(f"warning: {warning}")
+    if config.strict and panel.strict_notes:
+        from cytoresp.errors import InputError, Problem
+
+        raise InputError([Problem(panel.source, None, None, f"strict: {note}")
+                          for note in panel.strict_notes])
     log(f"outcome: {config.outcome_name or 'response'}")
     if config.plate_normalisation:
         panel.to_model_frame(plate=True)  # no plate column: InputError before any MLflow run

@@ -44,6 +44,8 @@ def read_training_panel(
     positive: str | None = None,
     therapies: Mapping[str, Any] | None = None,
     therapy_if_absent: str | None = None,
+    columns: tuple[Any, ...] | None = None,
+    select_rows: Mapping[str, Any] | None = None,
 ) -> Panel:
     """The training panel, with ``responder`` from a column or a named outcome definition.
 
@@ -69,6 +71,10 @@ def read_training_panel(
         Declared therapies (:func:`~cytoresp.panels.therapies.declared_therapies`).
     therapy_if_absent : str, optional
         Therapy id of every row when the table has no therapy column.
+    columns : tuple of DeclaredColumn, optional
+        Declared covariates and measurements (:mod:`cytoresp.panels.declared`).
+    select_rows : mapping, optional
+        Keep only the rows whose columns hold these values (``{"Timepoint": "T0"}``).
 
     Returns
     -------
@@ -89,19 +95,23 @@ def read_training_panel(
 
     if label_from is not None and label is not None:
         raise UsageError("give --label or --label-from, not both")
-    if label_from is None and label is None and therapy_if_absent is None:
-        return read_panel(source, require_labels=True, format=format, therapies=therapies)
+    if label_from is None and label is None and therapy_if_absent is None and not select_rows:
+        return read_panel(source, require_labels=True, format=format, therapies=therapies,
+                          columns=columns)
     from cytoresp.panels.read import FORMATS
 
     if format is not None and format not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-    what = ("--label-from" if label_from else "--label" if label else "therapy_if_absent")
+    what = ("--label-from" if label_from else "--label" if label else
+            "therapy_if_absent" if therapy_if_absent else "select_rows")
     if format in ("luminex", "long"):
         raise UsageError(
             f"{what} needs one row per patient with the outcome columns (a wide "
             f"CSV, xlsx or parquet table), not a {format} file"
         )
     table, name = _raw_table(source, format)
+    if select_rows:
+        table = _select_rows(table, name, select_rows)
     if therapy_if_absent is not None and not _has_role(table, "therapy"):
         table["therapy"] = therapy_if_absent
     undecided = ""
@@ -116,7 +126,7 @@ def read_training_panel(
         table = _label_column(table, name, label, positive)
         undecided = f"have no value in the outcome column {label!r}"
     panel = read_panel(table, require_labels=label_from is None and label is None,
-                       therapies=therapies)
+                       therapies=therapies, columns=columns)
     panel.source = name
     if panel.responder is None:  # therapy_if_absent alone, no responder column
         raise InputError([Problem(name, None, None, "training data needs a 'responder' "
@@ -127,6 +137,21 @@ def read_training_panel(
             f"{n_unknown} patient(s) {undecided}; they are left out of training"
         )
     return panel
+
+
+def _select_rows(table: pd.DataFrame, name: str, select: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of ``table`` whose columns hold the given values (compared as text)."""
+    keep = np.ones(len(table), dtype=bool)
+    for column, value in select.items():
+        if column not in table.columns:
+            raise InputError([Problem(name, None, None,
+                                      f"select_rows: no column {column!r} in the table")])
+        keep &= (table[column].astype("string").fillna("").str.strip()
+                 == str(value).strip()).to_numpy()
+    if not keep.any():
+        raise InputError([Problem(name, None, None,
+                                  f"select_rows {dict(select)!r} keeps no row")])
+    return table.loc[keep].reset_index(drop=True)
 
 
 def _has_role(table: pd.DataFrame, role: str) -> bool:

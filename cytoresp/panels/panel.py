@@ -104,6 +104,10 @@ class Panel:
         Where the panel came from (a path, ``"<stdin>"`` or ``"<DataFrame>"``).
     warnings : list of str
         Non-fatal findings (unknown columns ignored, flagged values, ...).
+    strict_notes : list of str
+        The findings ``--strict`` (``strict = true``) turns into errors: ignored columns
+        (with "did you mean" where a header is close to a known name) and roles guessed or
+        refused (a plate column with one sample per plate). Each is also in ``warnings``.
     """
 
     values: pd.DataFrame
@@ -114,6 +118,7 @@ class Panel:
     plate: pd.Series | None = None
     source: str = "<DataFrame>"
     warnings: list[str] = field(default_factory=list)
+    strict_notes: list[str] = field(default_factory=list)
 
     @property
     def sample_ids(self) -> pd.Index:
@@ -189,4 +194,5 @@ class Panel:
             plate=pick(self.plate),
             source=self.source,
             warnings=list(self.warnings),
+            strict_notes=list(self.strict_notes),
         )

@@ -191,6 +191,8 @@ class PanelStream:
         Target rows per chunk.
     therapies : mapping, optional
         Therapies declared beside the registry (a model's declared therapies).
+    columns : tuple of DeclaredColumn, optional
+        Declared covariates and measurements (a model's, :mod:`cytoresp.panels.declared`).
 
     Attributes
     ----------
@@ -214,11 +216,13 @@ class PanelStream:
     """
 
     def __init__(self, source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 therapies: Mapping[str, Any] | None = None):
+                 therapies: Mapping[str, Any] | None = None,
+                 columns: tuple[Any, ...] | None = None):
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
         self.source = source
         self.therapies = therapies
+        self.columns = columns
         self.chunk_rows = int(chunk_rows)
         self.limit = MAX_PROBLEMS
         self.total_bytes: int | None = None
@@ -299,7 +303,8 @@ class PanelStream:
             buf = io.BytesIO(data)
             buf.name = self.name
             src = buf if self.name == "<stdin>" else self.source
-        panel = src if isinstance(src, Panel) else read_panel(src, therapies=self.therapies)
+        panel = src if isinstance(src, Panel) else read_panel(src, therapies=self.therapies,
+                                                                    columns=self.columns)
         n = len(panel)
         rows = np.arange(2, n + 2, dtype=np.int64)
         for start in range(0, max(n, 1), self.chunk_rows):
@@ -331,7 +336,8 @@ class PanelStream:
                     yield table, bytes_read
 
         for table, bytes_read, parsed in _parse_ahead(tables_without_blank_rows(),
-                                                      therapies=self.therapies):
+                                                      therapies=self.therapies,
+                                                      columns=self.columns):
             try:
                 panel = parsed.result()
             except InputError as exc:
@@ -362,7 +368,8 @@ class PanelStream:
             raise problems.error()
         if n_rows == 0 and header is not None:
             empty = header.take(np.zeros(len(header), bool))
-            panel_from_table(Table(empty.names, empty.columns, empty.rows, empty.source))
+            panel_from_table(Table(empty.names, empty.columns, empty.rows, empty.source),
+                             columns=self.columns)
             # (raises "no data rows")
 
     # -- CSV ------------------------------------------------------------------------------
@@ -490,6 +497,7 @@ class PanelStream:
 def _parse_ahead(
     tables: Iterator[tuple[Any, int | None]], ahead: int | None = None,
     therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> Iterator[tuple[Any, int | None, Any]]:
     """(table, bytes read, future of its panel), in order, parsing ``ahead`` tables at once.
 
@@ -509,7 +517,8 @@ def _parse_ahead(
     try:
         for table, bytes_read in tables:
             pending.append((table, bytes_read,
-                            pool.submit(panel_from_table, table, therapies=therapies)))
+                            pool.submit(panel_from_table, table, therapies=therapies,
+                                        columns=columns)))
             if len(pending) > ahead:
                 yield pending.popleft()
         while pending:
@@ -533,7 +542,8 @@ def _stream_or_whole(stream: PanelStream) -> Iterator[Chunk]:
 def iter_chunks(
     source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS,
     therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> tuple[PanelStream, Iterator[Chunk]]:
     """The stream of ``source`` and an iterator over its validated chunks."""
-    stream = PanelStream(source, chunk_rows, therapies)
+    stream = PanelStream(source, chunk_rows, therapies, columns)
     return stream, _stream_or_whole(stream)
