@@ -307,7 +307,10 @@ class PanelFeatures(FeatureTransformer):
                     ),
                     stacklevel=3,
                 )
-        if not acols and not self.covariates_:
+        # without analytes only when covariates are listed (declared covariates and
+        # measurements, e.g. a transcript panel): never by default
+        explicit = check_covariates(self.covariates) is not None
+        if not acols and not (explicit and self.covariates_):
             raise UsageError(f"PanelFeatures: no analyte column in the input {names!r}")
         ids = [resolved.get(c) or c for c in acols]
         seen: dict[str, str] = {}

@@ -314,8 +314,7 @@ class ResponseModel:
         """
         if len(self.therapies) < 2:
             raise UsageError(
-                "a recommendation needs a model with at least two therapy heads "
-                "(train --therapy all on data with two or more therapies)"
+                "a recommendation needs a model with both therapies (train --therapy all)"
             )
         frame = data if _is_model_frame(data) else self.model_frame(data)
         return self.recommend_frame(frame, margin, level)

@@ -269,6 +269,14 @@ def fit_response_model(
         config = dataclasses.replace(
             config, features={**config.features, "covariates": list(panel.covariates.columns)})
     therapies = resolve_therapies(panel, therapy, config.min_patients_per_head, log)
+    if config.ipw and set(therapies) - {"ifnb", "ga"}:
+        from cytoresp.errors import UsageError
+
+        raise UsageError(
+            "inverse-propensity weighting (--ipw) compares IFN-β with GA only; heads for "
+            f"{', '.join(t for t in therapies if t not in ('ifnb', 'ga'))} cannot be weighted "
+            "(train them without --ipw, or with --therapy ifnb / ga)"
+        )
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
     for t in therapies:

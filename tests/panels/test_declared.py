@@ -82,3 +82,17 @@ def test_a_concentration_that_is_not_an_analyte_is_refused():
 def test_bad_declarations_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         declared_columns(**kwargs)
+
+
+def test_features_of_a_panel_without_analytes_are_its_declared_inputs():
+    import pandas as pd
+
+    from cytoresp.errors import UsageError
+    from cytoresp.features.builder import PanelFeatures
+
+    X = pd.DataFrame({"m00_G01": [0.1, -0.2, 0.3], "m00_G02": [1.0, 2.0, -1.0]})
+    pf = PanelFeatures(covariates=["m00_G01", "m00_G02"]).fit(X)
+    assert pf.get_feature_names_out().tolist() == ["m00_G01", "m00_G02"]
+    assert pf.transform(X).tolist() == X.to_numpy().tolist()  # not logged, not changed
+    with pytest.raises(UsageError, match="no analyte column"):
+        PanelFeatures().fit(X.rename(columns={"m00_G01": "age", "m00_G02": "edss"}))

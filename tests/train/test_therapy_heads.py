@@ -159,3 +159,13 @@ def test_cli_trains_and_scores_a_real_world_cohort_from_a_config_file(
     assert main(["predict", "--model", str(out), "--input", str(data), "--output", str(one),
                  "--therapy", "Tysabri"]) == 0
     assert [c for c in pd.read_csv(one).columns if c.startswith("p_")] == ["p_response_natalizumab"]
+
+
+def test_ipw_is_refused_for_heads_other_than_ifnb_and_ga(real_world_table):
+    from cytoresp.errors import UsageError
+    from cytoresp.train.config import TrainConfig
+    from cytoresp.train.fitting import fit_response_model
+
+    panel = read_training_panel(real_world_table, label="status_2y", positive="NEDA")
+    with pytest.raises(UsageError, match="compares IFN-β with GA only; heads for natalizumab"):
+        fit_response_model(panel, config=TrainConfig(**QUICK, ipw=True))
