@@ -351,7 +351,8 @@ def _print_training(result) -> None:
         err.print(
             f"[bold]{t}[/bold] n={report.n} ({report.n_responders} responders): "
             f"ROC AUC {m['roc_auc']}, Brier {m['brier'].value:.3f}, "
-            f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
+            + (f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
+               if "logistic" in report.baselines else "no logistic baseline")
         )
     err.print(f"MLflow run {result.run_id} in {result.tracking_uri}")
     err.print(f"model: {result.model_uri}"

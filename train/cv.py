@@ -72,16 +72,33 @@ class PrevalenceClassifier:
 def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callable[[], Any]]:
     """Baselines scored on the same folds as the default model."""
     seed = config.seed
+    inputs: dict[str, Any] = {"covariates": []}
+    if config.columns:
+        # declared columns: the baseline is a logistic regression on the registered
+        # analytes and the declared measurements (never a declared covariate, and never
+        # a log-scale measurement read as a concentration)
+        from cytoresp.panels.declared import declared_columns, match_declared
+        from cytoresp.panels.registry import resolve_analyte
+
+        measured = declared_columns(measurements=config.measurements)
+        inputs = {
+            "analytes": [c for c in columns if c not in CLINICAL_COVARIATES and c != "plate"
+                         and resolve_analyte(c)],
+            "covariates": [c for c in columns
+                           if (d := match_declared(c, measured)) and d.kind != "concentration"],
+        }
     baselines: dict[str, Callable[[], Any]] = {
         "logistic": lambda: Pipeline(
             [
                 # the same plate normalisation as the default head: a paired comparison
-                ("features", PanelFeatures(axes=[], covariates=[], **plate_params(config))),
+                ("features", PanelFeatures(axes=[], **inputs, **plate_params(config))),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         ),
         "prevalence": PrevalenceClassifier,
     }
+    if not inputs.get("analytes", True) and not inputs["covariates"]:
+        del baselines["logistic"]
     if any(c in CLINICAL_COVARIATES for c in columns):
         baselines["clinical"] = lambda: Pipeline(
             [

@@ -254,10 +254,14 @@ def _interrupted() -> bool:
 
 
 def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
+    import re
+
     out = {} if out is None else out
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(f"{prefix}.{k}", v, out)
+            # MLflow parameter names allow letters, digits, _ - . space : / only (a declared
+            # column may be a glob pattern such as "m00_*")
+            _flatten(f"{prefix}.{re.sub(r'[^A-Za-z0-9_. :/-]', '_', str(k))}", v, out)
     else:
         out[prefix] = str(obj)
     return out

@@ -115,6 +115,8 @@ def header_suggestion(name: str) -> str | None:
     --------
     >>> header_suggestion("IL-1O"), header_suggestion("therapie"), header_suggestion("notes")
     ("'IL10' (IL-10)", "'therapy'", None)
+    >>> header_suggestion("Race:"), header_suggestion("GCS")
+    (None, None)
     """
     key = normalise_name(split_unit(name)[0])
     if len(key) < 3:
@@ -125,6 +127,8 @@ def header_suggestion(name: str) -> str | None:
         fixed = pattern.sub(digit, fixed)
     if fixed != key and fixed in candidates:
         return candidates[fixed]
+    if len(key) < 5:  # short names are close to too many others (GCS, Race, IL-99)
+        return None
     close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.8)
     return candidates[close[0]] if close else None
 
