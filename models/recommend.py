@@ -143,8 +143,10 @@ class BootstrapEnsemble:
 
     @property
     def therapies(self) -> list[str]:
-        """Therapies with members, in canonical order."""
-        return [t for t in _THERAPIES if t in self.members]
+        """Therapies with members, in canonical order (IFN-β, GA, then the others)."""
+        return [t for t in _THERAPIES if t in self.members] + [
+            t for t in self.members if t not in _THERAPIES
+        ]
 
     @property
     def n_members(self) -> int:
@@ -541,7 +543,7 @@ def fit_bootstrap_ensemble(
     from joblib import Parallel, delayed
 
     tasks = []
-    for ti, t in enumerate(_THERAPIES):
+    for ti, t in enumerate([*_THERAPIES, *(t for t in heads if t not in _THERAPIES)]):
         if t not in heads:
             continue
         if t not in training:

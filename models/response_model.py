@@ -15,7 +15,9 @@ from cytoresp.errors import UsageError
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
-from cytoresp.panels.panel import THERAPIES, Panel
+from cytoresp.panels.declared import DeclaredColumn, declared_columns
+from cytoresp.panels.panel import Panel
+from cytoresp.panels.therapies import Therapy, declared_therapies, therapy_order
 
 #: Probability difference below which the two therapies are reported as ``either``
 #: when no interval is available.
@@ -29,7 +31,8 @@ class TherapyHead:
     Attributes
     ----------
     therapy : str
-        ``"ifnb"`` or ``"ga"``.
+        Canonical therapy id (``"ifnb"``, ``"ga"``, ``"natalizumab"``, ...;
+        ``docs/therapies.md``).
     pipeline : Pipeline
         ``("features", PanelFeatures) -> ("model", LinearBoostedClassifier)``.
     input_columns : list of str
@@ -136,8 +139,24 @@ class ResponseModel:
 
     @property
     def therapies(self) -> list[str]:
-        """Therapies with a fitted head, in canonical order."""
-        return [t for t in THERAPIES if t in self.heads]
+        """Therapies with a fitted head, in registry order (declared ones last)."""
+        return therapy_order(self.heads)
+
+    @property
+    def declared_therapies(self) -> dict[str, Therapy]:
+        """Therapies the training config declared beside the registry (``docs/therapies.md``)."""
+        return declared_therapies(self.metadata.get("declared_therapies"))
+
+    @property
+    def declared_columns(self) -> tuple[DeclaredColumn, ...]:
+        """Covariates and measurements the training config declared (read the same way)."""
+        d = self.metadata.get("declared_columns") or {}
+        return declared_columns(d.get("covariates"), d.get("measurements"), d.get("sample_id"))
+
+    @property
+    def outcome_name(self) -> str:
+        """The outcome in words (``outcome_name`` of the training config), e.g. ``response``."""
+        return str(self.metadata.get("outcome_name") or "response")
 
     @property
     def input_columns(self) -> list[str]:
@@ -160,7 +179,8 @@ class ResponseModel:
         if not isinstance(data, Panel):
             from cytoresp.panels.read import read_panel
 
-            data = read_panel(data)
+            data = read_panel(data, therapies=self.declared_therapies,
+                              columns=self.declared_columns)
         plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)
         return align_frame(data.to_model_frame(plate=plate), self.input_columns)
 
@@ -306,6 +326,10 @@ class ResponseModel:
         level: float | None = None,
     ) -> pd.DataFrame:
         """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
+        if set(self.therapies) != {"ifnb", "ga"}:  # any other set of heads: best vs runner-up
+            from cytoresp.models.choice import recommend_among
+
+            return recommend_among(self, frame, margin, level)
         if self.ensemble is not None and set(self.ensemble.therapies) >= {"ifnb", "ga"}:
             # the heads' features once, for the heads and the ensemble's members
             feats = {t: self.heads[t].engineered(frame) for t in ("ifnb", "ga")}

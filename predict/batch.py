@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
@@ -50,12 +50,18 @@ class Cancelled(Exception):
 
 @dataclass
 class ScoreSummary:
-    """What a scoring run did."""
+    """What a scoring run did.
+
+    ``notes``: the input's warnings (ignored columns, "did you mean", ...), each once.
+    ``missing``: per input the model needs, the number of rows where it is missing.
+    """
 
     n_rows: int
     therapies: list[str]
     output: str
     n_with_warnings: int
+    notes: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
 
 
 def available_cores() -> int:
@@ -136,7 +142,7 @@ def score_frame(
     therapies = model.resolve_therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
-    if len(therapies) == 2:
+    if len(therapies) >= 2:
         table = model.recommend_frame(frame, margin)
     else:
         table = model.predict_proba_frame(frame, therapies)
@@ -188,6 +194,7 @@ def score_file(
     progress: Any = None,
     margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     format: str | None = None,  # noqa: A002 - read_panel's keyword
+    strict: bool = False,
 ) -> ScoreSummary:
     """Score a panel file chunk by chunk and write the predictions atomically.
 
@@ -199,8 +206,9 @@ def score_file(
         :mod:`cytoresp.panels.stream`), or ``-`` for standard input.
     dest : path or ``"-"``
         ``.csv`` or ``.parquet``; ``-`` writes CSV to standard output.
-    therapy : {"ifnb", "ga"}, optional
-        Score one head only (default: every head, with a recommendation).
+    therapy : str, optional
+        Score one head only (a therapy id of the model; default: every head, with a
+        recommendation when there are two or more).
     explain : int
         Add the ``explain`` largest cytokine drivers per therapy (0: none, and none
         computed).
@@ -215,6 +223,9 @@ def score_file(
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
         Force the input format (:func:`~cytoresp.panels.read.read_panel`); the file
         is then read whole before scoring (not streamed).
+    strict : bool
+        Refuse the input (InputError, nothing written) when it has an ignored column, a
+        guessed role, or lacks an input the model needs (``cytoresp predict --strict``).
 
     Returns
     -------
@@ -240,12 +251,16 @@ def score_file(
     if format is not None:
         from cytoresp.panels.read import read_panel
 
-        source = read_panel(source, format=format)  # read whole; chunks are handed out
+        # read whole; chunks are handed out
+        source = read_panel(source, format=format, therapies=model.declared_therapies,
+                            columns=model.declared_columns)
     if "plate" in model.input_columns:
         # per-plate normalisation: a plate not seen in training is normalised by the
         # median of its rows in the input, so every row must be in the one chunk
         chunk_rows = 2**31 - 1
-    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
+    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS,
+                                 therapies=model.declared_therapies,
+                                 columns=model.declared_columns)
     n_rows = n_warn = 0
     with contextlib.ExitStack() as stack:
         update = None
@@ -276,12 +291,45 @@ def score_file(
                 del table
                 _trim_heap()
 
+        notes: list[str] = []
+        missing: dict[str, int] = {}
         for chunk in chunks:
             frame = model.model_frame(chunk.panel)
+            for note in chunk.panel.warnings:
+                if note not in notes and len(notes) < 50:
+                    notes.append(note)
+            for col, k in frame.isna().sum().items():
+                if k:
+                    missing[col] = missing.get(col, 0) + int(k)
+            if strict:
+                check_strict(model, chunk.panel, frame)
             future = pool.submit(score_frame, model, frame, therapy, explain, margin, cancel)
             pending.append((future, chunk.bytes_read))
             drain(workers)
         drain(0)
     return ScoreSummary(
-        n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn
+        n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn,
+        notes=notes, missing=missing,
     )
+
+
+def check_strict(model: ResponseModel, panel: Panel, frame: pd.DataFrame) -> None:
+    """``--strict``: an InputError for ignored columns, guessed roles and absent inputs.
+
+    An input is absent when the panel has no column for it at all (an analyte or covariate
+    the model was trained on); a cell missing here and there is not an error.
+    """
+    from cytoresp.errors import InputError, Problem
+
+    present = set(panel.analytes) | set(panel.covariates.columns)
+    if panel.plate is not None:
+        present.add("plate")
+    absent = [c for c in model.input_columns if c not in present]
+    found = [Problem(panel.source, None, None, f"--strict: {note}") for note in panel.strict_notes]
+    if absent:
+        found.append(Problem(panel.source, None, None,
+                             f"--strict: the model needs {', '.join(absent)}, which the file "
+                             f"does not have (its columns are matched by name: "
+                             f"docs/analytes.md)"))
+    if found:
+        raise InputError(found)

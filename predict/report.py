@@ -35,7 +35,14 @@ from cytoresp.models.reference import ranking_values
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES
 
 #: Therapy names for people.
+#: Display names where the report differs from the registry's.
 THERAPY_NAMES = {"ifnb": "IFN-β", "ga": "glatiramer acetate (GA)"}
+
+
+def _therapy_name(therapy: str) -> str:
+    from cytoresp.panels.therapies import therapy_display
+
+    return THERAPY_NAMES.get(therapy) or therapy_display(therapy)
 
 DEFAULT_TOP = 5
 
@@ -145,16 +152,20 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def _driver_sentence(label: str, direction: str, contribution: float, therapy: str) -> str:
+def _driver_sentence(label: str, direction: str, contribution: float, therapy: str,
+                     outcome: str = "response") -> str:
     effect = "raises" if contribution > 0 else "lowers"
-    name = THERAPY_NAMES.get(therapy, therapy)
+    name = _therapy_name(therapy)
     where = {
         "higher": f"{label} higher than typical",
         "lower": f"{label} lower than typical",
         "typical": f"{label} at its typical level",
         "missing": f"{label} not measured",
     }[direction]
-    return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
+    if outcome == "response":
+        return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
+    return (f"{where}, {effect} the chance of {outcome} on {name} "
+            f"({contribution:+.2f} log-odds)")
 
 
 def _cv_summary(metadata: dict[str, Any], therapy: str) -> dict[str, tuple[float, float, float]]:
@@ -221,7 +232,8 @@ def build_report(
     else:
         from cytoresp.panels.read import read_panel
 
-        panel = read_panel(data)
+        panel = read_panel(data, therapies=model.declared_therapies,
+                           columns=model.declared_columns)
     sample_id = str(sample_id)
     if sample_id not in panel.sample_ids:
         shown = ", ".join(map(str, panel.sample_ids[:5]))
@@ -272,7 +284,8 @@ def build_report(
             )
             label = _label(name)
             drivers.append(
-                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t))
+                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t,
+                                                             model.outcome_name))
             )
         interval, level, n_members = None, None, 0
         if t in draws:
@@ -283,7 +296,7 @@ def build_report(
             interval, n_members = (float(lo), float(hi)), int(p_draws.size)
         png = b""
         if plots:
-            png = _waterfall_png(float(base[0]), c, f"{sample_id}: response to {t}")
+            png = _waterfall_png(float(base[0]), c, f"{sample_id}: {model.outcome_name}, {t}")
         sections.append(
             TherapySection(
                 therapy=t,
@@ -300,7 +313,7 @@ def build_report(
         )
 
     recommendation = None
-    if therapy is None and len(model.therapies) == 2:
+    if therapy is None and set(model.therapies) == {"ifnb", "ga"}:
         from cytoresp.models.recommend import describe_recommendation
 
         rec = model.recommend_frame(frame).iloc[0].to_dict()
@@ -486,7 +499,7 @@ def render_html(report: PatientReport) -> str:
     out.append(
         "<table><tr><th>therapy</th><th>P(response)</th><th>interval</th></tr>"
         + "".join(
-            f"<tr><td>{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}</td>"
+            f"<tr><td>{_e(_therapy_name(s.therapy))}</td>"
             f'<td class="prob" id="p-{_e(s.therapy)}">{s.probability:.2f}</td>'
             f"<td>{_e(_interval_text(s))}</td></tr>"
             for s in report.therapies
@@ -495,7 +508,7 @@ def render_html(report: PatientReport) -> str:
     )
     for s in report.therapies:
         out.append(
-            f'<p class="muted">{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}: {_e(_cv_text(s))}</p>'
+            f'<p class="muted">{_e(_therapy_name(s.therapy))}: {_e(_cv_text(s))}</p>'
         )
     if report.recommendation:
         out.append(f'<p id="recommendation"><strong>{_e(report.recommendation)}</strong></p>')
@@ -506,7 +519,7 @@ def render_html(report: PatientReport) -> str:
         out.append("</ul></div>")
 
     for s in report.therapies:
-        name = _e(THERAPY_NAMES.get(s.therapy, s.therapy))
+        name = _e(_therapy_name(s.therapy))
         out.append(f"<h2>What drives the prediction for {name}</h2>")
         out.append(
             f'<p class="muted">Starting from the average patient ({s.base_value:+.2f} log-odds), '

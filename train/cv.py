@@ -9,6 +9,7 @@ comparison is paired.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,16 +72,33 @@ class PrevalenceClassifier:
 def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callable[[], Any]]:
     """Baselines scored on the same folds as the default model."""
     seed = config.seed
+    inputs: dict[str, Any] = {"covariates": []}
+    if config.columns:
+        # declared columns: the baseline is a logistic regression on the registered
+        # analytes and the declared measurements (never a declared covariate, and never
+        # a log-scale measurement read as a concentration)
+        from cytoresp.panels.declared import declared_columns, match_declared
+        from cytoresp.panels.registry import resolve_analyte
+
+        measured = declared_columns(measurements=config.measurements)
+        inputs = {
+            "analytes": [c for c in columns if c not in CLINICAL_COVARIATES and c != "plate"
+                         and resolve_analyte(c)],
+            "covariates": [c for c in columns
+                           if (d := match_declared(c, measured)) and d.kind != "concentration"],
+        }
     baselines: dict[str, Callable[[], Any]] = {
         "logistic": lambda: Pipeline(
             [
                 # the same plate normalisation as the default head: a paired comparison
-                ("features", PanelFeatures(axes=[], covariates=[], **plate_params(config))),
+                ("features", PanelFeatures(axes=[], **inputs, **plate_params(config))),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         ),
         "prevalence": PrevalenceClassifier,
     }
+    if not inputs.get("analytes", True) and not inputs["covariates"]:
+        del baselines["logistic"]
     if any(c in CLINICAL_COVARIATES for c in columns):
         baselines["clinical"] = lambda: Pipeline(
             [
@@ -153,15 +171,28 @@ def cross_validate(
         for f, (train, test) in enumerate(cv.split(frame, y)):
             jobs.append((r, f, train, test))
     results = Parallel(n_jobs=min(config.n_jobs, len(jobs)), prefer="processes")(
-        delayed(_fit_outer_fold)(frame, y, r, f, train, test, config, baselines)
+        delayed(_fit_outer_fold_recorded)(frame, y, r, f, train, test, config, baselines)
         for r, f, train, test in jobs
     )
     parts, folds = [], []
     for res in results:
         parts.append(res.pop("oof"))
+        for category, message in res.pop("warnings"):
+            # a worker process's warnings are raised again here, where the caller (the
+            # command line) collects them and shows each once with a count
+            warnings.warn(message, category, stacklevel=2)
         folds.append(res)
     oof = pd.concat(parts, ignore_index=True)
     return CVResult(oof=oof, folds=folds)
+
+
+def _fit_outer_fold_recorded(*args) -> dict[str, Any]:
+    """:func:`_fit_outer_fold`, its warnings returned as ``(category, message)`` pairs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _fit_outer_fold(*args)
+    out["warnings"] = [(w.category, str(w.message)) for w in caught]
+    return out
 
 
 def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import pandas as pd
 from cytoresp.errors import InputError, Problem
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
-from cytoresp.panels.panel import THERAPIES, Panel
+from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
+from cytoresp.panels.therapies import therapy_display, therapy_order
 from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
@@ -80,28 +81,80 @@ def therapy_rows(
     return frame, y
 
 
-def resolve_therapies(panel: Panel, therapy: str) -> list[str]:
-    """The therapies to train: ``all`` means every therapy present in the data."""
+def labelled_counts(panel: Panel) -> dict[str, int]:
+    """Patients with a known outcome per therapy, in registry order."""
+    if panel.therapy is None or panel.responder is None:
+        return {}
+    known = panel.therapy[panel.responder.notna()].dropna()
+    counts = known.value_counts()
+    return {t: int(counts[t]) for t in therapy_order(counts.index)}
+
+
+def resolve_therapies(
+    panel: Panel, therapy: str, min_patients: int = 1, log: Log | None = None
+) -> list[str]:
+    """The therapies to train: ``all`` means every therapy with ``min_patients`` patients.
+
+    Patients count when their outcome is known. A therapy named alone is trained whatever
+    its size (cross-validation then says whether it can run); with ``all``, the smaller
+    ones are skipped and ``log`` says so.
+    """
     if panel.therapy is None or panel.responder is None:
         raise InputError(
             [Problem(panel.source, None, None, "training needs 'therapy' and 'responder' columns")]
         )
-    present = [t for t in THERAPIES if (panel.therapy == t).any()]
-    wanted = present if therapy == "all" else [therapy]
-    missing = [t for t in wanted if t not in present]
-    if missing or not wanted:
-        raise InputError(
-            [
-                Problem(
-                    panel.source,
-                    None,
-                    "therapy",
-                    f"no patients with therapy {', '.join(missing or [therapy])} in the data "
-                    f"(found: {', '.join(present) or 'none'})",
-                )
-            ]
-        )
+    counts = labelled_counts(panel)
+    present = list(counts)
+    if therapy != "all":
+        if therapy not in present:
+            raise InputError([Problem(
+                panel.source, None, "therapy",
+                f"no patients with therapy {therapy} and a known outcome in the data "
+                f"(found: {', '.join(present) or 'none'})",
+            )])
+        return [therapy]
+    wanted = [t for t in present if counts[t] >= min_patients]
+    skipped = {t: counts[t] for t in present if t not in wanted}
+    if skipped and log is not None:
+        log("skipped (fewer than min_patients_per_head = "
+            f"{min_patients} patients with a known outcome): "
+            + ", ".join(f"{t} ({n})" for t, n in skipped.items()))
+    if not wanted:
+        raise InputError([Problem(
+            panel.source, None, "therapy",
+            f"no therapy has at least {min_patients} patients with a known outcome "
+            f"(min_patients_per_head; found: "
+            f"{', '.join(f'{t} ({n})' for t, n in counts.items()) or 'none'}); lower "
+            f"min_patients_per_head in the config, or train one therapy with --therapy",
+        )])
     return wanted
+
+
+def trained_summary(model: ResponseModel) -> str:
+    """What a training run fitted and skipped, in words.
+
+    Examples
+    --------
+    >>> trained_summary(model)
+    'trained 2 heads: ifnb (...), ga (...)'
+    """
+    n = model.metadata.get("n_training", {})
+    heads = model.therapies
+    text = f"trained {len(heads)} head{'s' if len(heads) != 1 else ''}: " + ", ".join(
+        f"{t} ({n.get(t, '?')} patients)" if i == 0 else f"{t} ({n.get(t, '?')})"
+        for i, t in enumerate(heads)
+    )
+    skipped = model.metadata.get("skipped_therapies") or {}
+    if skipped:
+        text += "; skipped " + ", ".join(
+            f"{t} ({k} patients, fewer than min_patients_per_head = "
+            f"{model.metadata.get('config', {}).get('min_patients_per_head')})"
+            for t, k in skipped.items()
+        )
+    others = model.metadata.get("other_therapies") or []
+    if len(heads) == 1 and not skipped and not others:
+        text += f" (the data hold no other therapy than {therapy_display(heads[0])})"
+    return text
 
 
 def evaluate_cv(cv: CVResult, therapy: str, config: TrainConfig) -> TherapyReport:
@@ -174,7 +227,9 @@ def fit_response_model(
     ----------
     data : Panel, DataFrame or path
         A training panel with ``therapy`` and ``responder``.
-    therapy : {"all", "ifnb", "ga"}
+    therapy : str
+        ``"all"`` (every therapy with ``config.min_patients_per_head`` patients) or one
+        canonical therapy id (``docs/therapies.md``).
     config : TrainConfig, optional
     log : callable, optional
         Receives one line of progress text at a time.
@@ -202,9 +257,26 @@ def fit_response_model(
     if not isinstance(data, Panel):
         from cytoresp.panels.read import read_panel
 
-        data = read_panel(data, require_labels=True)
+        data = read_panel(data, require_labels=True, therapies=config.declared,
+                          columns=config.columns)
     panel = data
-    therapies = resolve_therapies(panel, therapy)
+    extra = [c for c in panel.covariates.columns if c not in CLINICAL_COVARIATES]
+    if extra and "covariates" not in config.features:
+        # declared covariates and measurements are inputs of the heads beside the clinical
+        # covariates (PanelFeatures passes only the clinical ones by default)
+        import dataclasses
+
+        config = dataclasses.replace(
+            config, features={**config.features, "covariates": list(panel.covariates.columns)})
+    therapies = resolve_therapies(panel, therapy, config.min_patients_per_head, log)
+    if config.ipw and set(therapies) - {"ifnb", "ga"}:
+        from cytoresp.errors import UsageError
+
+        raise UsageError(
+            "inverse-propensity weighting (--ipw) compares IFN-β with GA only; heads for "
+            f"{', '.join(t for t in therapies if t not in ('ifnb', 'ga'))} cannot be weighted "
+            "(train them without --ipw, or with --therapy ifnb / ga)"
+        )
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
     for t in therapies:
@@ -222,7 +294,7 @@ def fit_response_model(
         heads[t] = fit_head(frame, y, t, config, cv, sample_weight=weights.get(t))
         training[t] = (frame, y)
     ensemble = None
-    if config.n_ensemble > 0 and len(heads) == 2:
+    if config.n_ensemble > 0 and len(heads) >= 2:
         from cytoresp.models.recommend import fit_bootstrap_ensemble
 
         log(f"bootstrap ensemble: {config.n_ensemble} refits per head (therapy interval)")
@@ -245,6 +317,14 @@ def fit_response_model(
             "config": config.to_dict(),
             "n_training": {t: reports[t].n for t in therapies},
             "cv_metrics": {t: reports[t].flat_metrics() for t in therapies},
+            "declared_therapies": dict(config.therapies),
+            "declared_columns": config.declaration(),
+            "outcome_name": config.outcome_name or "response",
+            "skipped_therapies": {
+                t: k for t, k in labelled_counts(panel).items()
+                if therapy == "all" and t not in therapies
+            },
+            "other_therapies": [t for t in labelled_counts(panel) if t not in therapies],
         },
         ensemble=ensemble,
     )
@@ -288,4 +368,4 @@ def check_assignment(panel: Panel, config: TrainConfig, log: Log):
     return report
 
 
-__all__ = ["TherapyReport", "fit_response_model"]
+__all__ = ["TherapyReport", "fit_response_model", "resolve_therapies", "trained_summary"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,6 +85,8 @@ def read_panel(
     *,
     require_labels: bool = False,
     format: str | None = None,  # noqa: A002 - the documented keyword
+    therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> Panel:
     """Read and validate a cytokine panel.
 
@@ -98,6 +101,12 @@ def read_panel(
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
         Force a format; by default it is detected from the content (not only the
         extension).
+    therapies : mapping, optional
+        Therapies declared beside the registry (``docs/therapies.md``), as returned by
+        :func:`~cytoresp.panels.therapies.declared_therapies`.
+    columns : tuple of DeclaredColumn, optional
+        Covariates and measurements declared by a training config
+        (:func:`~cytoresp.panels.declared.declared_columns`).
 
     Returns
     -------
@@ -136,7 +145,8 @@ def read_panel(
         table = table_from_frame(payload, name)
         if fmt == "long":
             table = read_long_table(table)
-        return panel_from_table(table, require_labels=require_labels)
+        return panel_from_table(table, require_labels=require_labels, therapies=therapies,
+                                columns=columns)
     if not payload.strip():
         raise InputError([Problem(name, None, None, "the file is empty")])
     fmt = format or sniff(payload, suffix)
@@ -156,4 +166,5 @@ def read_panel(
     if fmt in ("xlsx", "parquet") and table is not None:
         if looks_long(table.names) and format != "wide":
             table = read_long_table(table)
-    return panel_from_table(table, require_labels=require_labels)
+    return panel_from_table(table, require_labels=require_labels, therapies=therapies,
+                                columns=columns)

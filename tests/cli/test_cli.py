@@ -80,8 +80,8 @@ def test_validate_reports_every_problem_and_writes_nothing(tmp_path, capsys):
         (["predict", "--model", "nowhere", "--input", "x.csv", "--output", "y.csv"], "no model"),
         (["train", "--data", "missing.csv"], ""),
         (
-            ["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "rituximab"],
-            "--therapy",
+            ["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "Tysabry"],
+            "--therapy: unknown therapy 'Tysabry'; did you mean 'natalizumab'",
         ),
         (["explain", "--model", "m", "--input", "x"], "--output"),
         (["frobnicate"], ""),
