@@ -23,7 +23,7 @@ from cytoresp.panels._table import MAX_PROBLEMS, role_of, table_from_frame
 from cytoresp.panels.excel import read_excel_tables, read_parquet_table
 from cytoresp.panels.limits import check_input, read_limited
 from cytoresp.panels.long import looks_long, read_long_table
-from cytoresp.panels.luminex import read_luminex_text
+from cytoresp.panels.luminex import NoHeaderFound, read_luminex_text
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.sniff import sniff
 from cytoresp.panels.validate import panel_from_table
@@ -156,7 +156,9 @@ def read_panel(
         table = read_parquet_table(payload, name)
     else:
         text = decode_text(payload, name)
-        if fmt == "luminex":
+        if fmt == "luminex" and format is None:
+            table = _luminex_or_wide(text, payload, name)
+        elif fmt == "luminex":
             table = read_luminex_text(text, name)
         else:
             del text
@@ -168,3 +170,25 @@ def read_panel(
             table = read_long_table(table)
     return panel_from_table(table, require_labels=require_labels, therapies=therapies,
                                 columns=columns)
+
+
+def _luminex_or_wide(text: str, payload: bytes, name: str):
+    """A file sniffed as an instrument export: read it as one, else as a wide table.
+
+    The sniffer guesses "instrument export" from an analyte header below the first line or
+    a well column. When no instrument header can be found, the file is read as a wide
+    table; if that fails too, both readers' problems are reported (the wide reader's are
+    often the precise ones), with a hint on choosing the format.
+    """
+    try:
+        return read_luminex_text(text, name)
+    except NoHeaderFound as luminex_error:
+        try:
+            return read_csv_table(payload, name)
+        except InputError as wide_error:
+            hint = Problem(name, None, None,
+                           "read as an instrument export (an analyte header below the first "
+                           "line, or a well column), then as a wide table; both failed. "
+                           "Pass --format wide or --format luminex to see one reader's "
+                           "problems only")
+            raise InputError([*luminex_error.problems, *wide_error.problems, hint]) from None

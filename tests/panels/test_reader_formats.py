@@ -408,3 +408,15 @@ def test_olink_feature_names_map_to_registry_ids():
     for name in ("IL-10RB", "IL-18R1", "CD40", "LAP TGF-beta-1", "TNFRSF9", "LIF-R"):
         assert mapped[name] is None, name
     assert sum(v is not None for v in mapped.values()) >= 35
+
+
+def test_a_file_sniffed_as_an_export_without_its_header_reports_both_readers(tmp_path):
+    """Issue #13: 'no table header found' alone hid the wide reader's precise problems."""
+    path = tmp_path / "title_line.csv"
+    path.write_text("My export\nPatient Code,IL-6,IL-10\nA,1,2\n")
+    with pytest.raises(InputError) as info:
+        read_panel(path)
+    messages = [p.message for p in info.value.problems]
+    assert any("no table header found" in m for m in messages), messages
+    assert any("this row has 3 fields but the header has 1" in m for m in messages), messages
+    assert "--format wide" in messages[-1]
