@@ -172,7 +172,7 @@ def evaluate_policy(rec: pd.DataFrame, truth: pd.DataFrame) -> PolicyEvaluation:
     ...                       "p_response_ga": [0.4, 0.6, 0.6]})
     >>> ev = evaluate_policy(rec, truth)
     >>> round(ev.rate_oracle, 3), round(ev.gain_captured, 3), ev.agreement_confident
-    (0.7, 0.75, 1.0)
+    (0.7, 0.8, 1.0)
     """
     therapies = [c[len("p_response_") :] for c in rec.columns if c.startswith("p_response_")]
     T = true_matrix(truth, therapies)

@@ -116,7 +116,7 @@ def _train_into(cache: Path, table, config) -> None:
     for t, report in reports.items():
         report.cv.oof.to_parquet(cache / f"oof_{t}.parquet")
         if report.cv.scored is not None:  # the other therapies' patients (train/choice.py)
-            report.cv.scored.to_frame().to_parquet(cache / f"scored_{t}.parquet")
+            report.cv.scored.to_parquet(cache / f"scored_{t}.parquet")
         (cache / f"folds_{t}.json").write_text(json.dumps(report.cv.folds))
     panel = read_panel(table)
     if len(model.therapies) == 2:
@@ -147,7 +147,7 @@ def load_training(cache: Path, config):
         cv = CVResult(
             oof=pd.read_parquet(cache / f"oof_{t}.parquet"),
             folds=folds,
-            scored=pd.read_parquet(scored).iloc[:, 0] if scored.exists() else None,
+            scored=pd.read_parquet(scored) if scored.exists() else None,
         )
         reports[t] = evaluate_cv(cv, t, config)
     return model, reports

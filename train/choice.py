@@ -5,11 +5,11 @@ that uses it, are in :mod:`cytoresp.models.choice`. Here:
 
 1. **Cross-fitted outcome heads** ``mu_t(x)``, for every labelled patient and every
    therapy ``t``, from the heads fitted inside the outer cross-validation
-   (:func:`cytoresp.train.cv.cross_validate` with ``score=``): a patient given ``t``
-   gets the out-of-fold prediction of the fold that left them out (averaged over
-   repeats); a patient given another therapy gets the mean over every fold's head of
-   ``t`` (none of which saw them). Each fold's head carries its own calibration, fitted on
-   inner folds. No patient's ``mu_t`` depends on their own outcome.
+   (:func:`cytoresp.train.cv.cross_validate` with ``score=``), with folds shared across
+   therapies: a patient in fold ``k`` gets every therapy's fold-``k`` head (none of which
+   saw them), averaged over repeats (:func:`crossfit_response`). Each fold's head carries
+   its own calibration, fitted on inner folds. No patient's ``mu_t`` depends on their own
+   therapy or outcome.
 2. **Propensity** ``e_t(x)``: the cross-fitted model of assignment estimated at training
    time (:mod:`cytoresp.train.propensity`), clipped to ``[clip, 1 - clip]``; the observed
    therapy shares when no model of assignment was estimated (e.g. more than two
@@ -56,11 +56,21 @@ __all__ = [
 def crossfit_response(cvs: Mapping[str, CVResult], given: pd.Series) -> pd.DataFrame:
     """Cross-fitted P(response | therapy, x) of every labelled patient under every therapy.
 
+    Folds are shared across therapies: a patient in fold ``k`` of their own therapy's
+    cross-validation (repeat ``r``) gets, for *every* therapy ``t``, the prediction of
+    ``t``'s fold-``k`` head of repeat ``r`` (fitted without fold ``k``, so never on this
+    patient); the values are averaged over repeats. Which head scores a patient thus
+    depends on their fold only, not on the therapy they were given: the nuisance is
+    independent of the patient's own therapy and outcome, as cross-fitting requires. (Using
+    the patient's own out-of-fold value for their therapy but the mean of all folds for the
+    others would make the nuisance depend on the therapy given and bias the BLP slope
+    downwards.)
+
     Parameters
     ----------
     cvs : mapping of str to CVResult
         Per therapy, the cross-validation of its head, run with ``score=`` the labelled
-        patients of the other therapies.
+        patients of the other therapies (same ``n_splits`` and repeats for every therapy).
     given : Series
         Therapy given, index ``sample_id``: the labelled patients of every therapy.
 
@@ -69,18 +79,33 @@ def crossfit_response(cvs: Mapping[str, CVResult], given: pd.Series) -> pd.DataF
     DataFrame
         Index ``given.index``, one column per therapy of ``cvs``.
     """
+    ids = pd.Index(given.index.astype(str))
+    # each patient's fold label per repeat, from their own therapy's cross-validation
+    labels = pd.concat(
+        [cv.oof[["sample_id", "repeat", "fold"]] for cv in cvs.values()], ignore_index=True
+    )
+    repeats = sorted(labels["repeat"].unique())
     out = pd.DataFrame(index=given.index, dtype=np.float64)
-    ids = given.index.astype(str)
     for t, cv in cvs.items():
-        own = cv.oof.groupby("sample_id")["p_default"].mean()
-        col = pd.Series(np.nan, index=ids, dtype=np.float64)
         mine = (given == t).to_numpy()
-        col[mine] = own.reindex(ids[mine]).to_numpy()
+        per_repeat = np.full((len(repeats), len(ids)), np.nan)
+        own = cv.oof.set_index(["repeat", "sample_id"])["p_default"]
+        scored = None
         if cv.scored is not None:
             scored = cv.scored.copy()
             scored.index = scored.index.astype(str)
-            col[~mine] = scored.reindex(ids[~mine]).to_numpy()
-        out[t] = col.to_numpy()
+        for i, r in enumerate(repeats):
+            fold = labels[labels["repeat"] == r].set_index("sample_id")["fold"].reindex(ids)
+            per_repeat[i, mine] = own.loc[r].reindex(ids[mine]).to_numpy()
+            if scored is not None and (~mine).any():
+                other = ids[~mine]
+                cols = [f"{r}:{int(k)}" for k in fold.loc[other].to_numpy()]
+                table = scored.reindex(index=other)
+                per_repeat[i, ~mine] = [
+                    table.at[sid, c] if c in table.columns else np.nan
+                    for sid, c in zip(other, cols, strict=True)
+                ]
+        out[t] = per_repeat.mean(axis=0)
     if out.isna().any().any():
         raise UsageError("cross-fitted predictions are missing for some patients")
     return out

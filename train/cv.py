@@ -103,15 +103,16 @@ class CVResult:
         (calibrated), ``decision`` (at the fold's threshold), ``p_<baseline>``.
     folds : list of dict
         Per outer fold: repeat, fold, n_train, n_test, threshold, calibration.
-    scored : Series or None
+    scored : DataFrame or None
         With ``cross_validate(..., score=frame)``: per row of that frame (index kept),
-        the mean over every outer fold of the fold head's calibrated probability (the
-        cross-fitted outcome model of :mod:`cytoresp.train.choice`).
+        each outer fold head's calibrated probability, one column per fold named
+        ``"<repeat>:<fold>"`` (the cross-fitted outcome model of
+        :mod:`cytoresp.train.choice`).
     """
 
     oof: pd.DataFrame
     folds: list[dict[str, Any]] = field(default_factory=list)
-    scored: pd.Series | None = None
+    scored: pd.DataFrame | None = None
 
     @property
     def models(self) -> list[str]:
@@ -168,18 +169,16 @@ def cross_validate(
         delayed(_fit_outer_fold)(frame, y, r, f, train, test, config, baselines, score)
         for r, f, train, test in jobs
     )
-    parts, folds, scored = [], [], []
+    parts, folds, scored = [], [], {}
     for res in results:
         parts.append(res.pop("oof"))
         p_score = res.pop("scored", None)
         if p_score is not None:
-            scored.append(p_score)
+            scored[f"{res['repeat']}:{res['fold']}"] = p_score
         folds.append(res)
     oof = pd.concat(parts, ignore_index=True)
-    mean_scored = None
-    if score is not None:
-        mean_scored = pd.Series(np.mean(scored, axis=0), index=score.index, name="p_default")
-    return CVResult(oof=oof, folds=folds, scored=mean_scored)
+    table = None if score is None else pd.DataFrame(scored, index=score.index)
+    return CVResult(oof=oof, folds=folds, scored=table)
 
 
 def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) -> dict:

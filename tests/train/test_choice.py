@@ -134,7 +134,7 @@ def test_null_choice_does_not_pass_on_noise_heads():
 
 
 def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort):
-    """Patients of a therapy get their own out-of-fold value; the others every fold's mean."""
+    """Shared folds: a patient in fold k gets every therapy's fold-k head."""
     from cytoresp.panels.read import read_panel
     from cytoresp.train.fitting import labelled_therapies
 
@@ -146,6 +146,13 @@ def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort
     oof = reports["ifnb"].cv.oof.groupby("sample_id")["p_default"].mean()
     mine = given[given == "ifnb"].index.astype(str)
     np.testing.assert_allclose(mu.loc[given == "ifnb", "ifnb"], oof.loc[mine])
+    # a GA patient in GA fold k gets the IFN-beta head of fold k (one repeat here)
+    ga = given[given == "ga"].index.astype(str)
+    fold = reports["ga"].cv.oof.set_index("sample_id")["fold"]
+    scored = reports["ifnb"].cv.scored
+    scored.index = scored.index.astype(str)
+    expected = [scored.at[sid, f"0:{fold[sid]}"] for sid in ga]
+    np.testing.assert_allclose(mu.loc[given == "ga", "ifnb"], expected)
 
 
 # -- the issue-15 acceptance check: a small null cohort ------------------------------------------
