@@ -1,37 +1,13 @@
-"""Choosing between IFN-beta and glatiramer acetate, with a bootstrap interval on the difference.
+"""The bootstrap ensemble of the therapy heads: container, merged trees, persistence.
 
-Each therapy head estimates P(response | therapy, panel) from the patients who received that
-therapy (a T-learner). The recommendation compares the two heads. How sure the comparison is
-comes from a **bootstrap ensemble of the heads**: each head's classifier is refitted on ``B``
-bootstrap resamples of that therapy's patients (stratified by outcome; the feature transformer,
-the regularisation strength of the linear part, the number of trees and the Platt calibration
-are reused from the main head, so nothing is cross-validated inside a refit). Member ``b`` of
-the IFN-beta head and member ``b`` of the GA head give a draw of the difference
-``P(response | IFN-beta) - P(response | GA)``; the 90% percentile interval of the ``B`` draws
-decides between a therapy and ``either``:
-
-* ``ifnb`` when the interval lies above zero (and the main heads' difference agrees),
-* ``ga`` when it lies below zero (and the main heads' difference agrees),
-* ``either`` when it includes zero.
-
-(The main heads' difference lies outside its own interval for well under 1% of patients;
-those get ``either``. The rule depends only on the heads' sign and the draws, which lets the
-batch scorer stop evaluating members early for rows already certain to be ``either``.)
-
-The point estimate ``difference_ifnb_minus_ga`` is the main heads' difference
-``p_response_ifnb - p_response_ga``, so it matches :meth:`ResponseModel.predict_proba` and the
-cytokine-level explanations. ``point="ensemble"`` reports the mean of the draws instead (a
-bagged estimate, which differs by about 0.03 on average): it helped an earlier default head
-(ridge + 200 trees: 3 to 4.5 points more of the possible gain) but not the current one
-(lasso + early-stopped trees: 85.0% of the gain versus 85.3% for the heads' difference, five
-simulated cohorts), so it is not the default.
-
-The interval reflects sampling variability of the heads given the training cohort; it does
-not include the bias of a regularised model and, on observational data, it cannot include
-unmeasured confounding (``docs/methods.md``).
-
-Models without an ensemble (saved before it existed, or trained with ``n_ensemble=0``) keep
-the older rule: ``either`` when the probabilities differ by less than a fixed margin.
+Each head's classifier refitted on ``B`` bootstrap resamples of that therapy's patients
+(fitted by :func:`cytoresp.train.ensemble.fit_bootstrap_ensemble`). The patient report
+shows the spread of each therapy's probability over the members. It is **not** used to
+choose between therapies any more: refits that reuse the main head's penalty, tree count
+and calibration on outcome-stratified resamples vary far less than refits of the whole
+procedure would, and the interval it gave on the difference between therapies excluded 0
+for 16-75% of patients when the true difference was 0 (issue 15). The therapy choice is
+in :mod:`cytoresp.models.choice`.
 """
 
 from __future__ import annotations
@@ -46,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from cytoresp.errors import ModelIntegrityError, UsageError
 from cytoresp.models.estimator import LinearBoostedClassifier
@@ -57,27 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_N_MEMBERS",
-    "RECOMMENDATION_COLUMNS",
     "BootstrapEnsemble",
-    "PolicyEvaluation",
-    "decide",
-    "describe_recommendation",
-    "evaluate_policy",
-    "fit_bootstrap_ensemble",
-    "recommend_with_interval",
+    "member_margins",
 ]
 
-#: Default level of the interval on the difference that decides ``either``.
+#: Default level of the members' percentile interval (the patient report).
 DEFAULT_LEVEL = 0.90
 #: Default number of bootstrap refits per therapy head.
 DEFAULT_N_MEMBERS = 50
-#: Columns a recommendation adds next to ``p_response_ifnb`` and ``p_response_ga``.
-RECOMMENDATION_COLUMNS = (
-    "difference_ifnb_minus_ga",
-    "difference_lower",
-    "difference_upper",
-    "recommended_therapy",
-)
 _THERAPIES = ("ifnb", "ga")
 
 
@@ -143,10 +105,8 @@ class BootstrapEnsemble:
 
     @property
     def therapies(self) -> list[str]:
-        """Therapies with members, in canonical order (IFN-β, GA, then the others)."""
-        return [t for t in _THERAPIES if t in self.members] + [
-            t for t in self.members if t not in _THERAPIES
-        ]
+        """Therapies with members, in canonical order."""
+        return [t for t in _THERAPIES if t in self.members]
 
     @property
     def n_members(self) -> int:
@@ -453,362 +413,3 @@ def _merge_trees(members: Sequence[LinearBoostedClassifier]) -> Any:
     merged.load_model(bytearray(json.dumps(template).encode("utf-8")))
     merged.set_param({"nthread": 1})
     return merged
-
-
-def _fit_members(
-    model: LinearBoostedClassifier,
-    feats: np.ndarray,
-    y: np.ndarray,
-    weights: np.ndarray | None,
-    seeds: list[tuple[int, int]],
-) -> list[LinearBoostedClassifier]:
-    # The main head's choices are reused, nothing is tuned inside a refit: the linear
-    # part's regularisation C_ and the number of trees n_trees_ (early stopping off).
-    params: dict[str, Any] = {"n_jobs": 1}
-    accepted = model.get_params()
-    if model.linear and getattr(model, "C_", None) is not None:
-        params["C"] = float(model.C_)
-        # the penalty actually used (a ridge fallback sets it to 0), and the C of a ridge
-        # fit averaged into the linear part: fixed too, so no refit runs inner folds
-        if getattr(model, "l1_ratio_", None) is not None and "l1_ratio" in accepted:
-            params["l1_ratio"] = float(model.l1_ratio_)
-        if getattr(model, "C_ridge_", None) is not None and "C_ridge" in accepted:
-            params["C_ridge"] = float(model.C_ridge_)
-    if "early_stopping" in model.get_params():
-        params["early_stopping"] = False
-        params["n_estimators"] = int(getattr(model, "n_trees_", model.n_estimators))
-    classes = [np.flatnonzero(y == c) for c in np.unique(y)]
-    out = []
-    for resample_seed, model_seed in seeds:
-        rng = np.random.default_rng(resample_seed)
-        idx = np.concatenate([rng.choice(rows, size=rows.size, replace=True) for rows in classes])
-        est = clone(model).set_params(random_state=model_seed, **params)
-        out.append(est.fit(feats[idx], y[idx], None if weights is None else weights[idx]))
-    return out
-
-
-def fit_bootstrap_ensemble(
-    heads: Mapping[str, TherapyHead],
-    training: Mapping[str, tuple[pd.DataFrame, np.ndarray]],
-    n_members: int = DEFAULT_N_MEMBERS,
-    *,
-    level: float = DEFAULT_LEVEL,
-    seed: int = 0,
-    n_jobs: int = 1,
-    sample_weight: Mapping[str, np.ndarray] | None = None,
-) -> BootstrapEnsemble:
-    """Refit each head's classifier on ``n_members`` bootstrap resamples of its patients.
-
-    Resamples are stratified by outcome (as many responders and non-responders as in the
-    data, drawn with replacement). Each refit reuses the main head's feature transformer,
-    the regularisation strength of its linear part and its number of trees (no inner
-    cross-validation or early stopping inside a refit); the main head's Platt calibration
-    is applied to the members' log-odds at prediction time.
-
-    Parameters
-    ----------
-    heads : mapping of str to TherapyHead
-        The fitted main heads.
-    training : mapping of str to (DataFrame, ndarray)
-        Per therapy, the model frame and 0/1 labels the head was fitted on.
-    n_members : int
-        ``B``, refits per therapy (>= 1). 50 gives a stable 90% interval at about
-        0.2 s of CPU per refit on 300 patients.
-    level : float
-        Default interval level stored with the ensemble.
-    seed : int
-        Seed of the resamples and of the members' tree subsampling.
-    n_jobs : int
-        Processes to fit members in (joblib).
-    sample_weight : mapping of str to ndarray, optional
-        Per therapy, row weights (e.g. inverse-propensity weights); resampled with the rows.
-
-    Returns
-    -------
-    BootstrapEnsemble
-
-    Examples
-    --------
-    ``frame_i, y_i`` and ``frame_g, y_g`` are the model frame and labels the IFN-beta and
-    GA heads of ``model`` were fitted on (:func:`cytoresp.train.fitting.therapy_rows`).
-
-    >>> ens = fit_bootstrap_ensemble(model.heads, {"ifnb": (frame_i, y_i),
-    ...                                            "ga": (frame_g, y_g)}, n_members=5)
-    >>> ens.n_members, ens.level
-    (5, 0.9)
-    """
-    if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
-        raise UsageError(f"n_members must be an integer >= 1, got {n_members!r}")
-    level = _check_level(level)
-    from joblib import Parallel, delayed
-
-    tasks = []
-    for ti, t in enumerate([*_THERAPIES, *(t for t in heads if t not in _THERAPIES)]):
-        if t not in heads:
-            continue
-        if t not in training:
-            raise UsageError(f"no training rows given for the {t} head")
-        head = heads[t]
-        frame, y = training[t]
-        y = np.asarray(y, dtype=int)
-        feats = head.engineered(frame)
-        w = None if sample_weight is None else sample_weight.get(t)
-        w = None if w is None else np.asarray(w, dtype=np.float64)
-        seeds = [
-            (int(np.random.SeedSequence([seed, ti, k]).generate_state(1)[0]), seed + 7919 * ti + k)
-            for k in range(n_members)
-        ]
-        n_chunks = max(1, min(int(n_jobs), n_members))
-        for chunk in np.array_split(np.arange(n_members), n_chunks):
-            tasks.append((t, head.model, feats, y, w, [seeds[k] for k in chunk]))
-    if n_jobs > 1 and len(tasks) > 1:
-        results = Parallel(n_jobs=min(int(n_jobs), len(tasks)), prefer="processes")(
-            delayed(_fit_members)(m, f, y, w, s) for _, m, f, y, w, s in tasks
-        )
-    else:
-        results = [_fit_members(m, f, y, w, s) for _, m, f, y, w, s in tasks]
-    members: dict[str, list[LinearBoostedClassifier]] = {}
-    for (t, *_), fitted in zip(tasks, results, strict=True):
-        members.setdefault(t, []).extend(fitted)
-    return BootstrapEnsemble(members=members, level=level, seed=seed)
-
-
-# --------------------------------------------------------------------------------------
-# From draws to a recommendation
-# --------------------------------------------------------------------------------------
-def decide(difference, lower, upper) -> np.ndarray:
-    """``ifnb``, ``ga`` or ``either`` from a point difference and its interval.
-
-    A therapy is named only when the interval excludes zero on the side of the point
-    estimate; otherwise (including a NaN anywhere) the answer is ``either``.
-
-    Examples
-    --------
-    >>> decide([0.2, -0.3, 0.1], [0.05, -0.5, -0.1], [0.4, -0.1, 0.3]).tolist()
-    ['ifnb', 'ga', 'either']
-    """
-    d, lo, hi = (np.asarray(v, dtype=np.float64) for v in (difference, lower, upper))
-    ifnb = (lo > 0) & (d > 0)
-    ga = (hi < 0) & (d < 0)
-    return np.where(ifnb, "ifnb", np.where(ga, "ga", "either")).astype(object)
-
-
-def recommend_with_interval(
-    proba: pd.DataFrame,
-    difference_draws: np.ndarray,
-    level: float = DEFAULT_LEVEL,
-    point: str = "heads",
-) -> pd.DataFrame:
-    """Recommendation table from the main heads' probabilities and ensemble draws.
-
-    Parameters
-    ----------
-    proba : DataFrame
-        ``p_response_ifnb`` and ``p_response_ga`` (the main heads), one row per sample.
-    difference_draws : ndarray of shape (B, n_rows)
-        Bootstrap draws of the difference, e.g. :meth:`BootstrapEnsemble.difference_draws`.
-    level : float
-        Level of the percentile interval.
-    point : {"ensemble", "heads"}
-        The point estimate reported as ``difference_ifnb_minus_ga``:
-        ``p_response_ifnb - p_response_ga`` (default) or the mean of the draws (bagged).
-        The decision does not
-        depend on it: a therapy is named when the interval excludes zero on the side of
-        ``p_response_ifnb - p_response_ga`` (:func:`decide`).
-
-    Returns
-    -------
-    DataFrame
-        ``proba`` plus :data:`RECOMMENDATION_COLUMNS`.
-
-    Examples
-    --------
-    >>> proba = pd.DataFrame({"p_response_ifnb": [0.8, 0.5], "p_response_ga": [0.4, 0.45]})
-    >>> draws = np.array([[0.30, -0.05], [0.45, 0.15], [0.38, 0.02]])
-    >>> recommend_with_interval(proba, draws)["recommended_therapy"].tolist()
-    ['ifnb', 'either']
-    """
-    level = _check_level(level)
-    draws = np.asarray(difference_draws, dtype=np.float64)
-    if draws.ndim != 2 or draws.shape[1] != len(proba):
-        raise UsageError(f"difference_draws must have shape (B, {len(proba)}), got {draws.shape}")
-    if point not in ("ensemble", "heads"):
-        raise UsageError(f"point must be 'ensemble' or 'heads', got {point!r}")
-    heads_diff = (proba["p_response_ifnb"] - proba["p_response_ga"]).to_numpy(dtype=np.float64)
-    diff = heads_diff
-    if point == "ensemble" and draws.shape[0] and draws.shape[1]:
-        diff = draws.mean(axis=0)
-    alpha = (1.0 - level) / 2.0
-    if draws.shape[1]:
-        lower, upper = np.quantile(draws, [alpha, 1.0 - alpha], axis=0)
-    else:
-        lower = upper = np.empty(0)
-    out = proba.copy()
-    out["difference_ifnb_minus_ga"] = diff
-    out["difference_lower"] = lower
-    out["difference_upper"] = upper
-    out["recommended_therapy"] = pd.Series(
-        decide(heads_diff, lower, upper), index=proba.index, dtype=object
-    )
-    return out
-
-
-def describe_recommendation(row: Mapping[str, Any], level: float = DEFAULT_LEVEL) -> str:
-    """One sentence for a patient report from a row of a recommendation table.
-
-    Examples
-    --------
-    >>> describe_recommendation({"p_response_ifnb": 0.71, "p_response_ga": 0.38,
-    ...     "difference_ifnb_minus_ga": 0.33, "difference_lower": 0.12,
-    ...     "difference_upper": 0.5, "recommended_therapy": "ifnb"})
-    'P(response): IFN-β 0.71, GA 0.38; difference +0.33 (90% interval +0.12 to +0.50): IFN-β'
-    """
-    names = {"ifnb": "IFN-β", "ga": "GA"}
-    text = f"P(response): IFN-β {row['p_response_ifnb']:.2f}, GA {row['p_response_ga']:.2f}; "
-    text += f"difference {row['difference_ifnb_minus_ga']:+.2f}"
-    lo, hi = row.get("difference_lower"), row.get("difference_upper")
-    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
-        text += f" ({round(100 * level)}% interval {lo:+.2f} to {hi:+.2f})"
-    rec = row["recommended_therapy"]
-    if rec == "either":
-        return text + ": either (the evidence does not separate the two therapies)"
-    return text + f": {names.get(rec, rec)}"
-
-
-# --------------------------------------------------------------------------------------
-# Policy evaluation against known potential outcomes (simulated cohorts)
-# --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PolicyEvaluation:
-    """How good a set of recommendations is, judged by the true response probabilities.
-
-    Response rates are expectations: the mean true probability of response under the
-    therapy a policy gives, over the evaluated patients.
-
-    Attributes
-    ----------
-    n : int
-    rate_all_ifnb, rate_all_ga, rate_oracle : float
-        Everyone on IFN-beta, everyone on GA, everyone on their truly better therapy.
-    rate_recommendation : float
-        Following the recommendation, ``either`` resolved by the sign of the point
-        estimate ``difference_ifnb_minus_ga``.
-    rate_recommendation_default : float
-        Following confident recommendations, ``either`` given ``default_therapy``.
-    default_therapy : str
-    gain_captured, gain_captured_default : float
-        ``(rate - best single therapy) / (oracle - best single therapy)``.
-    confident_share : float
-        Share of patients with a confident recommendation (``ifnb`` or ``ga``).
-    agreement_confident : float
-        Among confident recommendations, the share naming the truly better therapy.
-    agreement_all : float
-        Share of all patients whose higher point estimate is the truly better therapy.
-    interval_coverage : float
-        Share of patients whose true difference lies in their interval (NaN without one).
-    """
-
-    n: int
-    rate_all_ifnb: float
-    rate_all_ga: float
-    rate_oracle: float
-    rate_recommendation: float
-    rate_recommendation_default: float
-    default_therapy: str
-    gain_captured: float
-    gain_captured_default: float
-    confident_share: float
-    agreement_confident: float
-    agreement_all: float
-    interval_coverage: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (for tables and MLflow)."""
-        return dict(self.__dict__)
-
-
-def evaluate_policy(
-    recommendations: pd.DataFrame,
-    p_true_ifnb,
-    p_true_ga,
-    default_therapy: str | None = None,
-) -> PolicyEvaluation:
-    """Score recommendations against the true response probabilities.
-
-    Parameters
-    ----------
-    recommendations : DataFrame
-        ``difference_ifnb_minus_ga``, ``recommended_therapy`` and, optionally,
-        ``difference_lower`` / ``difference_upper``.
-    p_true_ifnb, p_true_ga : array-like
-        True P(response) under each therapy for the same rows (the simulator's truth).
-    default_therapy : {"ifnb", "ga"}, optional
-        What a patient with ``either`` is given in ``rate_recommendation_default``.
-        Default: the therapy with the higher mean predicted probability.
-
-    Returns
-    -------
-    PolicyEvaluation
-
-    Examples
-    --------
-    >>> rec = pd.DataFrame({"difference_ifnb_minus_ga": [0.3, -0.2, 0.05],
-    ...                     "recommended_therapy": ["ifnb", "ga", "either"]})
-    >>> ev = evaluate_policy(rec, [0.9, 0.2, 0.5], [0.4, 0.6, 0.6])
-    >>> round(ev.rate_oracle, 3), round(ev.gain_captured, 3), ev.agreement_confident
-    (0.7, 0.8, 1.0)
-    """
-    pi = np.asarray(p_true_ifnb, dtype=np.float64)
-    pg = np.asarray(p_true_ga, dtype=np.float64)
-    if not (pi.shape == pg.shape == (len(recommendations),)):
-        raise UsageError("the true probabilities must have one value per recommendation row")
-    rec = recommendations["recommended_therapy"].to_numpy(dtype=object)
-    diff = recommendations["difference_ifnb_minus_ga"].to_numpy(dtype=np.float64)
-    if default_therapy is None:
-        if {"p_response_ifnb", "p_response_ga"} <= set(recommendations.columns):
-            means = recommendations[["p_response_ifnb", "p_response_ga"]].mean()
-            default_therapy = "ifnb" if means.iloc[0] >= means.iloc[1] else "ga"
-        else:
-            default_therapy = "ifnb" if np.nanmean(diff) >= 0 else "ga"
-    if default_therapy not in _THERAPIES:
-        raise UsageError(f"default_therapy must be 'ifnb' or 'ga', got {default_therapy!r}")
-    truly_ifnb = pi > pg
-    confident = (rec == "ifnb") | (rec == "ga")
-    point_ifnb = diff > 0
-    follow = np.where(confident, rec == "ifnb", point_ifnb)
-    follow_default = np.where(confident, rec == "ifnb", default_therapy == "ifnb")
-
-    def rate(give_ifnb: np.ndarray) -> float:
-        return float(np.mean(np.where(give_ifnb, pi, pg))) if len(pi) else float("nan")
-
-    r_i, r_g = float(np.mean(pi)), float(np.mean(pg))
-    r_o = float(np.mean(np.maximum(pi, pg)))
-    best = max(r_i, r_g)
-    span = r_o - best
-    r_rec, r_def = rate(follow), rate(follow_default)
-    coverage = float("nan")
-    if {"difference_lower", "difference_upper"} <= set(recommendations.columns):
-        lo = recommendations["difference_lower"].to_numpy(dtype=np.float64)
-        hi = recommendations["difference_upper"].to_numpy(dtype=np.float64)
-        if np.isfinite(lo).any():
-            true = pi - pg
-            coverage = float(np.mean((true >= lo) & (true <= hi)))
-    return PolicyEvaluation(
-        n=len(pi),
-        rate_all_ifnb=r_i,
-        rate_all_ga=r_g,
-        rate_oracle=r_o,
-        rate_recommendation=r_rec,
-        rate_recommendation_default=r_def,
-        default_therapy=default_therapy,
-        gain_captured=(r_rec - best) / span if span > 0 else float("nan"),
-        gain_captured_default=(r_def - best) / span if span > 0 else float("nan"),
-        confident_share=float(np.mean(confident)) if len(pi) else float("nan"),
-        agreement_confident=(
-            float(np.mean((rec[confident] == "ifnb") == truly_ifnb[confident]))
-            if confident.any()
-            else float("nan")
-        ),
-        agreement_all=float(np.mean(point_ifnb == truly_ifnb)) if len(pi) else float("nan"),
-        interval_coverage=coverage,
-    )

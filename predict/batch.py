@@ -7,12 +7,9 @@ in parallel on a pool of threads, one per core, each running XGBoost with one th
 heavy work, XGBoost, numpy and pyarrow, runs outside the GIL); XGBoost's own threading is
 not used on top, so the two never compete for the cores.
 
-Everything per row is vectorised. The costliest part is the recommendation of a model
-with a bootstrap ensemble (:mod:`cytoresp.models.recommend`): the interval on the
-difference between therapies needs every member's prediction on every row. The heads'
-features are built once and shared with the members; the members' linear parts are one
-matrix product and their trees one XGBoost call
-(:meth:`~cytoresp.models.recommend.BootstrapEnsemble.margins`).
+Everything per row is vectorised. The recommendation (:mod:`cytoresp.models.choice`)
+needs only the heads' probabilities and a few stored numbers per pair of therapies, so it
+costs about as much as scoring the heads.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cytoresp.models.response_model import DEFAULT_EQUIVALENCE_MARGIN, ResponseModel
+from cytoresp.models.response_model import ResponseModel
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.write import check_writable
 
@@ -126,7 +123,6 @@ def score_frame(
     frame: pd.DataFrame,
     therapy: str | None = None,
     explain: int = 0,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
     """The prediction table of an aligned model frame (see :func:`score_panel`).
@@ -143,7 +139,7 @@ def score_frame(
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
     if len(therapies) >= 2:
-        table = model.recommend_frame(frame, margin)
+        table = model.recommend_frame(frame)
     else:
         table = model.predict_proba_frame(frame, therapies)
     for col in table.columns:
@@ -160,14 +156,12 @@ def score_panel(
     data: Panel | pd.DataFrame | str | PathLike,
     therapy: str | None = None,
     explain: int = 0,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> pd.DataFrame:
     """The prediction table of DESIGN.md, one row per sample in input order.
 
-    Columns: ``sample_id``, ``p_response_<therapy>`` (one or both); where both heads are
-    scored, ``difference_ifnb_minus_ga``, its interval ``difference_lower`` and
-    ``difference_upper`` (NaN for a model without a bootstrap ensemble) and
-    ``recommended_therapy`` (:meth:`ResponseModel.recommend`); ``drivers_<therapy>`` (with
+    Columns: ``sample_id``, ``p_response_<therapy>`` (one or more); where two or more
+    heads are scored, the recommendation columns of :meth:`ResponseModel.recommend`
+    (:data:`~cytoresp.models.choice.RECOMMENDATION_COLUMNS`); ``drivers_<therapy>`` (with
     ``explain > 0``: the ``explain`` largest signed cytokine-level contributions), and
     ``warnings`` (missing analytes, values outside the training range).
 
@@ -175,11 +169,11 @@ def score_panel(
     --------
     >>> table = score_panel(model, "new_patients.csv", explain=3)
     >>> list(table.columns)
-    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'difference_ifnb_minus_ga',
-     'difference_lower', 'difference_upper', 'recommended_therapy',
-     'drivers_ifnb', 'drivers_ga', 'warnings']
+    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'leading_therapy', 'runner_up',
+     'difference', 'difference_lower', 'difference_upper', 'recommended_therapy',
+     'recommendation_reason', 'drivers_ifnb', 'drivers_ga', 'warnings']
     """
-    return score_frame(model, model.model_frame(data), therapy, explain, margin)
+    return score_frame(model, model.model_frame(data), therapy, explain)
 
 
 def score_file(
@@ -192,7 +186,6 @@ def score_file(
     chunk_rows: int | None = None,
     n_workers: int | None = None,
     progress: Any = None,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     format: str | None = None,  # noqa: A002 - read_panel's keyword
     strict: bool = False,
 ) -> ScoreSummary:
@@ -303,7 +296,7 @@ def score_file(
                     missing[col] = missing.get(col, 0) + int(k)
             if strict:
                 check_strict(model, chunk.panel, frame)
-            future = pool.submit(score_frame, model, frame, therapy, explain, margin, cancel)
+            future = pool.submit(score_frame, model, frame, therapy, explain, cancel)
             pending.append((future, chunk.bytes_read))
             drain(workers)
         drain(0)

@@ -10,7 +10,9 @@ Content, per therapy head of the model:
   probability over the model's bootstrap refits (:mod:`cytoresp.models.recommend`) when the
   model has them, else none (the page says so), and always the cross-validated ROC AUC,
   Brier score and calibration of the model, which say how far to trust any one number;
-- the recommendation between the therapies with its interval (models with both heads);
+- the recommendation between the therapies (models with two or more heads): the
+  calibrated difference between the two leading therapies with its interval, and the
+  training cohort's heterogeneity test (:mod:`cytoresp.models.choice`);
 - the top drivers in plain language (``IL-17F higher than typical, lowers the chance of
   response to IFN-β``) and the waterfall plot in cytokine terms;
 - where each of the patient's values sits in the training distribution (percentile), and
@@ -132,6 +134,8 @@ class PatientReport:
     warnings: list[str]
     model_info: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    #: the training cohort's heterogeneity test (TherapyChoice.summary), when recommending
+    choice_test: str = ""
 
 
 def _label(name: str) -> str:
@@ -312,13 +316,15 @@ def build_report(
             )
         )
 
-    recommendation = None
-    if therapy is None and set(model.therapies) == {"ifnb", "ga"}:
-        from cytoresp.models.recommend import describe_recommendation
+    recommendation, choice_test = None, ""
+    if therapy is None and len(model.therapies) >= 2:
+        from cytoresp.models.choice import DEFAULT_LEVEL, describe_recommendation
 
         rec = model.recommend_frame(frame).iloc[0].to_dict()
-        level = float(ensemble.level) if ensemble is not None else 0.90
+        choice = getattr(model, "choice", None)
+        level = float(choice.level) if choice is not None else DEFAULT_LEVEL
         recommendation = describe_recommendation(rec, level=level)
+        choice_test = choice.summary() if choice is not None else ""
 
     values = _value_rows(model, row_panel, frame)
     warnings = []
@@ -350,6 +356,7 @@ def build_report(
         source=str(panel.source),
         therapies=sections,
         recommendation=recommendation,
+        choice_test=choice_test,
         values=values,
         warnings=warnings,
         model_info={k: v for k, v in info.items() if v},
@@ -443,10 +450,12 @@ def _interval_text(sec: TherapySection) -> str:
             "See the cross-validated performance below for how far to trust the number."
         )
     lo, hi = sec.interval
+    tail = round(50 * (1 - sec.interval_level))
     return (
-        f"{round(100 * sec.interval_level)}% interval {lo:.2f} to {hi:.2f}: the spread of this "
-        f"probability over {sec.n_members} bootstrap refits of the model (sampling variability "
-        "of the training cohort). It does not include the model's bias or miscalibration."
+        f"spread {lo:.2f} to {hi:.2f} ({tail}th to {100 - tail}th percentile over "
+        f"{sec.n_members} bootstrap refits of the heads, which reuse the main head's penalty, "
+        "tree count and calibration). Not a confidence interval: its coverage was not "
+        "measured, and it does not include the model's bias or miscalibration."
     )
 
 
@@ -512,6 +521,14 @@ def render_html(report: PatientReport) -> str:
         )
     if report.recommendation:
         out.append(f'<p id="recommendation"><strong>{_e(report.recommendation)}</strong></p>')
+        if report.choice_test:
+            out.append(
+                '<p class="muted" id="choice-test">The interval is a confidence interval for '
+                "the average true difference among patients with the same predicted "
+                "difference (best linear approximation), not for this patient's own "
+                "difference. Training cohort: "
+                f"{_e(report.choice_test)}</p>"
+            )
 
     if report.warnings:
         out.append('<h2>Warnings</h2><div class="warn"><ul>')

@@ -115,6 +115,8 @@ def _train_into(cache: Path, table, config) -> None:
     model.save(cache / "model")
     for t, report in reports.items():
         report.cv.oof.to_parquet(cache / f"oof_{t}.parquet")
+        if report.cv.scored is not None:  # the other therapies' patients (train/choice.py)
+            report.cv.scored.to_parquet(cache / f"scored_{t}.parquet")
         (cache / f"folds_{t}.json").write_text(json.dumps(report.cv.folds))
     panel = read_panel(table)
     if len(model.therapies) == 2:
@@ -141,7 +143,12 @@ def load_training(cache: Path, config):
         folds = json.loads((cache / f"folds_{t}.json").read_text())
         for fold in folds:
             fold["calibration"] = tuple(fold["calibration"])
-        cv = CVResult(oof=pd.read_parquet(cache / f"oof_{t}.parquet"), folds=folds)
+        scored = cache / f"scored_{t}.parquet"
+        cv = CVResult(
+            oof=pd.read_parquet(cache / f"oof_{t}.parquet"),
+            folds=folds,
+            scored=pd.read_parquet(scored) if scored.exists() else None,
+        )
         reports[t] = evaluate_cv(cv, t, config)
     return model, reports
 

@@ -49,7 +49,12 @@ class TrainConfig:
         Bootstrap refits per therapy head behind the interval on the difference between
         therapies (``docs/methods.md``); 0 disables it (fixed-margin rule).
     recommend_level : float
-        Level of that interval (0.90): ``either`` when it includes zero.
+        Level of the interval on the calibrated difference between therapies (0.90):
+        ``either`` when it includes zero (:mod:`cytoresp.models.choice`).
+    choice_alpha : float
+        Level of the cohort gate: the one-sided BLP test that the predicted difference
+        between therapies separates who benefits from which (0.05; Holm-adjusted over
+        pairs of therapies). When it fails, every recommendation is ``either``.
     ipw : bool
         Fit the heads with inverse-propensity weights (``cytoresp train --ipw``).
     ipw_clip : float
@@ -110,6 +115,7 @@ class TrainConfig:
     #: its level, inverse-propensity weighting of the heads, and the propensity clip.
     n_ensemble: int = 50
     recommend_level: float = 0.90
+    choice_alpha: float = 0.05
     ipw: bool = False
     ipw_clip: float = 0.05
     plate_normalisation: bool = False
@@ -164,6 +170,8 @@ class TrainConfig:
             raise UsageError(f"n_ensemble must be an integer >= 0, got {self.n_ensemble!r}")
         if not 0 < self.recommend_level < 1:
             raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
+        if not 0 < self.choice_alpha < 0.5:
+            raise UsageError(f"choice_alpha must be in (0, 0.5), got {self.choice_alpha!r}")
         if not isinstance(self.ipw, bool):
             raise UsageError(f"ipw must be true or false, got {self.ipw!r}")
         if not isinstance(self.plate_normalisation, bool):

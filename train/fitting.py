@@ -279,6 +279,10 @@ def fit_response_model(
         )
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
+    given = labelled_therapies(panel, therapies)
+    frame_labelled = panel.to_model_frame(plate=config.plate_normalisation).loc[
+        given.index.to_numpy()
+    ]
     for t in therapies:
         frame, y = therapy_rows(panel, t, plate=config.plate_normalisation)
         check_trainable(y, config.n_splits, t, panel.source)
@@ -286,7 +290,11 @@ def fit_response_model(
             f"{t}: {len(y)} patients, {int(y.sum())} responders; "
             f"{config.n_repeats}x{config.n_splits}-fold nested cross-validation"
         )
-        cv = cross_validate(frame, y, config)
+        # the fold heads also score the other therapies' patients: the cross-fitted
+        # outcome model behind the therapy choice (cytoresp.train.choice)
+        others = frame_labelled.loc[(given != t).to_numpy()]
+        score = others if len(therapies) > 1 and len(others) else None
+        cv = cross_validate(frame, y, config, score=score)
         reports[t] = evaluate_cv(cv, t, config)
         log(f"{t}: cross-validated ROC AUC {reports[t].metrics['roc_auc']}")
         if config.ipw:
@@ -294,10 +302,10 @@ def fit_response_model(
         heads[t] = fit_head(frame, y, t, config, cv, sample_weight=weights.get(t))
         training[t] = (frame, y)
     ensemble = None
-    if config.n_ensemble > 0 and len(heads) >= 2:
-        from cytoresp.models.recommend import fit_bootstrap_ensemble
+    if config.n_ensemble > 0 and len(heads) == 2:
+        from cytoresp.train.ensemble import fit_bootstrap_ensemble
 
-        log(f"bootstrap ensemble: {config.n_ensemble} refits per head (therapy interval)")
+        log(f"bootstrap ensemble: {config.n_ensemble} refits per head (report spread)")
         ensemble = fit_bootstrap_ensemble(
             heads,
             training,
@@ -307,6 +315,10 @@ def fit_response_model(
             n_jobs=config.n_jobs,
             sample_weight=weights or None,
         )
+    choice = None
+    if len(therapies) > 1:
+        choice = fit_choice(panel, given, {t: reports[t].cv for t in therapies}, assignment, config)
+        log(choice.summary())
     frame_all = panel.to_model_frame()
     model = ResponseModel(
         heads=heads,
@@ -327,10 +339,66 @@ def fit_response_model(
             "other_therapies": [t for t in labelled_counts(panel) if t not in therapies],
         },
         ensemble=ensemble,
+        choice=choice,
     )
     if assignment is not None:
         model.metadata["assignment"] = {**assignment.to_dict(), "ipw": config.ipw}
     return model, reports
+
+
+def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:
+    """Therapy of every patient with a known outcome and one of ``therapies`` (index sample_id)."""
+    mask = (panel.therapy.isin(therapies) & panel.responder.notna()).to_numpy()
+    frame = panel.to_model_frame()
+    return pd.Series(
+        panel.therapy.to_numpy(dtype=object)[mask], index=frame.index[mask], name="therapy"
+    )
+
+
+def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: TrainConfig):
+    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations."""
+    from cytoresp.train.choice import (
+        crossfit_response,
+        fit_therapy_choice,
+        propensity_matrix,
+    )
+
+    therapies = list(cvs)
+    mu = crossfit_response(cvs, given)
+    estimated, source = None, "observed shares (randomised assignment assumed)"
+    if assignment is not None and not assignment.auc > assignment.auc_chance:
+        # Assignment is not predictable beyond chance: the noise of an estimated
+        # propensity, anti-correlated with the therapy given out of fold, multiplies the
+        # outcome heads' errors in the DR pseudo-outcomes and biased the BLP slope down
+        # (about -0.5 on null randomised cohorts of 300 per therapy), so use the shares.
+        source = (
+            "observed shares (cross-fitted propensity AUC "
+            f"{assignment.auc:.2f} is within chance, {assignment.auc_chance:.2f})"
+        )
+    elif assignment is not None and set(therapies) == {"ifnb", "ga"}:
+        p = assignment.propensity.copy()
+        p.index = p.index.astype(str)
+        p = p.reindex(given.index.astype(str)).to_numpy(dtype=np.float64)
+        if not np.isnan(p).any():
+            estimated = pd.DataFrame({"ifnb": p, "ga": 1.0 - p}, index=given.index)
+            source = "cross-fitted logistic model of assignment"
+    e = propensity_matrix(given, therapies, estimated, clip=config.ipw_clip)
+    responder = panel.responder.to_numpy(dtype=np.float64)
+    mask = (panel.therapy.isin(therapies) & panel.responder.notna()).to_numpy()
+    return fit_therapy_choice(
+        responder[mask],
+        given,
+        mu,
+        e,
+        level=config.recommend_level,
+        alpha=config.choice_alpha,
+        propensity_source=source,
+        info={
+            "folds": f"{config.n_repeats}x{config.n_splits}",
+            "propensity_clip": config.ipw_clip,
+            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test",
+        },
+    )
 
 
 def check_assignment(panel: Panel, config: TrainConfig, log: Log):

@@ -149,6 +149,11 @@ def run_training_job(
                 mlflow.log_dict(assignment, "assignment.json")
                 warning = "; ".join(assignment["warnings"]) or "none"
                 mlflow.set_tag("cytoresp.assignment_warning", warning[:5000])
+            choice = getattr(model, "choice", None)
+            if choice is not None:  # the therapy-choice gate (cytoresp.train.choice)
+                mlflow.log_metrics(choice.metrics())
+                mlflow.log_dict(choice.to_dict(), "therapy_choice.json")
+                mlflow.set_tag("cytoresp.choice_gate", "passed" if choice.gate_passed else "failed")
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())
                 _log_fold_runs(report)

@@ -142,10 +142,10 @@ def test_cli_trains_and_scores_a_real_world_cohort_from_a_config_file(
     table = pd.read_csv(preds)
     for t in ("ifnb", "ga", "natalizumab"):
         assert table[f"p_response_{t}"].between(0, 1).all()
-    assert set(table["best_therapy"]) <= {"ifnb", "ga", "natalizumab"}
+    assert set(table["leading_therapy"]) <= {"ifnb", "ga", "natalizumab"}
     assert set(table["recommended_therapy"]) <= {"ifnb", "ga", "natalizumab", "either"}
     named = table["recommended_therapy"] != "either"
-    assert (table.loc[named, "recommended_therapy"] == table.loc[named, "best_therapy"]).all()
+    assert (table.loc[named, "recommended_therapy"] == table.loc[named, "leading_therapy"]).all()
     assert (table.loc[named, "difference_lower"] > 0).all()
 
     html = tmp_path / "report.html"
