@@ -10,12 +10,13 @@ canonical panel CSV to a temporary folder), each in a fresh child process, in th
 - ``predict --therapy ifnb``: one head, so no recommendation (largest size only);
 - ``xgboost inplace_predict``: the boosters alone on the model's features, already built
   (not timed), on one thread: the therapy heads with trees, and those plus the merged trees
-  of the bootstrap members the recommendation's interval needs.
+  of the bootstrap members (used only by the patient report since issue 15: the
+  recommendation needs the heads and a few stored numbers, ``cytoresp.models.choice``).
 
 Wall time includes the child's start (imports, model loading). Peak memory is the largest
 resident set of the child and its children, sampled every 20 ms (psutil). The model is
-trained on 600 simulated patients with the default configuration (so the bootstrap
-ensemble of the recommendation has its default size), or given with ``--model``.
+trained on 600 simulated patients with the default configuration, or given with
+``--model``.
 
 Targets (2 cores): at the largest size, both therapies, ``predict`` <= 2x the floor and
 ``predict --explain 3`` <= 5x the floor; peak memory at 1M rows <= 1.3x at 250k rows.

@@ -6,6 +6,7 @@ Messages go to standard error, so standard output can carry data (``--output -``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -26,8 +27,9 @@ from cytoresp.errors import (
 
 app = typer.Typer(
     name="cytoresp",
-    help="Predict response to interferon-beta (ifnb) or glatiramer acetate (ga) from a "
-    "baseline cytokine panel, and explain it cytokine by cytokine.",
+    help="Predict response to a multiple sclerosis therapy (IFN-β, glatiramer acetate, "
+    "natalizumab, ...: docs/therapies.md) from a baseline cytokine panel, and explain it "
+    "cytokine by cytokine.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -35,7 +37,12 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 TherapyOpt = Annotated[
-    str | None, typer.Option("--therapy", help="ifnb or ga (default: every head)")
+    str | None,
+    typer.Option(
+        "--therapy",
+        help="score one head: a therapy id or name of docs/therapies.md (ifnb, ga, "
+        "natalizumab, Tysabri, ...; default: every head)",
+    ),
 ]
 TrackingOpt = Annotated[
     str | None,
@@ -45,10 +52,41 @@ TrackingOpt = Annotated[
         "else sqlite:///mlflow.db in the working directory)",
     ),
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="exit 2 instead of warning for an ignored column, a guessed role (a plate "
+        "column with one sample per plate) or an input the model needs that the file lacks",
+    ),
+]
 FormatOpt = Annotated[
     str | None,
     typer.Option("--format", help="wide, luminex, long, xlsx or parquet (default: detected)"),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("cytoresp")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            text = "unknown (not installed)"
+        print(f"cytoresp {text}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_version,
+                     is_eager=True),
+    ] = False,
+) -> None:
+    """Predict response to a multiple sclerosis therapy from a baseline cytokine panel."""
 
 
 def _check_format(format: str | None) -> None:  # noqa: A002 - the option's name
@@ -73,6 +111,38 @@ def _error(prefix: str, message: object) -> None:
     err.print(str(message), markup=False)
 
 
+@contextlib.contextmanager
+def _warnings_once():
+    """Collect the warnings of a command and show each once, with its count, at the end.
+
+    A warning raised in every cross-validation fold (a ratio skipped for a missing analyte)
+    would otherwise fill the log (137 times in one training log of issue #13).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            counts: dict[tuple[str, str], int] = {}
+            for w in caught:
+                key = (w.category.__name__, str(w.message))
+                counts[key] = counts.get(key, 0) + 1
+            for (category, message), n in counts.items():
+                if "The specified dataset source can be interpreted" in message:
+                    continue  # MLflow's note on a local path: harmless (STACK-NOTES.md)
+                times = f" ({n} times)" if n > 1 else ""
+                _warn(f"{message} [{category}]{times}")
+
+
+def _refuse_strict(panel) -> None:
+    """``--strict``: the panel's ignored columns and guessed roles are errors (exit 2)."""
+    from cytoresp.errors import Problem
+
+    if panel.strict_notes:
+        raise InputError([Problem(panel.source, None, None, f"--strict: {note}")
+                          for note in panel.strict_notes])
+
+
 def _guard_input(path: str) -> None:
     """Refuse an input file that would exhaust memory, before any work (panels/limits.py)."""
     from cytoresp.panels.limits import check_input
@@ -80,10 +150,28 @@ def _guard_input(path: str) -> None:
     check_input(path)
 
 
-def _check_therapy(therapy: str | None, allow_all: bool = False) -> None:
-    allowed = ("ifnb", "ga", "all") if allow_all else ("ifnb", "ga")
-    if therapy is not None and therapy not in allowed:
-        raise UsageError(f"--therapy must be one of {', '.join(allowed)}, got {therapy!r}")
+def _check_therapy(therapy: str | None, allow_all: bool = False, declared=None) -> str | None:
+    """The canonical id of ``--therapy`` (registry or ``declared`` names; ``all`` if allowed).
+
+    A name close to a registered one but not one of its names is a typo: an error with
+    "did you mean". Any other unknown name is returned as given, for the model to check
+    against its heads (a therapy declared in its training config).
+    """
+    from cytoresp.panels.therapies import (
+        resolve_therapy,
+        suggest_therapies,
+        unknown_therapy_message,
+    )
+
+    if therapy is None or (allow_all and therapy == "all"):
+        return therapy
+    tid = resolve_therapy(therapy, declared)
+    if tid is not None:
+        return tid
+    if declared is not None or suggest_therapies(therapy, declared):
+        raise UsageError(f"--therapy: {unknown_therapy_message(therapy, declared)}"
+                         + ("; or 'all'" if allow_all else ""))
+    return therapy
 
 
 def _load(model: str, tracking_uri: str | None):
@@ -130,6 +218,7 @@ def validate(
         bool, typer.Option("--labels", help="require therapy and responder (training files)")
     ] = False,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
     """Check a panel and report every problem; optionally write it in canonical form."""
     from cytoresp.panels import read_panel, write_panel
@@ -137,6 +226,8 @@ def validate(
     _check_format(format)
     _guard_input(input)
     panel = read_panel(input, require_labels=labels, format=format)
+    if strict:
+        _refuse_strict(panel)
     for warning in panel.warnings:
         _warn(warning)
     if output:
@@ -151,10 +242,22 @@ def validate(
 @app.command()
 def train(
     data: Annotated[str, typer.Option("--data", help="training panel with therapy and responder")],
-    therapy: Annotated[str, typer.Option("--therapy", help="ifnb, ga or all")] = "all",
+    therapy: Annotated[
+        str,
+        typer.Option(
+            "--therapy",
+            help="all (a head for every therapy with enough patients) or one therapy "
+            "(docs/therapies.md)",
+        ),
+    ] = "all",
     experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment")] = "cytoresp",
     register: Annotated[
-        str | None, typer.Option("--register", help="registered model name")
+        str | None,
+        typer.Option(
+            "--register",
+            help="register the model under this name with alias 'candidate'; without it the "
+            "model is logged in the MLflow run (models:/m-<id>) but not registered",
+        ),
     ] = None,
     out: Annotated[
         str | None, typer.Option("--out", help="also write the standalone model here")
@@ -179,7 +282,20 @@ def train(
             "rio, modified_rio, magnims or neda3 (docs/outcomes.md)",
         ),
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(
+            "--label",
+            help="the outcome column (any two-level column) instead of 'responder'; its "
+            "name is the outcome's name unless outcome_name is in the config",
+        ),
+    ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option("--positive", help="the value of --label that counts as the outcome"),
+    ] = None,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
     plate_normalise: Annotated[
         bool,
         typer.Option(
@@ -190,11 +306,12 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Cross-validate, fit and log a model to MLflow; register it with alias 'candidate'."""
+    """Cross-validate, fit and log a model to MLflow (registered with --register)."""
+    import dataclasses
+
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.job import run_training_job
 
-    _check_therapy(therapy, allow_all=True)
     _check_format(format)
     _guard_input(data)
     if out is not None:
@@ -202,29 +319,44 @@ def train(
 
         check_writable_dir(out)
     cfg = TrainConfig.from_file(config) if config else TrainConfig()
+    therapy = _check_therapy(therapy, allow_all=True, declared=cfg.declared)
+    if positive is not None and label is None and cfg.label is None:
+        raise UsageError("--positive needs --label (or label in the config)")
+    if label is not None or positive is not None:
+        cfg = dataclasses.replace(cfg, label=label or cfg.label,
+                                  positive=positive if positive is not None else cfg.positive)
+    if label_from is not None and cfg.label is not None:
+        raise UsageError("give --label or --label-from, not both")
+    if strict:
+        cfg = dataclasses.replace(cfg, strict=True)
     if ipw or plate_normalise:
-        import dataclasses
-
         cfg = dataclasses.replace(
             cfg, ipw=cfg.ipw or ipw, plate_normalisation=cfg.plate_normalisation or plate_normalise
         )
-    result = run_training_job(
-        data, therapy, experiment, register, out, cfg, tracking_uri, log=_log,
-        label_from=label_from, format=format,
-    )
+    with _warnings_once():
+        result = run_training_job(
+            data, therapy, experiment, register, out, cfg, tracking_uri, log=_log,
+            label_from=label_from, format=format,
+        )
     _print_training(result)
 
 
 def _print_training(result) -> None:
+    from cytoresp.train.fitting import trained_summary
+
+    err.print(trained_summary(result.model), markup=False)
+    err.print(f"outcome: {result.model.outcome_name}", markup=False)
     for t, report in result.reports.items():
         m = report.metrics
         err.print(
             f"[bold]{t}[/bold] n={report.n} ({report.n_responders} responders): "
             f"ROC AUC {m['roc_auc']}, Brier {m['brier'].value:.3f}, "
-            f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
+            + (f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
+               if "logistic" in report.baselines else "no logistic baseline")
         )
     err.print(f"MLflow run {result.run_id} in {result.tracking_uri}")
-    err.print(f"model: {result.model_uri}")
+    err.print(f"model: {result.model_uri}"
+              + ("" if result.registered_name else " (not registered: use --register NAME)"))
 
 
 @app.command()
@@ -245,12 +377,20 @@ def predict(
     ] = 0,
     tracking_uri: TrackingOpt = None,
     format: FormatOpt = None,
+    strict: StrictOpt = False,
 ) -> None:
-    """Score a panel file: probability of response per therapy, recommendation, drivers."""
+    """Score a panel file: probability of response per therapy, recommendation, drivers.
+
+    With two or more therapies: the calibrated difference between the two leading ones
+    with a 90% confidence interval for the average difference among patients with the same
+    predicted difference (not for one patient's own difference), and recommended_therapy
+    (a therapy, or 'either' when the training cohort's heterogeneity test failed or the
+    interval includes 0; the reason is in recommendation_reason).
+    """
     from cytoresp.panels.write import check_writable, output_format
     from cytoresp.predict.batch import score_file
 
-    _check_therapy(therapy)
+    therapy = _check_therapy(therapy)
     _check_format(format)
     check_writable(output)
     output_format(output)  # an unsupported extension fails now, not after scoring
@@ -260,9 +400,15 @@ def predict(
     # streamed in chunks; a progress bar (rows/s) only when stderr is a terminal
     summary = score_file(
         loaded, input, output, therapy=therapy, explain=explain,
-        progress=err if err.is_terminal else None, format=format,
+        progress=err if err.is_terminal else None, format=format, strict=strict,
     )
     seconds = time.perf_counter() - start
+    for note in summary.notes:
+        _warn(note)
+    needed = {c: k for c, k in summary.missing.items() if c != "plate"}
+    if needed:
+        _warn("inputs the model uses are missing (scored as unknown): " + ", ".join(
+            f"{c} in {k} of {summary.n_rows} samples" for c, k in needed.items()))
     if output != "-":
         _log(
             f"scored {summary.n_rows} samples ({', '.join(summary.therapies)}) in {seconds:.1f} s "
@@ -285,7 +431,7 @@ def explain(
     """Cytokine-level explanations: the full table, or one patient's waterfall plot."""
     from cytoresp.panels.write import atomic_output, check_writable, write_table
 
-    _check_therapy(therapy)
+    therapy = _check_therapy(therapy)
     if output is None and plot is None:
         raise UsageError("give --output FILE, or --sample ID with --plot FILE.png")
     if (sample is None) != (plot is None):
@@ -307,7 +453,8 @@ def explain(
 
         t = therapy or loaded.therapies[0]
         base, contrib = loaded.heads[t].cytokine_contributions(frame.loc[[sample]])
-        fig = plot_waterfall(float(base[0]), contrib.iloc[0], title=f"{sample}: response to {t}")
+        fig = plot_waterfall(float(base[0]), contrib.iloc[0],
+                             title=f"{sample}: {loaded.outcome_name}, {t}")
         with atomic_output(plot, "wb") as fh:
             fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
         _log(f"wrote the waterfall of {sample} ({t}) to {plot}")
@@ -327,7 +474,7 @@ def report(
     from cytoresp.panels.write import check_writable
     from cytoresp.predict.report import write_report
 
-    _check_therapy(therapy)
+    therapy = _check_therapy(therapy)
     check_writable(out)
     loaded = _load(model, tracking_uri)
     write_report(loaded, input, sample, out, therapy=therapy, top=top)

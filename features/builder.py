@@ -52,6 +52,14 @@ def _check_analytes(analytes: Any) -> tuple[str, ...] | None:
     return tuple(analytes)
 
 
+def _allow_empty(step: FeatureTransformer, ids: list[str]) -> FeatureTransformer:
+    """``step``, accepting zero input columns when there is no analyte (only declared
+    covariates and measurements: a transcript or NPX panel, docs/data-format.md)."""
+    if not ids:
+        step._min_features = 0
+    return step
+
+
 class PanelFeatures(FeatureTransformer):
     """The model's features from a model frame, with an exact affine map to the inputs.
 
@@ -233,9 +241,8 @@ class PanelFeatures(FeatureTransformer):
             self.ignored_columns_.remove(PLATE_COLUMN)
 
         A = Xa[:, self.analyte_indices_]
-        self.log_ = CensoredLog2Transformer(self.below_factor, self.add_indicators).fit(
-            pd.DataFrame(A, columns=ids, copy=False)
-        )
+        self.log_ = _allow_empty(CensoredLog2Transformer(self.below_factor, self.add_indicators),
+                                 ids).fit(pd.DataFrame(A, columns=ids, copy=False) if ids else A)
         Z = self.log_._log2(A)
         self.plates_ = None
         if self.plate_normalisation:
@@ -248,9 +255,9 @@ class PanelFeatures(FeatureTransformer):
             at_limit, below = self._limits(Z, A)
             self.plates_ = norm._fit_arrays(at_limit, Xa[:, self.plate_index_], below)
             Z += self._plate_shift(Xa, A, Z)
-        logs = pd.DataFrame(Z, columns=[LOG_PREFIX + i for i in ids], copy=False)
-        self.ratio_ = LogRatioTransformer(self.ratios).fit(logs)
-        self.axes_ = AxisScoreTransformer(self.axes).fit(logs)
+        logs = pd.DataFrame(Z, columns=[LOG_PREFIX + i for i in ids], copy=False) if ids else Z
+        self.ratio_ = _allow_empty(LogRatioTransformer(self.ratios), ids).fit(logs)
+        self.axes_ = _allow_empty(AxisScoreTransformer(self.axes), ids).fit(logs)
         self._build_map()
         return self
 
@@ -300,7 +307,10 @@ class PanelFeatures(FeatureTransformer):
                     ),
                     stacklevel=3,
                 )
-        if not acols:
+        # without analytes only when covariates are listed (declared covariates and
+        # measurements, e.g. a transcript panel): never by default
+        explicit = check_covariates(self.covariates) is not None
+        if not acols and not (explicit and self.covariates_):
             raise UsageError(f"PanelFeatures: no analyte column in the input {names!r}")
         ids = [resolved.get(c) or c for c in acols]
         seen: dict[str, str] = {}

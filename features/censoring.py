@@ -37,6 +37,9 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
     Subclasses implement ``_check_params``, ``_get_state`` and ``_set_state``.
     """
 
+    #: Fewest input columns accepted (0 for the steps of a panel without analytes).
+    _min_features = 1
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -47,7 +50,8 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         """``X`` as a 2-D float64 array (NaN allowed, inf refused); sets/checks names."""
         try:
             return validate_data(
-                self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
+                self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan",
+                ensure_min_features=self._min_features,
             )
         except UsageError:
             raise

@@ -116,6 +116,9 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             spec["ensemble"], blobs = ensemble.to_state()
             for name, blob in blobs.items():
                 (tmp / name).write_bytes(blob)
+        choice = getattr(model, "choice", None)
+        if choice is not None:  # the therapy choice's gate and calibrations (models/choice.py)
+            spec["choice"] = choice.to_dict()
         (tmp / SPEC).write_text(json.dumps(_jsonable(spec), indent=1, allow_nan=True))
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         manifest = {
@@ -231,11 +234,17 @@ def load_model_dir(path: str | os.PathLike):
             return (root / name).read_bytes()
 
         ensemble = BootstrapEnsemble.from_state(spec["ensemble"], read_listed)
+    choice = None
+    if spec.get("choice") is not None:  # models saved before the therapy choice have none
+        from cytoresp.models.choice import TherapyChoice
+
+        choice = TherapyChoice.from_dict(spec["choice"])
     return ResponseModel(
         heads=heads,
         training_ranges={k: tuple(v) for k, v in spec.get("training_ranges", {}).items()},
         metadata=metadata,
         ensemble=ensemble,
+        choice=choice,
         training_quantiles={
             k: [float(x) for x in v] for k, v in spec.get("training_quantiles", {}).items()
         },

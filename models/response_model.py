@@ -14,12 +14,11 @@ from sklearn.pipeline import Pipeline
 from cytoresp.errors import UsageError
 from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.calibration import LogisticCalibrator
-from cytoresp.models.recommend import BootstrapEnsemble, recommend_with_interval
-from cytoresp.panels.panel import THERAPIES, Panel
-
-#: Probability difference below which the two therapies are reported as ``either``
-#: when no interval is available.
-DEFAULT_EQUIVALENCE_MARGIN = 0.05
+from cytoresp.models.choice import TherapyChoice, recommend_table
+from cytoresp.models.recommend import BootstrapEnsemble
+from cytoresp.panels.declared import DeclaredColumn, declared_columns
+from cytoresp.panels.panel import Panel
+from cytoresp.panels.therapies import Therapy, declared_therapies, therapy_order
 
 
 @dataclass
@@ -29,7 +28,8 @@ class TherapyHead:
     Attributes
     ----------
     therapy : str
-        ``"ifnb"`` or ``"ga"``.
+        Canonical therapy id (``"ifnb"``, ``"ga"``, ``"natalizumab"``, ...;
+        ``docs/therapies.md``).
     pipeline : Pipeline
         ``("features", PanelFeatures) -> ("model", LinearBoostedClassifier)``.
     input_columns : list of str
@@ -102,9 +102,14 @@ class ResponseModel:
     metadata : dict
         Training metadata: data fingerprint, metrics, configuration, library versions.
     ensemble : BootstrapEnsemble, optional
-        Bootstrap refits of the heads (:mod:`cytoresp.models.recommend`): the interval on
-        the difference between therapies that :meth:`recommend` uses. None: the older
-        fixed-margin rule.
+        Bootstrap refits of the heads (:mod:`cytoresp.models.recommend`): the spread of
+        each therapy's probability shown in the patient report. Not used by
+        :meth:`recommend`.
+    choice : TherapyChoice, optional
+        The cohort-level heterogeneity test and the calibration of the difference between
+        therapies (:mod:`cytoresp.models.choice`) that :meth:`recommend` uses. None
+        (one therapy, or a model saved before it existed): every recommendation is
+        ``either``.
     training_quantiles : dict of str to list of float
         Per input column, its 0, 1, ..., 100th percentiles on the training rows (pg/mL for
         analytes, a value censored below its limit L counted at L / sqrt 2), where a
@@ -133,11 +138,28 @@ class ResponseModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     ensemble: BootstrapEnsemble | None = None
     training_quantiles: dict[str, list[float]] = field(default_factory=dict)
+    choice: TherapyChoice | None = None
 
     @property
     def therapies(self) -> list[str]:
-        """Therapies with a fitted head, in canonical order."""
-        return [t for t in THERAPIES if t in self.heads]
+        """Therapies with a fitted head, in registry order (declared ones last)."""
+        return therapy_order(self.heads)
+
+    @property
+    def declared_therapies(self) -> dict[str, Therapy]:
+        """Therapies the training config declared beside the registry (``docs/therapies.md``)."""
+        return declared_therapies(self.metadata.get("declared_therapies"))
+
+    @property
+    def declared_columns(self) -> tuple[DeclaredColumn, ...]:
+        """Covariates and measurements the training config declared (read the same way)."""
+        d = self.metadata.get("declared_columns") or {}
+        return declared_columns(d.get("covariates"), d.get("measurements"), d.get("sample_id"))
+
+    @property
+    def outcome_name(self) -> str:
+        """The outcome in words (``outcome_name`` of the training config), e.g. ``response``."""
+        return str(self.metadata.get("outcome_name") or "response")
 
     @property
     def input_columns(self) -> list[str]:
@@ -160,7 +182,8 @@ class ResponseModel:
         if not isinstance(data, Panel):
             from cytoresp.panels.read import read_panel
 
-            data = read_panel(data)
+            data = read_panel(data, therapies=self.declared_therapies,
+                              columns=self.declared_columns)
         plate = "plate" in self.input_columns  # per-plate normalisation (features/plates.py)
         return align_frame(data.to_model_frame(plate=plate), self.input_columns)
 
@@ -255,68 +278,64 @@ class ResponseModel:
         _, contrib, Z = contributions_and_inputs(self.heads[therapy], frame)
         return format_drivers(contrib, Z, self.heads[therapy].background, k)
 
-    def recommend(
-        self,
-        data,
-        margin: float = DEFAULT_EQUIVALENCE_MARGIN,
-        level: float | None = None,
-    ) -> pd.DataFrame:
-        """IFN-beta, GA or ``either``, with the difference and its interval.
+    def recommend(self, data, level: float | None = None) -> pd.DataFrame:
+        """The therapy with the better chance of response, or ``either``.
 
-        Needs both heads. With a bootstrap ensemble (the default since training fits
-        one), ``either`` when the ``level`` percentile interval of
-        ``P(response | ifnb) - P(response | ga)`` includes zero; without one, when the
-        probabilities differ by less than ``margin`` (the interval columns are NaN).
+        Needs two or more heads. The decision rule, and what the interval covers, are in
+        :mod:`cytoresp.models.choice`: a therapy is named only when the training cohort's
+        heterogeneity test passed and the interval of the calibrated difference between
+        the two leading therapies excludes 0.
 
         Parameters
         ----------
         data : Panel, DataFrame or path
-        margin : float
-            Fallback rule only (models without an ensemble).
         level : float, optional
-            Interval level; default the ensemble's (0.90).
+            Interval level; default the model's (0.90).
 
         Returns
         -------
         DataFrame
-            Index ``sample_id``: ``p_response_ifnb``, ``p_response_ga``,
-            ``difference_ifnb_minus_ga``, ``difference_lower``, ``difference_upper``,
-            ``recommended_therapy``.
+            Index ``sample_id``: ``p_response_<therapy>`` for every head, then
+            :data:`~cytoresp.models.choice.RECOMMENDATION_COLUMNS`.
 
         Examples
         --------
         >>> rec = model.recommend(panel)
         >>> list(rec.columns)  # doctest: +NORMALIZE_WHITESPACE
-        ['p_response_ifnb', 'p_response_ga', 'difference_ifnb_minus_ga',
-         'difference_lower', 'difference_upper', 'recommended_therapy']
+        ['p_response_ifnb', 'p_response_ga', 'leading_therapy', 'runner_up', 'difference',
+         'difference_lower', 'difference_upper', 'recommended_therapy',
+         'recommendation_reason']
         >>> bool(rec["recommended_therapy"].isin(["ifnb", "ga", "either"]).all())
         True
         """
         if len(self.therapies) < 2:
             raise UsageError(
-                "a recommendation needs a model with both therapies (train --therapy all)"
+                "a recommendation needs a model with at least two therapies (train --therapy all)"
             )
         frame = data if _is_model_frame(data) else self.model_frame(data)
-        return self.recommend_frame(frame, margin, level)
+        return self.recommend_frame(frame, level)
 
-    def recommend_frame(
-        self,
-        frame: pd.DataFrame,
-        margin: float = DEFAULT_EQUIVALENCE_MARGIN,
-        level: float | None = None,
-    ) -> pd.DataFrame:
+    def recommend_frame(self, frame: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
         """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
-        if self.ensemble is not None and set(self.ensemble.therapies) >= {"ifnb", "ga"}:
-            # the heads' features once, for the heads and the ensemble's members
-            feats = {t: self.heads[t].engineered(frame) for t in ("ifnb", "ga")}
-            proba = self.predict_proba_frame(frame, feats=feats)
-            draws = self.ensemble.difference_draws(self.heads, frame, feats)
-            return recommend_with_interval(proba, draws, level or self.ensemble.level)
-        proba = self.predict_proba_frame(frame)
-        out = recommend_from_proba(proba, margin)
-        out.insert(out.columns.get_loc("difference_ifnb_minus_ga") + 1, "difference_lower", np.nan)
-        out.insert(out.columns.get_loc("difference_lower") + 1, "difference_upper", np.nan)
-        return out
+        return recommend_table(self.predict_proba_frame(frame), self.choice, level)
+
+    def summary(self) -> str:
+        """A few lines: therapies, training sizes and the therapy-choice gate.
+
+        Examples
+        --------
+        >>> print(model.summary())  # doctest: +ELLIPSIS
+        ResponseModel: therapies ifnb, ga; ...
+        """
+        sizes = self.metadata.get("n_training", {})
+        text = f"ResponseModel: therapies {', '.join(self.therapies)}"
+        if sizes:
+            text += "; training patients " + ", ".join(f"{t} {n}" for t, n in sizes.items())
+        if self.choice is not None:
+            text += "\n" + self.choice.summary()
+        elif len(self.therapies) > 1:
+            text += "\nno therapy-choice test stored: every recommendation is 'either'"
+        return text
 
     def row_warnings(self, frame: pd.DataFrame) -> pd.Series:
         """Per-row warnings: missing analytes and values outside the training range."""
@@ -346,16 +365,6 @@ def align_frame(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Reindex a model frame on ``columns`` (missing ones become NaN), marked as aligned."""
     out = frame.reindex(columns=columns).astype(np.float64)
     out.attrs["cytoresp_model_frame"] = True
-    return out
-
-
-def recommend_from_proba(proba: pd.DataFrame, margin: float) -> pd.DataFrame:
-    """Recommendation columns from ``p_response_ifnb`` and ``p_response_ga``."""
-    diff = proba["p_response_ifnb"] - proba["p_response_ga"]
-    rec = np.where(diff >= margin, "ifnb", np.where(diff <= -margin, "ga", "either"))
-    out = proba.copy()
-    out["difference_ifnb_minus_ga"] = diff
-    out["recommended_therapy"] = rec
     return out
 
 

@@ -7,12 +7,9 @@ in parallel on a pool of threads, one per core, each running XGBoost with one th
 heavy work, XGBoost, numpy and pyarrow, runs outside the GIL); XGBoost's own threading is
 not used on top, so the two never compete for the cores.
 
-Everything per row is vectorised. The costliest part is the recommendation of a model
-with a bootstrap ensemble (:mod:`cytoresp.models.recommend`): the interval on the
-difference between therapies needs every member's prediction on every row. The heads'
-features are built once and shared with the members; the members' linear parts are one
-matrix product and their trees one XGBoost call
-(:meth:`~cytoresp.models.recommend.BootstrapEnsemble.margins`).
+Everything per row is vectorised. The recommendation (:mod:`cytoresp.models.choice`)
+needs only the heads' probabilities and a few stored numbers per pair of therapies, so it
+costs about as much as scoring the heads.
 """
 
 from __future__ import annotations
@@ -23,14 +20,14 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cytoresp.models.response_model import DEFAULT_EQUIVALENCE_MARGIN, ResponseModel
+from cytoresp.models.response_model import ResponseModel
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.write import check_writable
 
@@ -50,12 +47,18 @@ class Cancelled(Exception):
 
 @dataclass
 class ScoreSummary:
-    """What a scoring run did."""
+    """What a scoring run did.
+
+    ``notes``: the input's warnings (ignored columns, "did you mean", ...), each once.
+    ``missing``: per input the model needs, the number of rows where it is missing.
+    """
 
     n_rows: int
     therapies: list[str]
     output: str
     n_with_warnings: int
+    notes: list[str] = field(default_factory=list)
+    missing: dict[str, int] = field(default_factory=dict)
 
 
 def available_cores() -> int:
@@ -120,7 +123,6 @@ def score_frame(
     frame: pd.DataFrame,
     therapy: str | None = None,
     explain: int = 0,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     cancel: threading.Event | None = None,
 ) -> pd.DataFrame:
     """The prediction table of an aligned model frame (see :func:`score_panel`).
@@ -136,8 +138,8 @@ def score_frame(
     therapies = model.resolve_therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
-    if len(therapies) == 2:
-        table = model.recommend_frame(frame, margin)
+    if len(therapies) >= 2:
+        table = model.recommend_frame(frame)
     else:
         table = model.predict_proba_frame(frame, therapies)
     for col in table.columns:
@@ -154,14 +156,12 @@ def score_panel(
     data: Panel | pd.DataFrame | str | PathLike,
     therapy: str | None = None,
     explain: int = 0,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
 ) -> pd.DataFrame:
     """The prediction table of DESIGN.md, one row per sample in input order.
 
-    Columns: ``sample_id``, ``p_response_<therapy>`` (one or both); where both heads are
-    scored, ``difference_ifnb_minus_ga``, its interval ``difference_lower`` and
-    ``difference_upper`` (NaN for a model without a bootstrap ensemble) and
-    ``recommended_therapy`` (:meth:`ResponseModel.recommend`); ``drivers_<therapy>`` (with
+    Columns: ``sample_id``, ``p_response_<therapy>`` (one or more); where two or more
+    heads are scored, the recommendation columns of :meth:`ResponseModel.recommend`
+    (:data:`~cytoresp.models.choice.RECOMMENDATION_COLUMNS`); ``drivers_<therapy>`` (with
     ``explain > 0``: the ``explain`` largest signed cytokine-level contributions), and
     ``warnings`` (missing analytes, values outside the training range).
 
@@ -169,11 +169,11 @@ def score_panel(
     --------
     >>> table = score_panel(model, "new_patients.csv", explain=3)
     >>> list(table.columns)
-    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'difference_ifnb_minus_ga',
-     'difference_lower', 'difference_upper', 'recommended_therapy',
-     'drivers_ifnb', 'drivers_ga', 'warnings']
+    ['sample_id', 'p_response_ifnb', 'p_response_ga', 'leading_therapy', 'runner_up',
+     'difference', 'difference_lower', 'difference_upper', 'recommended_therapy',
+     'recommendation_reason', 'drivers_ifnb', 'drivers_ga', 'warnings']
     """
-    return score_frame(model, model.model_frame(data), therapy, explain, margin)
+    return score_frame(model, model.model_frame(data), therapy, explain)
 
 
 def score_file(
@@ -186,8 +186,8 @@ def score_file(
     chunk_rows: int | None = None,
     n_workers: int | None = None,
     progress: Any = None,
-    margin: float = DEFAULT_EQUIVALENCE_MARGIN,
     format: str | None = None,  # noqa: A002 - read_panel's keyword
+    strict: bool = False,
 ) -> ScoreSummary:
     """Score a panel file chunk by chunk and write the predictions atomically.
 
@@ -199,8 +199,9 @@ def score_file(
         :mod:`cytoresp.panels.stream`), or ``-`` for standard input.
     dest : path or ``"-"``
         ``.csv`` or ``.parquet``; ``-`` writes CSV to standard output.
-    therapy : {"ifnb", "ga"}, optional
-        Score one head only (default: every head, with a recommendation).
+    therapy : str, optional
+        Score one head only (a therapy id of the model; default: every head, with a
+        recommendation when there are two or more).
     explain : int
         Add the ``explain`` largest cytokine drivers per therapy (0: none, and none
         computed).
@@ -215,6 +216,9 @@ def score_file(
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
         Force the input format (:func:`~cytoresp.panels.read.read_panel`); the file
         is then read whole before scoring (not streamed).
+    strict : bool
+        Refuse the input (InputError, nothing written) when it has an ignored column, a
+        guessed role, or lacks an input the model needs (``cytoresp predict --strict``).
 
     Returns
     -------
@@ -240,12 +244,16 @@ def score_file(
     if format is not None:
         from cytoresp.panels.read import read_panel
 
-        source = read_panel(source, format=format)  # read whole; chunks are handed out
+        # read whole; chunks are handed out
+        source = read_panel(source, format=format, therapies=model.declared_therapies,
+                            columns=model.declared_columns)
     if "plate" in model.input_columns:
         # per-plate normalisation: a plate not seen in training is normalised by the
         # median of its rows in the input, so every row must be in the one chunk
         chunk_rows = 2**31 - 1
-    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS)
+    stream, chunks = iter_chunks(source, chunk_rows or DEFAULT_CHUNK_ROWS,
+                                 therapies=model.declared_therapies,
+                                 columns=model.declared_columns)
     n_rows = n_warn = 0
     with contextlib.ExitStack() as stack:
         update = None
@@ -276,12 +284,45 @@ def score_file(
                 del table
                 _trim_heap()
 
+        notes: list[str] = []
+        missing: dict[str, int] = {}
         for chunk in chunks:
             frame = model.model_frame(chunk.panel)
-            future = pool.submit(score_frame, model, frame, therapy, explain, margin, cancel)
+            for note in chunk.panel.warnings:
+                if note not in notes and len(notes) < 50:
+                    notes.append(note)
+            for col, k in frame.isna().sum().items():
+                if k:
+                    missing[col] = missing.get(col, 0) + int(k)
+            if strict:
+                check_strict(model, chunk.panel, frame)
+            future = pool.submit(score_frame, model, frame, therapy, explain, cancel)
             pending.append((future, chunk.bytes_read))
             drain(workers)
         drain(0)
     return ScoreSummary(
-        n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn
+        n_rows=n_rows, therapies=therapies, output=str(dest), n_with_warnings=n_warn,
+        notes=notes, missing=missing,
     )
+
+
+def check_strict(model: ResponseModel, panel: Panel, frame: pd.DataFrame) -> None:
+    """``--strict``: an InputError for ignored columns, guessed roles and absent inputs.
+
+    An input is absent when the panel has no column for it at all (an analyte or covariate
+    the model was trained on); a cell missing here and there is not an error.
+    """
+    from cytoresp.errors import InputError, Problem
+
+    present = set(panel.analytes) | set(panel.covariates.columns)
+    if panel.plate is not None:
+        present.add("plate")
+    absent = [c for c in model.input_columns if c not in present]
+    found = [Problem(panel.source, None, None, f"--strict: {note}") for note in panel.strict_notes]
+    if absent:
+        found.append(Problem(panel.source, None, None,
+                             f"--strict: the model needs {', '.join(absent)}, which the file "
+                             f"does not have (its columns are matched by name: "
+                             f"docs/analytes.md)"))
+    if found:
+        raise InputError(found)

@@ -10,7 +10,9 @@ Content, per therapy head of the model:
   probability over the model's bootstrap refits (:mod:`cytoresp.models.recommend`) when the
   model has them, else none (the page says so), and always the cross-validated ROC AUC,
   Brier score and calibration of the model, which say how far to trust any one number;
-- the recommendation between the therapies with its interval (models with both heads);
+- the recommendation between the therapies (models with two or more heads): the
+  calibrated difference between the two leading therapies with its interval, and the
+  training cohort's heterogeneity test (:mod:`cytoresp.models.choice`);
 - the top drivers in plain language (``IL-17F higher than typical, lowers the chance of
   response to IFN-β``) and the waterfall plot in cytokine terms;
 - where each of the patient's values sits in the training distribution (percentile), and
@@ -35,7 +37,14 @@ from cytoresp.models.reference import ranking_values
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES
 
 #: Therapy names for people.
+#: Display names where the report differs from the registry's.
 THERAPY_NAMES = {"ifnb": "IFN-β", "ga": "glatiramer acetate (GA)"}
+
+
+def _therapy_name(therapy: str) -> str:
+    from cytoresp.panels.therapies import therapy_display
+
+    return THERAPY_NAMES.get(therapy) or therapy_display(therapy)
 
 DEFAULT_TOP = 5
 
@@ -125,6 +134,8 @@ class PatientReport:
     warnings: list[str]
     model_info: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    #: the training cohort's heterogeneity test (TherapyChoice.summary), when recommending
+    choice_test: str = ""
 
 
 def _label(name: str) -> str:
@@ -145,16 +156,20 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def _driver_sentence(label: str, direction: str, contribution: float, therapy: str) -> str:
+def _driver_sentence(label: str, direction: str, contribution: float, therapy: str,
+                     outcome: str = "response") -> str:
     effect = "raises" if contribution > 0 else "lowers"
-    name = THERAPY_NAMES.get(therapy, therapy)
+    name = _therapy_name(therapy)
     where = {
         "higher": f"{label} higher than typical",
         "lower": f"{label} lower than typical",
         "typical": f"{label} at its typical level",
         "missing": f"{label} not measured",
     }[direction]
-    return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
+    if outcome == "response":
+        return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
+    return (f"{where}, {effect} the chance of {outcome} on {name} "
+            f"({contribution:+.2f} log-odds)")
 
 
 def _cv_summary(metadata: dict[str, Any], therapy: str) -> dict[str, tuple[float, float, float]]:
@@ -221,7 +236,8 @@ def build_report(
     else:
         from cytoresp.panels.read import read_panel
 
-        panel = read_panel(data)
+        panel = read_panel(data, therapies=model.declared_therapies,
+                           columns=model.declared_columns)
     sample_id = str(sample_id)
     if sample_id not in panel.sample_ids:
         shown = ", ".join(map(str, panel.sample_ids[:5]))
@@ -272,7 +288,8 @@ def build_report(
             )
             label = _label(name)
             drivers.append(
-                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t))
+                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t,
+                                                             model.outcome_name))
             )
         interval, level, n_members = None, None, 0
         if t in draws:
@@ -283,7 +300,7 @@ def build_report(
             interval, n_members = (float(lo), float(hi)), int(p_draws.size)
         png = b""
         if plots:
-            png = _waterfall_png(float(base[0]), c, f"{sample_id}: response to {t}")
+            png = _waterfall_png(float(base[0]), c, f"{sample_id}: {model.outcome_name}, {t}")
         sections.append(
             TherapySection(
                 therapy=t,
@@ -299,13 +316,15 @@ def build_report(
             )
         )
 
-    recommendation = None
-    if therapy is None and len(model.therapies) == 2:
-        from cytoresp.models.recommend import describe_recommendation
+    recommendation, choice_test = None, ""
+    if therapy is None and len(model.therapies) >= 2:
+        from cytoresp.models.choice import DEFAULT_LEVEL, describe_recommendation
 
         rec = model.recommend_frame(frame).iloc[0].to_dict()
-        level = float(ensemble.level) if ensemble is not None else 0.90
+        choice = getattr(model, "choice", None)
+        level = float(choice.level) if choice is not None else DEFAULT_LEVEL
         recommendation = describe_recommendation(rec, level=level)
+        choice_test = choice.summary() if choice is not None else ""
 
     values = _value_rows(model, row_panel, frame)
     warnings = []
@@ -337,6 +356,7 @@ def build_report(
         source=str(panel.source),
         therapies=sections,
         recommendation=recommendation,
+        choice_test=choice_test,
         values=values,
         warnings=warnings,
         model_info={k: v for k, v in info.items() if v},
@@ -430,10 +450,12 @@ def _interval_text(sec: TherapySection) -> str:
             "See the cross-validated performance below for how far to trust the number."
         )
     lo, hi = sec.interval
+    tail = round(50 * (1 - sec.interval_level))
     return (
-        f"{round(100 * sec.interval_level)}% interval {lo:.2f} to {hi:.2f}: the spread of this "
-        f"probability over {sec.n_members} bootstrap refits of the model (sampling variability "
-        "of the training cohort). It does not include the model's bias or miscalibration."
+        f"spread {lo:.2f} to {hi:.2f} ({tail}th to {100 - tail}th percentile over "
+        f"{sec.n_members} bootstrap refits of the heads, which reuse the main head's penalty, "
+        "tree count and calibration). Not a confidence interval: its coverage was not "
+        "measured, and it does not include the model's bias or miscalibration."
     )
 
 
@@ -486,7 +508,7 @@ def render_html(report: PatientReport) -> str:
     out.append(
         "<table><tr><th>therapy</th><th>P(response)</th><th>interval</th></tr>"
         + "".join(
-            f"<tr><td>{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}</td>"
+            f"<tr><td>{_e(_therapy_name(s.therapy))}</td>"
             f'<td class="prob" id="p-{_e(s.therapy)}">{s.probability:.2f}</td>'
             f"<td>{_e(_interval_text(s))}</td></tr>"
             for s in report.therapies
@@ -495,10 +517,18 @@ def render_html(report: PatientReport) -> str:
     )
     for s in report.therapies:
         out.append(
-            f'<p class="muted">{_e(THERAPY_NAMES.get(s.therapy, s.therapy))}: {_e(_cv_text(s))}</p>'
+            f'<p class="muted">{_e(_therapy_name(s.therapy))}: {_e(_cv_text(s))}</p>'
         )
     if report.recommendation:
         out.append(f'<p id="recommendation"><strong>{_e(report.recommendation)}</strong></p>')
+        if report.choice_test:
+            out.append(
+                '<p class="muted" id="choice-test">The interval is a confidence interval for '
+                "the average true difference among patients with the same predicted "
+                "difference (best linear approximation), not for this patient's own "
+                "difference. Training cohort: "
+                f"{_e(report.choice_test)}</p>"
+            )
 
     if report.warnings:
         out.append('<h2>Warnings</h2><div class="warn"><ul>')
@@ -506,7 +536,7 @@ def render_html(report: PatientReport) -> str:
         out.append("</ul></div>")
 
     for s in report.therapies:
-        name = _e(THERAPY_NAMES.get(s.therapy, s.therapy))
+        name = _e(_therapy_name(s.therapy))
         out.append(f"<h2>What drives the prediction for {name}</h2>")
         out.append(
             f'<p class="muted">Starting from the average patient ({s.base_value:+.2f} log-odds), '

@@ -17,10 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 
 #: A fast configuration for tests: one repeat of a 3-fold nested CV (2 inner folds for the
-#: calibration), few bootstrap resamples, one process. The heads and the 50-member ensemble
-#: are those of the default config: only the CV behind the calibration and the reports is
-#: smaller.
-FAST_CONFIG = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 100, "n_jobs": 1}
+#: calibration), few bootstrap resamples, one process, and fixed penalties of the linear
+#: part (no inner search of C: tests/models/test_estimator.py covers the search). The trees'
+#: early stopping and the 50-member ensemble are those of the default config.
+FAST_CONFIG = {
+    "n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 100, "n_jobs": 1,
+    "model": {"C": 0.3, "C_ridge": 0.3},
+}
 
 
 @pytest.fixture
@@ -115,6 +118,8 @@ def _train_into(cache: Path, table, config) -> None:
     model.save(cache / "model")
     for t, report in reports.items():
         report.cv.oof.to_parquet(cache / f"oof_{t}.parquet")
+        if report.cv.scored is not None:  # the other therapies' patients (train/choice.py)
+            report.cv.scored.to_parquet(cache / f"scored_{t}.parquet")
         (cache / f"folds_{t}.json").write_text(json.dumps(report.cv.folds))
     panel = read_panel(table)
     if len(model.therapies) == 2:
@@ -141,7 +146,12 @@ def load_training(cache: Path, config):
         folds = json.loads((cache / f"folds_{t}.json").read_text())
         for fold in folds:
             fold["calibration"] = tuple(fold["calibration"])
-        cv = CVResult(oof=pd.read_parquet(cache / f"oof_{t}.parquet"), folds=folds)
+        scored = cache / f"scored_{t}.parquet"
+        cv = CVResult(
+            oof=pd.read_parquet(cache / f"oof_{t}.parquet"),
+            folds=folds,
+            scored=pd.read_parquet(scored) if scored.exists() else None,
+        )
         reports[t] = evaluate_cv(cv, t, config)
     return model, reports
 

@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from cytoresp.errors import UsageError
+from cytoresp.panels.declared import DeclaredColumn, declared_columns
+from cytoresp.panels.therapies import (
+    MIN_PATIENTS_PER_HEAD,
+    declared_therapies,
+    resolve_therapy,
+    unknown_therapy_message,
+)
 
 
 @dataclass
@@ -42,7 +49,12 @@ class TrainConfig:
         Bootstrap refits per therapy head behind the interval on the difference between
         therapies (``docs/methods.md``); 0 disables it (fixed-margin rule).
     recommend_level : float
-        Level of that interval (0.90): ``either`` when it includes zero.
+        Level of the interval on the calibrated difference between therapies (0.90):
+        ``either`` when it includes zero (:mod:`cytoresp.models.choice`).
+    choice_alpha : float
+        Level of the cohort gate: the one-sided BLP test that the predicted difference
+        between therapies separates who benefits from which (0.05; Holm-adjusted over
+        pairs of therapies). When it fails, every recommendation is ``either``.
     ipw : bool
         Fit the heads with inverse-propensity weights (``cytoresp train --ipw``).
     ipw_clip : float
@@ -52,6 +64,35 @@ class TrainConfig:
         (``cytoresp train --plate-normalise``; ``docs/methods.md``). The training panel
         and every panel scored later need a ``plate`` column. The minimum number of
         samples behind a plate median is ``features = {"plate_min_samples": 8}``.
+    therapies : dict
+        Therapies declared beside the registry (``docs/therapies.md``): id -> display name,
+        or id -> ``{"name": ..., "synonyms": [...]}``. The model keeps them.
+    min_patients_per_head : int
+        ``--therapy all`` fits a head for every therapy with at least this many patients of
+        known outcome (:data:`~cytoresp.panels.therapies.MIN_PATIENTS_PER_HEAD`); the
+        others are skipped with a message.
+    outcome_name : str or None
+        The outcome in words (``"NEDA-3 at 2 years"``), used by the model, the MLflow run,
+        the reports and the model summary. Default: ``"response"``, or the ``--label``
+        column's name, or the ``--label-from`` definition.
+    label, positive : str or None
+        The outcome column and its positive value (``cytoresp train --label COLUMN
+        --positive VALUE``): any two-level column instead of ``responder``.
+    therapy_if_absent : str or None
+        The therapy of every patient when the file has no therapy column (a cohort on one
+        therapy, or an outcome that is not a treatment response: ``"untreated"``).
+    strict : bool
+        Refuse training data with an ignored column or a guessed role (``--strict``).
+    covariates, measurements : dict
+        Declared columns beside the registered analytes and the clinical covariates
+        (:mod:`cytoresp.panels.declared`, ``docs/data-format.md``): covariates
+        ``{"bmi": "numeric", "smoking": {"kind": "categorical", "levels": [...]}}``;
+        measurements ``{"m00_*": "log", "NfL": "concentration"}`` (header or glob
+        pattern -> scale ``concentration``, ``log`` or ``numeric``).
+    sample_id : str or None
+        The column holding the sample id, when its header is not one cytoresp knows.
+    select_rows : dict
+        Train on the rows whose columns hold these values only (``{"Timepoint": "T0"}``).
 
     Examples
     --------
@@ -74,16 +115,63 @@ class TrainConfig:
     #: its level, inverse-propensity weighting of the heads, and the propensity clip.
     n_ensemble: int = 50
     recommend_level: float = 0.90
+    choice_alpha: float = 0.05
     ipw: bool = False
     ipw_clip: float = 0.05
     plate_normalisation: bool = False
+    #: Real cohorts (docs/therapies.md, docs/outcomes.md): declared therapies, the minimum
+    #: size of a head, the outcome column and its name in words.
+    therapies: dict[str, Any] = field(default_factory=dict)
+    min_patients_per_head: int = MIN_PATIENTS_PER_HEAD
+    outcome_name: str | None = None
+    label: str | None = None
+    positive: str | None = None
+    therapy_if_absent: str | None = None
+    strict: bool = False
+    covariates: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, Any] = field(default_factory=dict)
+    sample_id: str | None = None
+    select_rows: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for key in ("covariates", "measurements", "select_rows"):
+            if not isinstance(getattr(self, key), dict):
+                raise UsageError(f"{key} must be a table (name = value), got "
+                                 f"{getattr(self, key)!r}")
+        try:
+            declared_columns(self.covariates, self.measurements, self.sample_id)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if not isinstance(self.strict, bool):
+            raise UsageError(f"strict must be true or false, got {self.strict!r}")
+        if not isinstance(self.therapies, dict):
+            raise UsageError(f"therapies must be a table of id = name, got {self.therapies!r}")
+        try:
+            declared = declared_therapies(self.therapies)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        m = self.min_patients_per_head
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise UsageError(f"min_patients_per_head must be an integer >= 1, got {m!r}")
+        for key in ("outcome_name", "label", "positive", "therapy_if_absent", "sample_id"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise UsageError(f"{key} must be a non-empty text, got {value!r}")
+        if self.positive is not None and self.label is None:
+            raise UsageError("positive needs label (the column whose value it names)")
+        if self.therapy_if_absent is not None:
+            tid = resolve_therapy(self.therapy_if_absent, declared)
+            if tid is None:
+                message = unknown_therapy_message(self.therapy_if_absent, declared)
+                raise UsageError(f"therapy_if_absent: {message}")
+            self.therapy_if_absent = tid
         n_ens = self.n_ensemble
         if isinstance(n_ens, bool) or not isinstance(n_ens, int) or n_ens < 0:
             raise UsageError(f"n_ensemble must be an integer >= 0, got {self.n_ensemble!r}")
         if not 0 < self.recommend_level < 1:
             raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
+        if not 0 < self.choice_alpha < 0.5:
+            raise UsageError(f"choice_alpha must be in (0, 0.5), got {self.choice_alpha!r}")
         if not isinstance(self.ipw, bool):
             raise UsageError(f"ipw must be true or false, got {self.ipw!r}")
         if not isinstance(self.plate_normalisation, bool):
@@ -144,3 +232,18 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def declared(self) -> dict[str, Any]:
+        """The declared therapies as :class:`~cytoresp.panels.therapies.Therapy` objects."""
+        return declared_therapies(self.therapies)
+
+    @property
+    def columns(self) -> tuple[DeclaredColumn, ...]:
+        """The declared covariates, measurements and sample id column."""
+        return declared_columns(self.covariates, self.measurements, self.sample_id)
+
+    def declaration(self) -> dict[str, Any]:
+        """What a model keeps of the config to read files the same way later."""
+        return {"covariates": dict(self.covariates), "measurements": dict(self.measurements),
+                "sample_id": self.sample_id}

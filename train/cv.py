@@ -9,6 +9,7 @@ comparison is paired.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,16 +72,33 @@ class PrevalenceClassifier:
 def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callable[[], Any]]:
     """Baselines scored on the same folds as the default model."""
     seed = config.seed
+    inputs: dict[str, Any] = {"covariates": []}
+    if config.columns:
+        # declared columns: the baseline is a logistic regression on the registered
+        # analytes and the declared measurements (never a declared covariate, and never
+        # a log-scale measurement read as a concentration)
+        from cytoresp.panels.declared import declared_columns, match_declared
+        from cytoresp.panels.registry import resolve_analyte
+
+        measured = declared_columns(measurements=config.measurements)
+        inputs = {
+            "analytes": [c for c in columns if c not in CLINICAL_COVARIATES and c != "plate"
+                         and resolve_analyte(c)],
+            "covariates": [c for c in columns
+                           if (d := match_declared(c, measured)) and d.kind != "concentration"],
+        }
     baselines: dict[str, Callable[[], Any]] = {
         "logistic": lambda: Pipeline(
             [
                 # the same plate normalisation as the default head: a paired comparison
-                ("features", PanelFeatures(axes=[], covariates=[], **plate_params(config))),
+                ("features", PanelFeatures(axes=[], **inputs, **plate_params(config))),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         ),
         "prevalence": PrevalenceClassifier,
     }
+    if not inputs.get("analytes", True) and not inputs["covariates"]:
+        del baselines["logistic"]
     if any(c in CLINICAL_COVARIATES for c in columns):
         baselines["clinical"] = lambda: Pipeline(
             [
@@ -103,10 +121,16 @@ class CVResult:
         (calibrated), ``decision`` (at the fold's threshold), ``p_<baseline>``.
     folds : list of dict
         Per outer fold: repeat, fold, n_train, n_test, threshold, calibration.
+    scored : DataFrame or None
+        With ``cross_validate(..., score=frame)``: per row of that frame (index kept),
+        each outer fold head's calibrated probability, one column per fold named
+        ``"<repeat>:<fold>"`` (the cross-fitted outcome model of
+        :mod:`cytoresp.train.choice`).
     """
 
     oof: pd.DataFrame
     folds: list[dict[str, Any]] = field(default_factory=list)
+    scored: pd.DataFrame | None = None
 
     @property
     def models(self) -> list[str]:
@@ -131,7 +155,11 @@ def check_trainable(y: np.ndarray, n_splits: int, therapy: str, source: str) -> 
 
 
 def cross_validate(
-    frame: pd.DataFrame, y: np.ndarray, config: TrainConfig, with_baselines: bool = True
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    config: TrainConfig,
+    with_baselines: bool = True,
+    score: pd.DataFrame | None = None,
 ) -> CVResult:
     """Repeated stratified nested cross-validation of the default head.
 
@@ -144,6 +172,9 @@ def cross_validate(
     config : TrainConfig
     with_baselines : bool
         Also score the baselines on the same folds.
+    score : DataFrame, optional
+        Other patients (e.g. those given another therapy) that every fold's head also
+        scores; their mean calibrated probability is :attr:`CVResult.scored`.
     """
     y = np.asarray(y, dtype=int)
     baselines = make_baselines(config, list(frame.columns)) if with_baselines else {}
@@ -153,18 +184,35 @@ def cross_validate(
         for f, (train, test) in enumerate(cv.split(frame, y)):
             jobs.append((r, f, train, test))
     results = Parallel(n_jobs=min(config.n_jobs, len(jobs)), prefer="processes")(
-        delayed(_fit_outer_fold)(frame, y, r, f, train, test, config, baselines)
+        delayed(_fit_outer_fold_recorded)(frame, y, r, f, train, test, config, baselines, score)
         for r, f, train, test in jobs
     )
-    parts, folds = [], []
+    parts, folds, scored = [], [], {}
     for res in results:
         parts.append(res.pop("oof"))
+        for category, message in res.pop("warnings"):
+            # a worker process's warnings are raised again here, where the caller (the
+            # command line) collects them and shows each once with a count
+            warnings.warn(message, category, stacklevel=2)
+        p_score = res.pop("scored", None)
+        if p_score is not None:
+            scored[f"{res['repeat']}:{res['fold']}"] = p_score
         folds.append(res)
     oof = pd.concat(parts, ignore_index=True)
-    return CVResult(oof=oof, folds=folds)
+    table = None if score is None else pd.DataFrame(scored, index=score.index)
+    return CVResult(oof=oof, folds=folds, scored=table)
 
 
-def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str, Any]:
+def _fit_outer_fold_recorded(*args) -> dict[str, Any]:
+    """:func:`_fit_outer_fold`, its warnings returned as ``(category, message)`` pairs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _fit_outer_fold(*args)
+    out["warnings"] = [(w.category, str(w.message)) for w in caught]
+    return out
+
+
+def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) -> dict:
     seed = config.seed + 1000 * r + f
     X_train, y_train = frame.iloc[train], y[train]
     X_test = frame.iloc[test]
@@ -188,8 +236,12 @@ def _fit_outer_fold(frame, y, r, f, train, test, config, baselines) -> dict[str,
     for name, factory in baselines.items():
         est = factory().fit(X_train, y_train)
         oof[f"p_{name}"] = est.predict_proba(X_test)[:, 1]
+    scored = None
+    if score is not None:
+        scored = calibrator.predict_proba(head.decision_function(score[frame.columns]))[:, 1]
     return {
         "oof": oof,
+        "scored": scored,
         "repeat": r,
         "fold": f,
         "n_train": len(train),

@@ -12,7 +12,8 @@ import pandas as pd
 from cytoresp.errors import InputError, Problem
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
-from cytoresp.panels.panel import THERAPIES, Panel
+from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
+from cytoresp.panels.therapies import therapy_display, therapy_order
 from cytoresp.train.calibration import fit_calibration
 from cytoresp.train.config import TrainConfig
 from cytoresp.train.cv import CVResult, check_trainable, cross_validate, make_head
@@ -80,28 +81,80 @@ def therapy_rows(
     return frame, y
 
 
-def resolve_therapies(panel: Panel, therapy: str) -> list[str]:
-    """The therapies to train: ``all`` means every therapy present in the data."""
+def labelled_counts(panel: Panel) -> dict[str, int]:
+    """Patients with a known outcome per therapy, in registry order."""
+    if panel.therapy is None or panel.responder is None:
+        return {}
+    known = panel.therapy[panel.responder.notna()].dropna()
+    counts = known.value_counts()
+    return {t: int(counts[t]) for t in therapy_order(counts.index)}
+
+
+def resolve_therapies(
+    panel: Panel, therapy: str, min_patients: int = 1, log: Log | None = None
+) -> list[str]:
+    """The therapies to train: ``all`` means every therapy with ``min_patients`` patients.
+
+    Patients count when their outcome is known. A therapy named alone is trained whatever
+    its size (cross-validation then says whether it can run); with ``all``, the smaller
+    ones are skipped and ``log`` says so.
+    """
     if panel.therapy is None or panel.responder is None:
         raise InputError(
             [Problem(panel.source, None, None, "training needs 'therapy' and 'responder' columns")]
         )
-    present = [t for t in THERAPIES if (panel.therapy == t).any()]
-    wanted = present if therapy == "all" else [therapy]
-    missing = [t for t in wanted if t not in present]
-    if missing or not wanted:
-        raise InputError(
-            [
-                Problem(
-                    panel.source,
-                    None,
-                    "therapy",
-                    f"no patients with therapy {', '.join(missing or [therapy])} in the data "
-                    f"(found: {', '.join(present) or 'none'})",
-                )
-            ]
-        )
+    counts = labelled_counts(panel)
+    present = list(counts)
+    if therapy != "all":
+        if therapy not in present:
+            raise InputError([Problem(
+                panel.source, None, "therapy",
+                f"no patients with therapy {therapy} and a known outcome in the data "
+                f"(found: {', '.join(present) or 'none'})",
+            )])
+        return [therapy]
+    wanted = [t for t in present if counts[t] >= min_patients]
+    skipped = {t: counts[t] for t in present if t not in wanted}
+    if skipped and log is not None:
+        log("skipped (fewer than min_patients_per_head = "
+            f"{min_patients} patients with a known outcome): "
+            + ", ".join(f"{t} ({n})" for t, n in skipped.items()))
+    if not wanted:
+        raise InputError([Problem(
+            panel.source, None, "therapy",
+            f"no therapy has at least {min_patients} patients with a known outcome "
+            f"(min_patients_per_head; found: "
+            f"{', '.join(f'{t} ({n})' for t, n in counts.items()) or 'none'}); lower "
+            f"min_patients_per_head in the config, or train one therapy with --therapy",
+        )])
     return wanted
+
+
+def trained_summary(model: ResponseModel) -> str:
+    """What a training run fitted and skipped, in words.
+
+    Examples
+    --------
+    >>> trained_summary(model)
+    'trained 2 heads: ifnb (...), ga (...)'
+    """
+    n = model.metadata.get("n_training", {})
+    heads = model.therapies
+    text = f"trained {len(heads)} head{'s' if len(heads) != 1 else ''}: " + ", ".join(
+        f"{t} ({n.get(t, '?')} patients)" if i == 0 else f"{t} ({n.get(t, '?')})"
+        for i, t in enumerate(heads)
+    )
+    skipped = model.metadata.get("skipped_therapies") or {}
+    if skipped:
+        text += "; skipped " + ", ".join(
+            f"{t} ({k} patients, fewer than min_patients_per_head = "
+            f"{model.metadata.get('config', {}).get('min_patients_per_head')})"
+            for t, k in skipped.items()
+        )
+    others = model.metadata.get("other_therapies") or []
+    if len(heads) == 1 and not skipped and not others:
+        text += f" (the data hold no other therapy than {therapy_display(heads[0])})"
+    return text
 
 
 def evaluate_cv(cv: CVResult, therapy: str, config: TrainConfig) -> TherapyReport:
@@ -174,7 +227,9 @@ def fit_response_model(
     ----------
     data : Panel, DataFrame or path
         A training panel with ``therapy`` and ``responder``.
-    therapy : {"all", "ifnb", "ga"}
+    therapy : str
+        ``"all"`` (every therapy with ``config.min_patients_per_head`` patients) or one
+        canonical therapy id (``docs/therapies.md``).
     config : TrainConfig, optional
     log : callable, optional
         Receives one line of progress text at a time.
@@ -202,11 +257,32 @@ def fit_response_model(
     if not isinstance(data, Panel):
         from cytoresp.panels.read import read_panel
 
-        data = read_panel(data, require_labels=True)
+        data = read_panel(data, require_labels=True, therapies=config.declared,
+                          columns=config.columns)
     panel = data
-    therapies = resolve_therapies(panel, therapy)
+    extra = [c for c in panel.covariates.columns if c not in CLINICAL_COVARIATES]
+    if extra and "covariates" not in config.features:
+        # declared covariates and measurements are inputs of the heads beside the clinical
+        # covariates (PanelFeatures passes only the clinical ones by default)
+        import dataclasses
+
+        config = dataclasses.replace(
+            config, features={**config.features, "covariates": list(panel.covariates.columns)})
+    therapies = resolve_therapies(panel, therapy, config.min_patients_per_head, log)
+    if config.ipw and set(therapies) - {"ifnb", "ga"}:
+        from cytoresp.errors import UsageError
+
+        raise UsageError(
+            "inverse-propensity weighting (--ipw) compares IFN-β with GA only; heads for "
+            f"{', '.join(t for t in therapies if t not in ('ifnb', 'ga'))} cannot be weighted "
+            "(train them without --ipw, or with --therapy ifnb / ga)"
+        )
     assignment = check_assignment(panel, config, log)
     heads, reports, training, weights = {}, {}, {}, {}
+    given = labelled_therapies(panel, therapies)
+    frame_labelled = panel.to_model_frame(plate=config.plate_normalisation).loc[
+        given.index.to_numpy()
+    ]
     for t in therapies:
         frame, y = therapy_rows(panel, t, plate=config.plate_normalisation)
         check_trainable(y, config.n_splits, t, panel.source)
@@ -214,7 +290,11 @@ def fit_response_model(
             f"{t}: {len(y)} patients, {int(y.sum())} responders; "
             f"{config.n_repeats}x{config.n_splits}-fold nested cross-validation"
         )
-        cv = cross_validate(frame, y, config)
+        # the fold heads also score the other therapies' patients: the cross-fitted
+        # outcome model behind the therapy choice (cytoresp.train.choice)
+        others = frame_labelled.loc[(given != t).to_numpy()]
+        score = others if len(therapies) > 1 and len(others) else None
+        cv = cross_validate(frame, y, config, score=score)
         reports[t] = evaluate_cv(cv, t, config)
         log(f"{t}: cross-validated ROC AUC {reports[t].metrics['roc_auc']}")
         if config.ipw:
@@ -223,9 +303,9 @@ def fit_response_model(
         training[t] = (frame, y)
     ensemble = None
     if config.n_ensemble > 0 and len(heads) == 2:
-        from cytoresp.models.recommend import fit_bootstrap_ensemble
+        from cytoresp.train.ensemble import fit_bootstrap_ensemble
 
-        log(f"bootstrap ensemble: {config.n_ensemble} refits per head (therapy interval)")
+        log(f"bootstrap ensemble: {config.n_ensemble} refits per head (report spread)")
         ensemble = fit_bootstrap_ensemble(
             heads,
             training,
@@ -235,6 +315,10 @@ def fit_response_model(
             n_jobs=config.n_jobs,
             sample_weight=weights or None,
         )
+    choice = None
+    if len(therapies) > 1:
+        choice = fit_choice(panel, given, {t: reports[t].cv for t in therapies}, assignment, config)
+        log(choice.summary())
     frame_all = panel.to_model_frame()
     model = ResponseModel(
         heads=heads,
@@ -245,12 +329,76 @@ def fit_response_model(
             "config": config.to_dict(),
             "n_training": {t: reports[t].n for t in therapies},
             "cv_metrics": {t: reports[t].flat_metrics() for t in therapies},
+            "declared_therapies": dict(config.therapies),
+            "declared_columns": config.declaration(),
+            "outcome_name": config.outcome_name or "response",
+            "skipped_therapies": {
+                t: k for t, k in labelled_counts(panel).items()
+                if therapy == "all" and t not in therapies
+            },
+            "other_therapies": [t for t in labelled_counts(panel) if t not in therapies],
         },
         ensemble=ensemble,
+        choice=choice,
     )
     if assignment is not None:
         model.metadata["assignment"] = {**assignment.to_dict(), "ipw": config.ipw}
     return model, reports
+
+
+def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:
+    """Therapy of every patient with a known outcome and one of ``therapies`` (index sample_id)."""
+    mask = (panel.therapy.isin(therapies) & panel.responder.notna()).to_numpy()
+    frame = panel.to_model_frame()
+    return pd.Series(
+        panel.therapy.to_numpy(dtype=object)[mask], index=frame.index[mask], name="therapy"
+    )
+
+
+def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: TrainConfig):
+    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations."""
+    from cytoresp.train.choice import (
+        crossfit_response,
+        fit_therapy_choice,
+        propensity_matrix,
+    )
+
+    therapies = list(cvs)
+    mu = crossfit_response(cvs, given)
+    estimated, source = None, "observed shares (randomised assignment assumed)"
+    if assignment is not None and not assignment.auc > assignment.auc_chance:
+        # Assignment is not predictable beyond chance: the noise of an estimated
+        # propensity, anti-correlated with the therapy given out of fold, multiplies the
+        # outcome heads' errors in the DR pseudo-outcomes and biased the BLP slope down
+        # (about -0.5 on null randomised cohorts of 300 per therapy), so use the shares.
+        source = (
+            "observed shares (cross-fitted propensity AUC "
+            f"{assignment.auc:.2f} is within chance, {assignment.auc_chance:.2f})"
+        )
+    elif assignment is not None and set(therapies) == {"ifnb", "ga"}:
+        p = assignment.propensity.copy()
+        p.index = p.index.astype(str)
+        p = p.reindex(given.index.astype(str)).to_numpy(dtype=np.float64)
+        if not np.isnan(p).any():
+            estimated = pd.DataFrame({"ifnb": p, "ga": 1.0 - p}, index=given.index)
+            source = "cross-fitted logistic model of assignment"
+    e = propensity_matrix(given, therapies, estimated, clip=config.ipw_clip)
+    responder = panel.responder.to_numpy(dtype=np.float64)
+    mask = (panel.therapy.isin(therapies) & panel.responder.notna()).to_numpy()
+    return fit_therapy_choice(
+        responder[mask],
+        given,
+        mu,
+        e,
+        level=config.recommend_level,
+        alpha=config.choice_alpha,
+        propensity_source=source,
+        info={
+            "folds": f"{config.n_repeats}x{config.n_splits}",
+            "propensity_clip": config.ipw_clip,
+            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test",
+        },
+    )
 
 
 def check_assignment(panel: Panel, config: TrainConfig, log: Log):
@@ -288,4 +436,4 @@ def check_assignment(panel: Panel, config: TrainConfig, log: Log):
     return report
 
 
-__all__ = ["TherapyReport", "fit_response_model"]
+__all__ = ["TherapyReport", "fit_response_model", "resolve_therapies", "trained_summary"]

@@ -76,20 +76,35 @@ def run_training_job(
     ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
     forces the input format (:func:`~cytoresp.panels.read.read_panel`).
     """
+    import dataclasses
+
     import mlflow
 
     from cytoresp.models.mlflow_flavour import log_response_model
 
     log = log or (lambda _msg: None)
     config = config or TrainConfig()
+    if config.outcome_name is None and (config.label or label_from):
+        name = config.label or f"response by the {label_from} definition"
+        config = dataclasses.replace(config, outcome_name=name)
     if isinstance(data, Panel):
         panel = data
     else:
         from cytoresp.train.labels import read_training_panel
 
-        panel = read_training_panel(data, label_from, format=format)
+        panel = read_training_panel(
+            data, label_from, format=format, label=config.label, positive=config.positive,
+            therapies=config.declared, therapy_if_absent=config.therapy_if_absent,
+            columns=config.columns, select_rows=config.select_rows,
+        )
         for warning in panel.warnings:
             log(f"warning: {warning}")
+    if config.strict and panel.strict_notes:
+        from cytoresp.errors import InputError, Problem
+
+        raise InputError([Problem(panel.source, None, None, f"strict: {note}")
+                          for note in panel.strict_notes])
+    log(f"outcome: {config.outcome_name or 'response'}")
     if config.plate_normalisation:
         panel.to_model_frame(plate=True)  # no plate column: InputError before any MLflow run
     uri = configure_tracking(tracking_uri)
@@ -106,10 +121,12 @@ def run_training_job(
         writes = contextlib.ExitStack()
         try:
             writes.enter_context(store_lock(uri))
-            mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint})
+            mlflow.set_tags({"cytoresp.job": "train", "cytoresp.data_fingerprint": fingerprint,
+                             "cytoresp.outcome": config.outcome_name or "response"})
             mlflow.log_params(
                 {
                     "therapy": therapy,
+                    "outcome_name": config.outcome_name or "response",
                     "data_source": panel.source,
                     "n_samples": len(panel),
                     "analytes": ",".join(panel.analytes),
@@ -132,6 +149,11 @@ def run_training_job(
                 mlflow.log_dict(assignment, "assignment.json")
                 warning = "; ".join(assignment["warnings"]) or "none"
                 mlflow.set_tag("cytoresp.assignment_warning", warning[:5000])
+            choice = getattr(model, "choice", None)
+            if choice is not None:  # the therapy-choice gate (cytoresp.train.choice)
+                mlflow.log_metrics(choice.metrics())
+                mlflow.log_dict(choice.to_dict(), "therapy_choice.json")
+                mlflow.set_tag("cytoresp.choice_gate", "passed" if choice.gate_passed else "failed")
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())
                 _log_fold_runs(report)
@@ -237,10 +259,14 @@ def _interrupted() -> bool:
 
 
 def _flatten(prefix: str, obj, out: dict | None = None) -> dict[str, str]:
+    import re
+
     out = {} if out is None else out
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(f"{prefix}.{k}", v, out)
+            # MLflow parameter names allow letters, digits, _ - . space : / only (a declared
+            # column may be a glob pattern such as "m00_*")
+            _flatten(f"{prefix}.{re.sub(r'[^A-Za-z0-9_. :/-]', '_', str(k))}", v, out)
     else:
         out[prefix] = str(obj)
     return out

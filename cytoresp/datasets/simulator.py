@@ -39,8 +39,10 @@ from cytoresp.panels.panel import CLINICAL_COVARIATES, THERAPIES
 __all__ = [
     "ANALYTES",
     "AXES",
+    "HETEROGENEITY",
     "PLATFORMS",
     "SimulatedCohort",
+    "drivers_of",
     "response_logits",
     "simulate_cohort",
 ]
@@ -166,6 +168,22 @@ DRIVERS: dict[str, tuple[str, ...]] = {
     "ga": ("IL18", "IL4", "IFNG", "TNF", "gd_lesions", "edss"),
 }
 
+
+
+def drivers_of(heterogeneity: str = "large") -> dict[str, list[str]]:
+    """Per therapy, the inputs of its true logit at a heterogeneity level.
+
+    Examples
+    --------
+    >>> drivers_of("none")["ga"][:3]
+    ['IL17F', 'IFNG', 'CXCL10']
+    """
+    if HETEROGENEITY[heterogeneity] == 1.0:
+        return {t: list(DRIVERS[t]) for t in THERAPIES}
+    union = list(dict.fromkeys(k for t in THERAPIES for k in DRIVERS[t]))
+    return {t: list(union) for t in THERAPIES}
+
+
 # Reference population for the intercepts and the covariate standardisation: a fixed
 # draw, so a patient's probability never depends on the size of the cohort.
 _REFERENCE_N = 2**17
@@ -210,6 +228,40 @@ def _shape_ga(latent: Mapping[str, Any]) -> np.ndarray:
 
 _SHAPES = {"ifnb": _shape_ifnb, "ga": _shape_ga}
 
+#: Effect heterogeneity: the weight of each therapy's own mechanism in its logit; the rest
+#: is a mechanism shared by both therapies (docs/simulator.md, "Effect heterogeneity").
+#: ``large``: the two separate mechanisms above (the default, unchanged); ``small``: the
+#: shared mechanism plus a quarter of each therapy's own; ``none``: one mechanism and one
+#: intercept for both, so the true difference is exactly 0 for every patient.
+HETEROGENEITY: dict[str, float] = {"large": 1.0, "small": 0.25, "none": 0.0}
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_weights() -> tuple[float, float]:
+    """(a_ifnb, a_ga): the shared shape is a_ifnb * shape_ifnb + a_ga * shape_ga.
+
+    Each therapy's shape is standardised on the reference population, the two are
+    averaged, and the result is rescaled to the mean of the two shapes' standard
+    deviations, so the shared mechanism is about as strong as either own mechanism.
+    """
+    ref = _reference_population()
+    sd = {t: float(np.std(_SHAPES[t](ref))) for t in THERAPIES}
+    raw = sum(_SHAPES[t](ref) / sd[t] for t in THERAPIES)
+    k = float(np.mean(list(sd.values()))) / float(np.std(raw))
+    return k / sd["ifnb"], k / sd["ga"]
+
+
+def _mechanism(therapy: str, latent: Mapping[str, Any], heterogeneity: str) -> np.ndarray:
+    """Log-odds of ``therapy`` before the intercept, at signal strength 1."""
+    w = HETEROGENEITY[heterogeneity]
+    if w == 1.0:
+        return _SHAPES[therapy](latent)
+    a_ifnb, a_ga = _shared_weights()
+    shared = a_ifnb * _SHAPES["ifnb"](latent) + a_ga * _SHAPES["ga"](latent)
+    if w == 0.0:
+        return shared
+    return (1.0 - w) * shared + w * _SHAPES[therapy](latent)
+
 
 def response_logits(
     latent: Mapping[str, Any],
@@ -217,6 +269,7 @@ def response_logits(
     prevalence_ifnb: float = 0.65,
     prevalence_ga: float = 0.55,
     signal_strength: float = 1.0,
+    heterogeneity: str = "large",
 ) -> dict[str, np.ndarray]:
     """True log-odds of response to each therapy, from latent values and covariates.
 
@@ -233,6 +286,10 @@ def response_logits(
         Population mean response probability the intercepts are solved for.
     signal_strength : float
         Multiplies every planted effect; 0 gives the same probability to everyone.
+    heterogeneity : {"large", "small", "none"}
+        How much the two therapies' mechanisms differ (:data:`HETEROGENEITY`). With
+        ``"none"`` both therapies share one mechanism and one intercept, solved for the
+        mean of the two prevalences, so the two log-odds are identical.
 
     Returns
     -------
@@ -252,18 +309,34 @@ def response_logits(
             f"response_logits needs the latent values of {missing}; "
             "pass SimulatedCohort.latent or a mapping with those keys"
         )
-    prevalences = {"ifnb": prevalence_ifnb, "ga": prevalence_ga}
+    if heterogeneity not in HETEROGENEITY:
+        raise UsageError(
+            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {heterogeneity!r}"
+        )
+    prevalences = _effective_prevalences(prevalence_ifnb, prevalence_ga, heterogeneity)
     out = {}
     for therapy in THERAPIES:
-        b0 = _intercept(therapy, float(prevalences[therapy]), float(signal_strength))
-        out[therapy] = b0 + signal_strength * _SHAPES[therapy](latent)
+        b0 = _intercept(
+            therapy, float(prevalences[therapy]), float(signal_strength), heterogeneity
+        )
+        out[therapy] = b0 + signal_strength * _mechanism(therapy, latent, heterogeneity)
     return out
 
 
+def _effective_prevalences(p_ifnb: float, p_ga: float, heterogeneity: str) -> dict[str, float]:
+    """The prevalences the intercepts are solved for (one common value without heterogeneity)."""
+    if heterogeneity == "none":
+        common = (float(p_ifnb) + float(p_ga)) / 2.0
+        return {"ifnb": common, "ga": common}
+    return {"ifnb": float(p_ifnb), "ga": float(p_ga)}
+
+
 @functools.lru_cache(maxsize=64)
-def _intercept(therapy: str, prevalence: float, signal_strength: float) -> float:
+def _intercept(
+    therapy: str, prevalence: float, signal_strength: float, heterogeneity: str = "large"
+) -> float:
     """Intercept b with mean(sigmoid(b + s * shape)) = prevalence over the reference."""
-    shape = signal_strength * _SHAPES[therapy](_reference_population())
+    shape = signal_strength * _mechanism(therapy, _reference_population(), heterogeneity)
     # The mean probability is increasing in b, from 0 at b = -40 to 1 at b = +40.
     return float(
         brentq(lambda b: float(expit(b + shape).mean()) - prevalence, -40.0, 40.0, xtol=1e-13)
@@ -614,6 +687,10 @@ def _check_args(**kw: Any) -> None:
         problems.append(
             f"assignment must be 'randomised' or 'confounded', got {kw['assignment']!r}"
         )
+    if kw["heterogeneity"] not in HETEROGENEITY:
+        problems.append(
+            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {kw['heterogeneity']!r}"
+        )
     if kw["platform"] not in PLATFORMS:
         problems.append(f"platform must be one of {list(PLATFORMS)}, got {kw['platform']!r}")
     v = kw["missing_rate"]
@@ -654,6 +731,7 @@ def simulate_cohort(
     plate_effect_sd: float = 0.15,
     platform: str = "luminex_hs",
     signal_strength: float = 1.0,
+    heterogeneity: str = "large",
 ) -> SimulatedCohort:
     """Simulate a relapsing-remitting MS cohort with a baseline cytokine panel.
 
@@ -686,6 +764,14 @@ def simulate_cohort(
         Sets the lower limits of quantification (LITERATURE.md section 5).
     signal_strength : float
         Multiplies every planted effect on response; 0 = no signal.
+    heterogeneity : {"large", "small", "none"}
+        How much the therapies' response mechanisms differ, i.e. how much the true
+        difference ``p_response_ifnb - p_response_ga`` varies between patients
+        (docs/simulator.md, "Effect heterogeneity"). ``"large"`` (default): two separate
+        mechanisms. ``"small"``: a mechanism shared by both therapies plus a quarter of each
+        therapy's own. ``"none"``: one shared mechanism and one intercept (solved for the
+        mean of the two prevalences): the true difference is 0 for every patient.
+        Independent of ``assignment``: each level can be randomised or confounded.
 
     Returns
     -------
@@ -716,6 +802,7 @@ def simulate_cohort(
         plate_effect_sd=plate_effect_sd,
         platform=platform,
         signal_strength=signal_strength,
+        heterogeneity=heterogeneity,
     )
     n = int(n)
     plates = int(n_plates) if n_plates is not None else max(1, round(n / _SAMPLES_PER_PLATE))
@@ -742,6 +829,7 @@ def simulate_cohort(
         prevalence_ifnb=float(prevalence_ifnb),
         prevalence_ga=float(prevalence_ga),
         signal_strength=float(signal_strength),
+        heterogeneity=heterogeneity,
     )
     probs = {t: expit(logits[t]) for t in THERAPIES}
     u = r_outcome.random((len(THERAPIES), n))
@@ -806,6 +894,7 @@ def simulate_cohort(
             "propensity_ifnb": propensity,
         }
     )
+    effective = _effective_prevalences(prevalence_ifnb, prevalence_ga, heterogeneity)
     params = {
         "simulator_version": SIMULATOR_VERSION,
         "n": n,
@@ -813,8 +902,11 @@ def simulate_cohort(
         "entropy": int(seq.entropy) if seed is None else None,
         "prevalence_ifnb": float(prevalence_ifnb),
         "prevalence_ga": float(prevalence_ga),
-        "intercept_ifnb": _intercept("ifnb", float(prevalence_ifnb), float(signal_strength)),
-        "intercept_ga": _intercept("ga", float(prevalence_ga), float(signal_strength)),
+        "heterogeneity": heterogeneity,
+        "intercept_ifnb": _intercept(
+            "ifnb", effective["ifnb"], float(signal_strength), heterogeneity
+        ),
+        "intercept_ga": _intercept("ga", effective["ga"], float(signal_strength), heterogeneity),
         "assignment": assignment,
         "confounding_strength": float(confounding_strength),
         "missing_rate": float(missing_rate),
@@ -839,7 +931,7 @@ def simulate_cohort(
     return SimulatedCohort(
         panel=panel,
         truth=truth,
-        drivers={t: list(DRIVERS[t]) for t in THERAPIES},
+        drivers=drivers_of(heterogeneity),
         params=params,
         latent=latent_frame,
     )

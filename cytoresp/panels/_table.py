@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytoresp.errors import InputError, Problem, quote_cell
-from cytoresp.panels.registry import ambiguity, interpretation, resolve_analyte, split_unit
+from cytoresp.panels.registry import (
+    ANALYTES,
+    ambiguity,
+    interpretation,
+    normalise_name,
+    resolve_analyte,
+    split_unit,
+)
 from cytoresp.panels.units import unit_factor
 from cytoresp.panels.values import (
     ValueFlags,
@@ -73,6 +82,55 @@ def role_key(name: str) -> str:
 def role_of(name: str) -> str | None:
     """The role of a header cell (``"sample_id"``, ``"therapy"``, a covariate...) or None."""
     return _ROLE_OF.get(role_key(name))
+
+
+@lru_cache(maxsize=1)
+def _header_candidates() -> dict[str, str]:
+    """Normalised name -> how a suggestion names it (``'IL10' (IL-10)``, ``'age'``)."""
+    out: dict[str, str] = {}
+    for a in ANALYTES:
+        label = f"'{a.id}'" + (f" ({a.display_name})" if a.display_name != a.id else "")
+        for name in (a.id, a.display_name, *a.synonyms):
+            out.setdefault(normalise_name(name), label)
+    for role, aliases in ROLE_ALIASES.items():
+        for alias in aliases:
+            out.setdefault(normalise_name(alias), f"'{role}'")
+    for alias in SAMPLE_ALIASES:
+        out.setdefault(normalise_name(alias), "'sample_id'")
+    return out
+
+
+#: A letter O next to a digit is read as a zero (``IL-1O`` is IL-10), an l or I between
+#: digits as a one, before any fuzzy matching.
+_CONFUSED = ((re.compile(r"(?<=\d)o|o(?=\d)"), "0"), (re.compile(r"(?<=\d)[li](?=\d)"), "1"))
+
+
+def header_suggestion(name: str) -> str | None:
+    """What a header that matches nothing was probably meant to be, or None.
+
+    Near misses of an analyte name (``IL-1O`` with a letter O), a covariate or a role
+    (``agee``, ``therapie``). Used for the "did you mean" of ignored columns.
+
+    Examples
+    --------
+    >>> header_suggestion("IL-1O"), header_suggestion("therapie"), header_suggestion("notes")
+    ("'IL10' (IL-10)", "'therapy'", None)
+    >>> header_suggestion("Race:"), header_suggestion("GCS")
+    (None, None)
+    """
+    key = normalise_name(split_unit(name)[0])
+    if len(key) < 3:
+        return None
+    candidates = _header_candidates()
+    fixed = key
+    for pattern, digit in _CONFUSED:
+        fixed = pattern.sub(digit, fixed)
+    if fixed != key and fixed in candidates:
+        return candidates[fixed]
+    if len(key) < 5:  # short names are close to too many others (GCS, Race, IL-99)
+        return None
+    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.8)
+    return candidates[close[0]] if close else None
 
 
 # ---------------------------------------------------------------------------------------

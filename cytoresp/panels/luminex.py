@@ -40,6 +40,15 @@ from cytoresp.panels.registry import get_analyte, resolve_analyte
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import parse_value_column
 
+
+class NoHeaderFound(InputError):
+    """No instrument table header in the file.
+
+    :func:`cytoresp.panels.read.read_panel` then reads a file that was only sniffed as an
+    instrument export as a plain wide table, whose problems are more precise.
+    """
+
+
 #: Section names (lower case, punctuation removed) holding concentrations, best first.
 CONCENTRATION_SECTIONS: tuple[str, ...] = (
     "concentration", "calculated concentration", "calc conc", "calc concentration",
@@ -178,9 +187,9 @@ def read_luminex_text(text: str, source: str) -> Table:
     else:
         k = _find_header(records)
         if k is None:
-            raise InputError([Problem(source, None, None,
-                                      "no table header found: expected a row with a sample "
-                                      "or well column and analyte columns")])
+            raise NoHeaderFound([Problem(source, None, None,
+                                         "no table header found: expected a row with a sample "
+                                         "or well column and analyte columns")])
         block = _block(records, k)
         first_section = k
     if len(block) < 1:

@@ -19,6 +19,8 @@ CLINICAL_COVARIATES: tuple[str, ...] = (
     "gd_lesions",
 )
 
+#: The two therapies of the simulator and of the IFN-β / GA recommendation. Every therapy
+#: a panel may hold is in the therapy registry (:mod:`cytoresp.panels.therapies`).
 THERAPIES: tuple[str, ...] = ("ifnb", "ga")
 
 #: Censoring codes in :attr:`Panel.censoring`.
@@ -92,7 +94,8 @@ class Panel:
         Same index; the clinical covariates present (subset of
         :data:`CLINICAL_COVARIATES`), float64, ``sex`` coded 1 = female, 0 = male.
     therapy : Series or None
-        ``"ifnb"`` / ``"ga"`` (object dtype, may hold NaN), or None if absent.
+        Canonical therapy ids (``"ifnb"``, ``"ga"``, ``"natalizumab"``, ...: the therapy
+        registry, ``docs/therapies.md``) (object dtype, may hold NaN), or None if absent.
     responder : Series or None
         float64 0.0 / 1.0 (NaN where unknown), or None if absent.
     plate : Series or None
@@ -101,6 +104,10 @@ class Panel:
         Where the panel came from (a path, ``"<stdin>"`` or ``"<DataFrame>"``).
     warnings : list of str
         Non-fatal findings (unknown columns ignored, flagged values, ...).
+    strict_notes : list of str
+        The findings ``--strict`` (``strict = true``) turns into errors: ignored columns
+        (with "did you mean" where a header is close to a known name) and roles guessed or
+        refused (a plate column with one sample per plate). Each is also in ``warnings``.
     """
 
     values: pd.DataFrame
@@ -111,6 +118,7 @@ class Panel:
     plate: pd.Series | None = None
     source: str = "<DataFrame>"
     warnings: list[str] = field(default_factory=list)
+    strict_notes: list[str] = field(default_factory=list)
 
     @property
     def sample_ids(self) -> pd.Index:
@@ -186,4 +194,5 @@ class Panel:
             plate=pick(self.plate),
             source=self.source,
             warnings=list(self.warnings),
+            strict_notes=list(self.strict_notes),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ from cytoresp.panels._table import MAX_PROBLEMS, role_of, table_from_frame
 from cytoresp.panels.excel import read_excel_tables, read_parquet_table
 from cytoresp.panels.limits import check_input, read_limited
 from cytoresp.panels.long import looks_long, read_long_table
-from cytoresp.panels.luminex import read_luminex_text
+from cytoresp.panels.luminex import NoHeaderFound, read_luminex_text
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.sniff import sniff
 from cytoresp.panels.validate import panel_from_table
@@ -84,6 +85,8 @@ def read_panel(
     *,
     require_labels: bool = False,
     format: str | None = None,  # noqa: A002 - the documented keyword
+    therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> Panel:
     """Read and validate a cytokine panel.
 
@@ -98,6 +101,12 @@ def read_panel(
     format : {"wide", "luminex", "long", "xlsx", "parquet"}, optional
         Force a format; by default it is detected from the content (not only the
         extension).
+    therapies : mapping, optional
+        Therapies declared beside the registry (``docs/therapies.md``), as returned by
+        :func:`~cytoresp.panels.therapies.declared_therapies`.
+    columns : tuple of DeclaredColumn, optional
+        Covariates and measurements declared by a training config
+        (:func:`~cytoresp.panels.declared.declared_columns`).
 
     Returns
     -------
@@ -136,7 +145,8 @@ def read_panel(
         table = table_from_frame(payload, name)
         if fmt == "long":
             table = read_long_table(table)
-        return panel_from_table(table, require_labels=require_labels)
+        return panel_from_table(table, require_labels=require_labels, therapies=therapies,
+                                columns=columns)
     if not payload.strip():
         raise InputError([Problem(name, None, None, "the file is empty")])
     fmt = format or sniff(payload, suffix)
@@ -146,7 +156,9 @@ def read_panel(
         table = read_parquet_table(payload, name)
     else:
         text = decode_text(payload, name)
-        if fmt == "luminex":
+        if fmt == "luminex" and format is None:
+            table = _luminex_or_wide(text, payload, name)
+        elif fmt == "luminex":
             table = read_luminex_text(text, name)
         else:
             del text
@@ -156,4 +168,27 @@ def read_panel(
     if fmt in ("xlsx", "parquet") and table is not None:
         if looks_long(table.names) and format != "wide":
             table = read_long_table(table)
-    return panel_from_table(table, require_labels=require_labels)
+    return panel_from_table(table, require_labels=require_labels, therapies=therapies,
+                                columns=columns)
+
+
+def _luminex_or_wide(text: str, payload: bytes, name: str):
+    """A file sniffed as an instrument export: read it as one, else as a wide table.
+
+    The sniffer guesses "instrument export" from an analyte header below the first line or
+    a well column. When no instrument header can be found, the file is read as a wide
+    table; if that fails too, both readers' problems are reported (the wide reader's are
+    often the precise ones), with a hint on choosing the format.
+    """
+    try:
+        return read_luminex_text(text, name)
+    except NoHeaderFound as luminex_error:
+        try:
+            return read_csv_table(payload, name)
+        except InputError as wide_error:
+            hint = Problem(name, None, None,
+                           "read as an instrument export (an analyte header below the first "
+                           "line, or a well column), then as a wide table; both failed. "
+                           "Pass --format wide or --format luminex to see one reader's "
+                           "problems only")
+            raise InputError([*luminex_error.problems, *wide_error.problems, hint]) from None

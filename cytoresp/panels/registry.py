@@ -213,6 +213,11 @@ ANALYTES: tuple[Analyte, ...] = (
     _a("TNFSF10", "TRAIL", ["TNFSF10/TRAIL", "sTRAIL"], 5.0, 10000, None, "apoptosis ligand"),
     _a("FLT3LG", "Flt-3L", ["Flt3L", "Flt3 ligand", "FLT3 ligand"], 5.0, 10000, None,
        "dendritic-cell growth factor"),
+    # --- not a cytokine: a neuro-axonal damage marker measured beside panels (Simoa)
+    _a("NEFL", "NfL", ["neurofilament light", "neurofilament light chain", "NF-L", "sNfL",
+                       "serum NfL", "pNfL"], 0.5, 2000, None,
+       "neurofilament light chain (serum, Simoa); axonal damage, not a cytokine: a log2 "
+       "input of its own, never in ratios or axis scores"),
     _a("KITLG", "SCF", ["stem cell factor"], 5.0, 10000, None, "stem cell factor"),
     _a("HGF", "HGF", ["hepatocyte growth factor"], 10.0, 20000, None, "hepatocyte growth factor"),
     _a("TNFSF14", "LIGHT", ["TNFSF14/LIGHT"], 5.0, 10000, None, "TNF superfamily 14"),

@@ -30,7 +30,7 @@ import io
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -189,6 +189,10 @@ class PanelStream:
         What :func:`~cytoresp.panels.read.read_panel` accepts.
     chunk_rows : int
         Target rows per chunk.
+    therapies : mapping, optional
+        Therapies declared beside the registry (a model's declared therapies).
+    columns : tuple of DeclaredColumn, optional
+        Declared covariates and measurements (a model's, :mod:`cytoresp.panels.declared`).
 
     Attributes
     ----------
@@ -211,10 +215,14 @@ class PanelStream:
     'csv'
     """
 
-    def __init__(self, source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+    def __init__(self, source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 therapies: Mapping[str, Any] | None = None,
+                 columns: tuple[Any, ...] | None = None):
         if int(chunk_rows) < 1:
             raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}")
         self.source = source
+        self.therapies = therapies
+        self.columns = columns
         self.chunk_rows = int(chunk_rows)
         self.limit = MAX_PROBLEMS
         self.total_bytes: int | None = None
@@ -295,7 +303,8 @@ class PanelStream:
             buf = io.BytesIO(data)
             buf.name = self.name
             src = buf if self.name == "<stdin>" else self.source
-        panel = src if isinstance(src, Panel) else read_panel(src)
+        panel = src if isinstance(src, Panel) else read_panel(src, therapies=self.therapies,
+                                                                    columns=self.columns)
         n = len(panel)
         rows = np.arange(2, n + 2, dtype=np.int64)
         for start in range(0, max(n, 1), self.chunk_rows):
@@ -326,7 +335,9 @@ class PanelStream:
                     n_rows += len(table)
                     yield table, bytes_read
 
-        for table, bytes_read, parsed in _parse_ahead(tables_without_blank_rows()):
+        for table, bytes_read, parsed in _parse_ahead(tables_without_blank_rows(),
+                                                      therapies=self.therapies,
+                                                      columns=self.columns):
             try:
                 panel = parsed.result()
             except InputError as exc:
@@ -357,7 +368,8 @@ class PanelStream:
             raise problems.error()
         if n_rows == 0 and header is not None:
             empty = header.take(np.zeros(len(header), bool))
-            panel_from_table(Table(empty.names, empty.columns, empty.rows, empty.source))
+            panel_from_table(Table(empty.names, empty.columns, empty.rows, empty.source),
+                             columns=self.columns)
             # (raises "no data rows")
 
     # -- CSV ------------------------------------------------------------------------------
@@ -483,7 +495,9 @@ class PanelStream:
 
 
 def _parse_ahead(
-    tables: Iterator[tuple[Any, int | None]], ahead: int | None = None
+    tables: Iterator[tuple[Any, int | None]], ahead: int | None = None,
+    therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> Iterator[tuple[Any, int | None, Any]]:
     """(table, bytes read, future of its panel), in order, parsing ``ahead`` tables at once.
 
@@ -502,7 +516,9 @@ def _parse_ahead(
     pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="cytoresp-parse")
     try:
         for table, bytes_read in tables:
-            pending.append((table, bytes_read, pool.submit(panel_from_table, table)))
+            pending.append((table, bytes_read,
+                            pool.submit(panel_from_table, table, therapies=therapies,
+                                        columns=columns)))
             if len(pending) > ahead:
                 yield pending.popleft()
         while pending:
@@ -524,8 +540,10 @@ def _stream_or_whole(stream: PanelStream) -> Iterator[Chunk]:
 
 
 def iter_chunks(
-    source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    source: Any, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    therapies: Mapping[str, Any] | None = None,
+    columns: tuple[Any, ...] | None = None,
 ) -> tuple[PanelStream, Iterator[Chunk]]:
     """The stream of ``source`` and an iterator over its validated chunks."""
-    stream = PanelStream(source, chunk_rows)
+    stream = PanelStream(source, chunk_rows, therapies, columns)
     return stream, _stream_or_whole(stream)

@@ -8,6 +8,7 @@ together.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,14 +26,17 @@ from cytoresp.panels._table import (
     Table,
     analyte_header,
     blank_rows,
+    header_suggestion,
     list_rows,
     quoted_at,
     report_value_flags,
     role_key,
     role_of,
 )
+from cytoresp.panels.declared import DeclaredColumn, match_declared
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, OBSERVED, Panel
 from cytoresp.panels.registry import get_analyte
+from cytoresp.panels.therapies import Therapy, therapy_keys, unknown_therapy_message
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
 
@@ -40,6 +44,9 @@ __all__ = ["panel_from_table"]
 
 #: At most this many names are listed in a warning about ignored columns.
 _MAX_NAMES = 20
+
+#: A plate column is checked for one sample per plate from this many labelled rows on.
+_MIN_ROWS_PLATE_CHECK = 10
 
 #: Plausible ranges of the numeric covariates: (low, high, must be whole).
 _COVARIATE_RANGE: dict[str, tuple[float, float, bool]] = {
@@ -49,15 +56,6 @@ _COVARIATE_RANGE: dict[str, tuple[float, float, bool]] = {
     "relapses_prior_2y": (0.0, np.inf, True),
     "gd_lesions": (0.0, np.inf, True),
 }
-
-_THERAPY_KEYS: dict[str, str] = {}
-for _k in ("ifnb", "ifnbeta", "ifnb1a", "ifnb1b", "interferonb", "interferonbeta",
-           "interferonb1a", "interferonb1b", "interferonbeta1a", "interferonbeta1b", "ifnbeta1a",
-           "ifnbeta1b", "avonex", "rebif", "betaseron", "betaferon", "extavia", "plegridy",
-           "peginterferonb1a", "peginterferonbeta1a"):
-    _THERAPY_KEYS[_k] = "ifnb"
-for _k in ("ga", "glatiramer", "glatirameracetate", "copaxone", "glatopa", "copolymer1", "cop1"):
-    _THERAPY_KEYS[_k] = "ga"
 
 _SEX = {"f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0, "1": 1.0, "1.0": 1.0,
         "m": 0.0, "male": 0.0, "man": 0.0, "0": 0.0, "0.0": 0.0}
@@ -82,9 +80,11 @@ class _Roles:
     analytes: list[tuple[int, str, float]] = field(default_factory=list)  # (pos, id, factor)
     unknown: list[int] = field(default_factory=list)
     refused: int = 0  # analyte columns refused (ambiguous name, unknown unit)
+    declared: list[tuple[int, DeclaredColumn]] = field(default_factory=list)
 
 
-def _classify(table: Table, problems: Problems, notes: list[str]) -> _Roles:
+def _classify(table: Table, problems: Problems, notes: list[str],
+              declared: tuple[DeclaredColumn, ...] | None = None) -> _Roles:
     roles = _Roles()
     seen: dict[str, list[int]] = {}
     sample_candidates: list[tuple[int, int]] = []  # (priority, position)
@@ -94,6 +94,19 @@ def _classify(table: Table, problems: Problems, notes: list[str]) -> _Roles:
         if not name:
             if not isinstance(col, Preparsed) and _any_nonempty(col):
                 roles.unknown.append(j)
+            continue
+        decl = match_declared(name, declared)
+        if decl is not None and decl.kind == "sample_id":
+            sample_candidates.append((-1, j))  # declared: before every alias
+            continue
+        if decl is not None and decl.kind != "concentration":
+            roles.declared.append((j, decl))
+            continue
+        if decl is not None and analyte_header(name).analyte is None:
+            problems.add(f"column {name!r} is declared a concentration but is not an analyte "
+                         f"of docs/analytes.md; declare it 'log' (values on a log scale) or "
+                         f"'numeric'", column=name)
+            roles.refused += 1
             continue
         role = role_of(name)
         if role == "sample_id":
@@ -136,7 +149,7 @@ def _classify(table: Table, problems: Problems, notes: list[str]) -> _Roles:
         roles.sample = sample_candidates[0][1]
         best = sample_candidates[0][0]
         for prio, j in sample_candidates[1:]:
-            if prio == best:
+            if prio == best and best >= 0:
                 problems.add(f"columns {table.names[roles.sample]!r} and {table.names[j]!r} "
                              f"both look like the sample id; keep one of them")
             else:
@@ -217,6 +230,40 @@ def _parse_numeric_role(col: Any, name: str, role: str, order: int, rows: np.nda
     return np.where(out | notwhole, np.nan, values)
 
 
+#: Cells read as missing in a declared numeric, log or categorical column.
+_MISSING_TOKENS = ("", "na", "nan", "n/a", "null", "none", ".", "-")
+
+
+def _parse_declared(col: Any, name: str, decl: DeclaredColumn, order: int, rows: np.ndarray,
+                    problems: Problems) -> dict[str, np.ndarray]:
+    """The model-frame columns of a declared numeric, log or categorical column."""
+    text = pc.utf8_trim_whitespace(as_text(col))
+    missing = np.asarray(pc.is_in(pc.utf8_lower(text), value_set=pa.array(_MISSING_TOKENS))
+                         .to_numpy(zero_copy_only=False), dtype=bool)
+    if decl.kind == "categorical":
+        idx, _ = _map_tokens(text, {lvl: k for k, lvl in enumerate(decl.levels)})
+        bad = (idx < 0) & ~missing
+        problems.add_cells(bad, rows, order, name,
+                           lambda i: f"{quoted_at(text, i)} is not a declared level of {name} "
+                                     f"({', '.join(decl.levels)})")
+        out = {}
+        for k, cname in enumerate(decl.model_columns(name), start=1):
+            out[cname] = np.where((idx < 0), np.nan, (idx == k).astype(np.float64))
+        return out
+    values = pd.to_numeric(pd.Series(text.to_numpy(zero_copy_only=False)), errors="coerce")
+    values = values.to_numpy(dtype=np.float64, copy=True)
+    bad = np.isnan(values) & ~missing
+    problems.add_cells(bad, rows, order, name,
+                       lambda i: f"{name} is declared {decl.kind}: a number is expected, got "
+                                 f"{quoted_at(text, i)}")
+    values[missing] = np.nan
+    if np.isinf(values).any():
+        problems.add_cells(np.isinf(values), rows, order, name,
+                           lambda i: f"{name}: infinite value {quoted_at(text, i)}")
+        values[np.isinf(values)] = np.nan
+    return {name: values}
+
+
 def _map_tokens(text: pa.Array, mapping: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """(index into mapping's values or -1, empty mask) of lower-cased text cells."""
     keys = list(mapping)
@@ -225,18 +272,21 @@ def _map_tokens(text: pa.Array, mapping: dict[str, Any]) -> tuple[np.ndarray, np
         pc.equal(text, "").to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
+def panel_from_table(table: Table, *, require_labels: bool = False,
+                     therapies: Mapping[str, Therapy] | None = None,
+                     columns: tuple[DeclaredColumn, ...] | None = None) -> Panel:
     """Validate a :class:`Table` (wide layout) and build the :class:`Panel`.
 
-    Every vendor reader ends here, so all formats share the same checks.
+    Every vendor reader ends here, so all formats share the same checks. ``therapies``:
+    therapies declared beside the registry (:func:`~cytoresp.panels.therapies.declared_therapies`).
     """
     problems = Problems(table.source)
     notes: list[str] = list(table.warnings)
-    roles = _classify(table, problems, notes)
+    roles = _classify(table, problems, notes, columns)
     if roles.sample is None:
         problems.add("no sample id column; name one column 'sample_id' (also accepted: "
                      "'Sample', 'Sample ID', 'SampleID', 'Description')")
-    if not roles.analytes and not roles.refused:
+    if not roles.analytes and not roles.refused and not roles.declared:
         seen = ", ".join(quote_cell(n) for n in table.names[:_MAX_NAMES] if n)
         problems.add(f"no column is a known analyte (columns: {seen or 'none'}); name analyte "
                      f"columns by canonical id (IFNG, IL10, ...) or a synonym listed in "
@@ -245,7 +295,8 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
         for role in ("therapy", "responder"):
             if role not in roles.single:
                 problems.add(f"training data needs a {role!r} column"
-                             + (" (ifnb or ga)" if role == "therapy" else " (0 or 1)"))
+                             + (" (a therapy of docs/therapies.md, e.g. ifnb, ga, natalizumab)"
+                                if role == "therapy" else " (0 or 1)"))
 
     # rows that are empty in every column (blank lines, trailing separators) are dropped
     if len(table):
@@ -285,15 +336,16 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
     if "therapy" in roles.single:
         j = roles.single["therapy"]
         text = as_text(table.columns[j])
-        idx, empty = _map_tokens(_therapy_key(text), _THERAPY_KEYS)
+        keys = therapy_keys(therapies)
+        idx, empty = _map_tokens(_therapy_key(text), keys)
         bad = (idx < 0) & ~empty
         problems.add_cells(bad, rows, j, table.names[j],
-                           lambda i: f"unknown therapy {quoted_at(text, i)}; use 'ifnb' "
-                                     f"(interferon-beta) or 'ga' (glatiramer acetate)")
+                           lambda i: unknown_therapy_message(text[i].as_py(), therapies))
         if require_labels:
             problems.add_cells(empty, rows, j, table.names[j],
-                               lambda i: "empty therapy; training rows need 'ifnb' or 'ga'")
-        vals = np.array(list(_THERAPY_KEYS.values()), dtype=object)
+                               lambda i: "empty therapy; every training row needs its therapy "
+                                         "(docs/therapies.md)")
+        vals = np.array(list(keys.values()), dtype=object)
         therapy_arr = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan).astype(object)
         therapy = therapy_arr
 
@@ -330,19 +382,43 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
         else:
             covs[role] = _parse_numeric_role(col, name, role, j, rows, problems, notes)
 
+    for j, decl in roles.declared:
+        covs.update(_parse_declared(table.columns[j], table.names[j].strip(), decl, j, rows,
+                                    problems))
+
     plate = None
+    strict: list[str] = []
     if "plate" in roles.single:
+        name = table.names[roles.single["plate"]]
         text = as_text(table.columns[roles.single["plate"]])
         arr = text.to_numpy(zero_copy_only=False).astype(object)
         arr[arr == ""] = np.nan
-        plate = arr
+        labels = pd.Series(arr, dtype=object).dropna()
+        if len(labels) >= _MIN_ROWS_PLATE_CHECK and labels.nunique() == len(labels):
+            # a per-sample id (a well, a barcode), not a plate: never used as one
+            msg = (f"column {name!r} has a different value in every row ({len(labels)} "
+                   f"values for {len(labels)} samples), so it is not a plate or batch and "
+                   f"is not used as one; rename it if it is a sample or well id")
+            notes.append(msg)
+            strict.append(msg)
+        else:
+            plate = arr
 
     if roles.unknown:
         names = [table.names[j] or f"(column {j + 1}, no header)" for j in roles.unknown]
+        for raw in names:
+            guess = header_suggestion(raw)
+            if guess is not None:
+                msg = (f"column {raw!r} matches no analyte, covariate or role (not used); "
+                       f"did you mean {guess}?")
+                notes.append(msg)
+                strict.append(msg)
         shown = ", ".join(quote_cell(x) for x in names[:_MAX_NAMES])
         more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
-        notes.append(f"ignored {len(names)} column(s) that are not a known analyte, covariate "
-                     f"or label: {shown}{more} (see docs/data-format.md)")
+        msg = (f"ignored {len(names)} column(s) that are not a known analyte, covariate "
+               f"or label: {shown}{more} (see docs/data-format.md)")
+        notes.append(msg)
+        strict.append(msg)
 
     problems.raise_if_any()
 
@@ -352,6 +428,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
     censoring = pd.DataFrame(C, index=index, columns=pd.Index(analyte_ids, dtype=object),
                              copy=False)
     cov_cols = [c for c in CLINICAL_COVARIATES if c in covs]
+    cov_cols += [c for c in covs if c not in cov_cols]
     covariates = pd.DataFrame({c: covs[c] for c in cov_cols}, index=index,
                               columns=pd.Index(cov_cols, dtype=object), dtype=np.float64)
     return Panel(
@@ -366,6 +443,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False) -> Panel:
                                                    dtype=object),
         source=table.source,
         warnings=notes,
+        strict_notes=strict,
     )
 
 

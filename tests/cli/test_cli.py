@@ -80,8 +80,8 @@ def test_validate_reports_every_problem_and_writes_nothing(tmp_path, capsys):
         (["predict", "--model", "nowhere", "--input", "x.csv", "--output", "y.csv"], "no model"),
         (["train", "--data", "missing.csv"], ""),
         (
-            ["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "rituximab"],
-            "--therapy",
+            ["predict", "--model", "m", "--input", "x", "--output", "y", "--therapy", "Tysabry"],
+            "--therapy: unknown therapy 'Tysabry'; did you mean 'natalizumab'",
         ),
         (["explain", "--model", "m", "--input", "x"], "--output"),
         (["frobnicate"], ""),
@@ -132,14 +132,17 @@ def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlf
     table = pd.read_csv(preds, keep_default_na=False)
     inputs = pd.read_csv(new, dtype=str)
     assert table["sample_id"].tolist() == inputs["sample_id"].tolist()
-    assert list(table.columns[:7]) == [
+    assert list(table.columns[:10]) == [
         "sample_id",
         "p_response_ifnb",
         "p_response_ga",
-        "difference_ifnb_minus_ga",
+        "leading_therapy",
+        "runner_up",
+        "difference",
         "difference_lower",
         "difference_upper",
         "recommended_therapy",
+        "recommendation_reason",
     ]
     assert (table["difference_lower"] <= table["difference_upper"]).all()
     assert table[["p_response_ifnb", "p_response_ga"]].apply(lambda s: s.between(0, 1)).all().all()

@@ -551,3 +551,46 @@ def test_oracle_auc_rejects_bad_requests() -> None:
 def test_response_logits_names_missing_inputs() -> None:
     with pytest.raises(UsageError, match=r"needs the latent values of \['CXCL10'"):
         response_logits({"IL17F": np.zeros(2)})
+
+
+# ---- effect heterogeneity (issue 15) --------------------------------------------------
+
+
+def test_no_heterogeneity_gives_the_same_truth_under_both_therapies() -> None:
+    c = simulate_cohort(3000, seed=4, heterogeneity="none", assignment="confounded")
+    t = c.truth
+    np.testing.assert_array_equal(t["logit_ifnb"], t["logit_ga"])
+    # one intercept, solved for the mean of the two prevalences (0.60 by default)
+    assert abs(t["p_response_ifnb"].mean() - 0.60) < 0.02
+    assert c.params["heterogeneity"] == "none"
+    assert c.drivers["ifnb"] == c.drivers["ga"]
+    assert set(c.drivers["ga"]) == {"IL17F", "IFNG", "CXCL10", "IL10", "relapses_prior_2y",
+                                    "edss", "IL18", "IL4", "TNF", "gd_lesions"}
+    # confounded assignment still works, independently of the knob
+    assert c.truth["propensity_ifnb"].std() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("level", "low", "high"), [("none", 0.0, 0.0), ("small", 0.06, 0.11), ("large", 0.30, 0.40)]
+)
+def test_heterogeneity_sets_the_size_of_the_true_difference(level, low, high) -> None:
+    """Documented in docs/simulator.md (n = 200,000): mean |difference| 0, 0.086, 0.343."""
+    c = simulate_cohort(
+        20_000, seed=0, heterogeneity=level, prevalence_ifnb=0.6, prevalence_ga=0.6
+    )
+    diff = (c.truth["p_response_ifnb"] - c.truth["p_response_ga"]).abs().mean()
+    assert low <= diff <= high, diff
+
+
+def test_large_heterogeneity_is_the_unchanged_default() -> None:
+    default = simulate_cohort(300, seed=5)
+    large = simulate_cohort(300, seed=5, heterogeneity="large")
+    pd.testing.assert_frame_equal(default.truth, large.truth)
+    assert default.params["heterogeneity"] == "large"
+
+
+def test_unknown_heterogeneity_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"heterogeneity must be one of \['large', 'small'"):
+        simulate_cohort(10, heterogeneity="medium")
+    with pytest.raises(UsageError, match=r"heterogeneity must be one of"):
+        response_logits(simulate_cohort(5, seed=0).latent, heterogeneity="huge")

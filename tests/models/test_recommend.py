@@ -1,4 +1,6 @@
-"""Therapy recommendation with a bootstrap interval on the difference (issue 6)."""
+"""The bootstrap ensemble of the heads: members, merged trees, persistence (issue 6).
+
+It no longer decides between therapies (issue 15, tests/models/test_choice.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +14,8 @@ import pytest
 
 from cytoresp.errors import ModelIntegrityError, UsageError
 from cytoresp.models.persistence import load_model_dir
-from cytoresp.models.recommend import (
-    RECOMMENDATION_COLUMNS,
-    BootstrapEnsemble,
-    decide,
-    describe_recommendation,
-    evaluate_policy,
-    fit_bootstrap_ensemble,
-    member_margins,
-    recommend_with_interval,
-)
+from cytoresp.models.recommend import BootstrapEnsemble, member_margins
+from cytoresp.train.ensemble import fit_bootstrap_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -66,102 +60,6 @@ def tree_model(trained, training_rows):
         heads[t] = dataclasses.replace(head, pipeline=pipeline)
     ensemble = fit_bootstrap_ensemble(heads, training_rows, 3, seed=1)
     return dataclasses.replace(model, heads=heads, ensemble=ensemble)
-
-
-# -- the decision rule ---------------------------------------------------------------------
-def test_decide_names_a_therapy_only_when_the_interval_excludes_zero():
-    got = decide(
-        [0.20, -0.30, 0.10, 0.05, -0.02, np.nan, 0.3],
-        [0.05, -0.50, -0.10, 0.00, 0.01, 0.1, 0.1],
-        [0.40, -0.10, 0.30, 0.20, 0.10, 0.2, np.nan],
-    )
-    # lower bound exactly 0 is "includes zero"; a point estimate on the other side of the
-    # interval (-0.02 with [0.01, 0.10]) gives "either"; NaN gives "either".
-    assert got.tolist() == ["ifnb", "ga", "either", "either", "either", "either", "ifnb"]
-
-
-def test_interval_is_the_percentile_interval_of_the_draws():
-    rng = np.random.default_rng(0)
-    draws = rng.normal([[0.3, 0.0, -0.2]], 0.1, size=(400, 3))
-    proba = pd.DataFrame(
-        {"p_response_ifnb": [0.8, 0.5, 0.3], "p_response_ga": [0.5, 0.5, 0.5]},
-        index=pd.Index(["a", "b", "c"], name="sample_id"),
-    )
-    rec = recommend_with_interval(proba, draws, level=0.9)
-    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
-    np.testing.assert_allclose(rec["difference_lower"], np.quantile(draws, 0.05, axis=0))
-    np.testing.assert_allclose(rec["difference_upper"], np.quantile(draws, 0.95, axis=0))
-    # the point estimate is the heads' difference, or on request the mean of the draws
-    np.testing.assert_allclose(rec["difference_ifnb_minus_ga"], [0.3, 0.0, -0.2])
-    bagged = recommend_with_interval(proba, draws, level=0.9, point="ensemble")
-    np.testing.assert_allclose(bagged["difference_ifnb_minus_ga"], draws.mean(axis=0))
-    assert bagged["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
-    assert rec["recommended_therapy"].tolist() == ["ifnb", "either", "ga"]
-    # about +-1.645 sd at 90%
-    np.testing.assert_allclose(rec["difference_upper"] - rec["difference_lower"], 0.329, atol=0.03)
-
-
-def test_interval_shape_and_level_are_checked():
-    proba = pd.DataFrame({"p_response_ifnb": [0.5], "p_response_ga": [0.4]})
-    with pytest.raises(UsageError, match=r"shape \(B, 1\)"):
-        recommend_with_interval(proba, np.zeros((5, 2)))
-    with pytest.raises(UsageError, match=r"level must be a number in \(0, 1\)"):
-        recommend_with_interval(proba, np.zeros((5, 1)), level=90)
-    with pytest.raises(UsageError, match="point must be 'ensemble' or 'heads'"):
-        recommend_with_interval(proba, np.zeros((5, 1)), point="median")
-
-
-def test_report_sentence():
-    row = {
-        "p_response_ifnb": 0.52,
-        "p_response_ga": 0.49,
-        "difference_ifnb_minus_ga": 0.03,
-        "difference_lower": -0.08,
-        "difference_upper": 0.15,
-        "recommended_therapy": "either",
-    }
-    assert describe_recommendation(row) == (
-        "P(response): IFN-β 0.52, GA 0.49; difference +0.03 (90% interval -0.08 to +0.15): "
-        "either (the evidence does not separate the two therapies)"
-    )
-    row.update(difference_lower=np.nan, difference_upper=np.nan, recommended_therapy="ga")
-    assert describe_recommendation(row).endswith("difference +0.03: GA")
-
-
-# -- policy evaluation ----------------------------------------------------------------------
-def test_policy_evaluation_by_hand():
-    rec = pd.DataFrame(
-        {
-            "p_response_ifnb": [0.8, 0.3, 0.55, 0.6],
-            "p_response_ga": [0.5, 0.6, 0.5, 0.62],
-            "difference_ifnb_minus_ga": [0.3, -0.3, 0.05, -0.02],
-            "difference_lower": [0.1, -0.5, -0.1, -0.2],
-            "difference_upper": [0.45, -0.1, 0.2, 0.1],
-            "recommended_therapy": ["ifnb", "ga", "either", "either"],
-        }
-    )
-    p_ifnb = np.array([0.9, 0.7, 0.4, 0.5])  # second patient: GA recommended, IFN-β better
-    p_ga = np.array([0.4, 0.6, 0.6, 0.45])
-    ev = evaluate_policy(rec, p_ifnb, p_ga)
-    assert ev.rate_all_ifnb == pytest.approx(0.625)
-    assert ev.rate_all_ga == pytest.approx(0.5125)
-    assert ev.rate_oracle == pytest.approx((0.9 + 0.7 + 0.6 + 0.5) / 4)
-    # follow: ifnb 0.9, ga 0.6, either -> point ifnb 0.4, either -> point ga 0.45
-    assert ev.rate_recommendation == pytest.approx((0.9 + 0.6 + 0.4 + 0.45) / 4)
-    assert ev.default_therapy == "ifnb"  # mean predicted 0.5625 vs 0.555
-    assert ev.rate_recommendation_default == pytest.approx((0.9 + 0.6 + 0.4 + 0.5) / 4)
-    assert ev.gain_captured == pytest.approx((0.5875 - 0.625) / (0.675 - 0.625))
-    assert ev.confident_share == 0.5
-    assert ev.agreement_confident == 0.5
-    assert ev.agreement_all == 0.25
-    # true differences 0.5, 0.1, -0.2, 0.05: only the last lies in its interval
-    assert ev.interval_coverage == 0.25
-
-
-def test_policy_evaluation_checks_lengths():
-    rec = pd.DataFrame({"difference_ifnb_minus_ga": [0.1], "recommended_therapy": ["ifnb"]})
-    with pytest.raises(UsageError, match="one value per recommendation row"):
-        evaluate_policy(rec, [0.5, 0.5], [0.4, 0.4])
 
 
 # -- the ensemble ---------------------------------------------------------------------------
@@ -252,49 +150,6 @@ def test_ensemble_refuses_merged_trees_that_disagree(tree_model, test_cohort, mo
     np.testing.assert_allclose(got, member_margins(ens.members["ga"], feats), atol=1e-9)
 
 
-def test_recommend_columns_and_consistency(trained, test_cohort, recommendation):
-    model, _ = trained
-    rec = recommendation
-    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
-    assert rec.index.tolist() == test_cohort[0].panel["sample_id"].tolist()
-    proba = model.predict_proba(test_cohort[1])
-    pd.testing.assert_frame_equal(rec[proba.columns], proba)
-    assert (rec["difference_lower"] <= rec["difference_upper"]).all()
-    confident = rec["recommended_therapy"] != "either"
-    lo, hi = rec["difference_lower"], rec["difference_upper"]
-    # the rule: the interval excludes zero on the side of the main heads' difference
-    main = rec["difference_ifnb_minus_ga"]
-    np.testing.assert_allclose(main, rec["p_response_ifnb"] - rec["p_response_ga"])
-    assert ((rec["recommended_therapy"] == "ifnb") == ((lo > 0) & (main > 0))).all()
-    assert ((rec["recommended_therapy"] == "ga") == ((hi < 0) & (main < 0))).all()
-    # a percentile interval need not contain the point estimate, but nearly always does
-    assert ((main >= lo) & (main <= hi)).mean() > 0.99
-    assert 0.2 < confident.mean() < 0.9
-
-
-def test_confident_recommendations_name_the_truly_better_therapy(trained, test_cohort):
-    """Session model: 400 training patients (~200 per therapy), 2,000 new patients."""
-    model, _ = trained
-    cohort, panel = test_cohort
-    rec = model.recommend(panel)
-    ev = evaluate_policy(rec, cohort.truth["p_response_ifnb"], cohort.truth["p_response_ga"])
-    assert ev.confident_share >= 0.4, ev
-    assert ev.agreement_confident >= 0.88, ev
-    assert ev.gain_captured >= 0.6, ev
-    # the confident subset is more often right than the point estimate over everyone
-    assert ev.agreement_confident > ev.agreement_all + 0.05, ev
-
-
-def test_a_wider_level_gives_fewer_confident_recommendations(trained, test_cohort):
-    model, _ = trained
-    panel = test_cohort[1]
-    share = {
-        level: (model.recommend(panel, level=level)["recommended_therapy"] != "either").mean()
-        for level in (0.5, 0.9, 0.99)
-    }
-    assert share[0.5] > share[0.9] > share[0.99]
-
-
 def test_ensemble_is_reproducible_and_parallel_safe(trained, training_rows, test_cohort):
     model, _ = trained
     frame = model.model_frame(test_cohort[1]).iloc[:50]
@@ -338,23 +193,6 @@ def test_ensemble_arguments_are_checked(trained, training_rows):
     members = model.ensemble.members
     with pytest.raises(UsageError, match="same number of members"):
         BootstrapEnsemble({"ifnb": members["ifnb"][:2], "ga": members["ga"][:3]})
-
-
-def test_model_without_ensemble_keeps_the_margin_rule(trained, test_cohort):
-    model = dataclasses.replace(trained[0], ensemble=None)
-    rec = model.recommend(test_cohort[1], margin=0.05)
-    assert list(rec.columns) == ["p_response_ifnb", "p_response_ga", *RECOMMENDATION_COLUMNS]
-    assert rec["difference_lower"].isna().all() and rec["difference_upper"].isna().all()
-    diff = rec["difference_ifnb_minus_ga"]
-    assert (rec.loc[diff.abs() < 0.05, "recommended_therapy"] == "either").all()
-    assert (rec.loc[diff >= 0.05, "recommended_therapy"] == "ifnb").all()
-    assert (rec.loc[diff <= -0.05, "recommended_therapy"] == "ga").all()
-
-
-def test_one_head_model_refuses_to_recommend(trained, test_cohort):
-    model = dataclasses.replace(trained[0], heads={"ifnb": trained[0].heads["ifnb"]})
-    with pytest.raises(UsageError, match="needs a model with both therapies"):
-        model.recommend(test_cohort[1])
 
 
 # -- persistence and the batch scorer ---------------------------------------------------------
@@ -402,17 +240,12 @@ def test_ensemble_tree_file_never_inflates_past_its_declared_size(tree_model, ta
         BootstrapEnsemble.from_state(state, read)
 
 
-def test_model_saved_without_ensemble_loads_with_the_fallback(trained, tmp_path, test_cohort):
+def test_model_saved_without_ensemble_recommends_the_same(trained, tmp_path, test_cohort):
     dataclasses.replace(trained[0], ensemble=None).save(tmp_path / "old")
     assert not list((tmp_path / "old").glob("ensemble_*"))
     again = load_model_dir(tmp_path / "old")
     assert again.ensemble is None
-    rec = again.recommend(test_cohort[1])
-    assert rec["difference_lower"].isna().all()
-
-
-def test_batch_scorer_uses_the_interval(trained, test_cohort, recommendation):
-    from cytoresp.predict.batch import score_panel
-
-    table = score_panel(trained[0], test_cohort[1])
-    assert table["recommended_therapy"].tolist() == recommendation["recommended_therapy"].tolist()
+    # the recommendation does not use the ensemble
+    pd.testing.assert_frame_equal(
+        again.recommend(test_cohort[1]), trained[0].recommend(test_cohort[1])
+    )

@@ -389,7 +389,8 @@ def test_race_septic_shock_file_reads_with_every_cytokine_mapped():
     assert (p.censoring == 0).all().all()
     assert p.covariates["age"].max() == 90.0  # ages '>90' read as their bound
     assert set(p.covariates["sex"].dropna()) == {0.0, 1.0}
-    assert p.plate is not None and p.plate.notna().all()
+    # Plate_ID holds one value per sample: not a plate, so not used as one (issue #13)
+    assert p.plate is None
     assert p.values.loc["S00037446", "IL6"] == 321.0
 
 
@@ -408,3 +409,15 @@ def test_olink_feature_names_map_to_registry_ids():
     for name in ("IL-10RB", "IL-18R1", "CD40", "LAP TGF-beta-1", "TNFRSF9", "LIF-R"):
         assert mapped[name] is None, name
     assert sum(v is not None for v in mapped.values()) >= 35
+
+
+def test_a_file_sniffed_as_an_export_without_its_header_reports_both_readers(tmp_path):
+    """Issue #13: 'no table header found' alone hid the wide reader's precise problems."""
+    path = tmp_path / "title_line.csv"
+    path.write_text("My export\nPatient Code,IL-6,IL-10\nA,1,2\n")
+    with pytest.raises(InputError) as info:
+        read_panel(path)
+    messages = [p.message for p in info.value.problems]
+    assert any("no table header found" in m for m in messages), messages
+    assert any("this row has 3 fields but the header has 1" in m for m in messages), messages
+    assert "--format wide" in messages[-1]

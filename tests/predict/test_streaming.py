@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cytoresp.errors import InputError
-from cytoresp.models.recommend import RECOMMENDATION_COLUMNS
+from cytoresp.models.choice import RECOMMENDATION_COLUMNS
 from cytoresp.panels.stream import PanelStream
 from cytoresp.predict.batch import score_file, score_frame, score_panel, xgboost_threads
 from cytoresp.predict.streaming import TableWriter
@@ -206,7 +206,7 @@ def test_chunked_scores_equal_the_models_own_whole_panel_answers(trained, new_cs
     from cytoresp.panels import read_panel
 
     model = trained[0]
-    assert model.ensemble is not None and model.ensemble.n_members >= 10
+    assert model.choice is not None
     out = tmp_path / "pred.csv"
     score_file(model, new_csv, out, chunk_rows=97)
     got = _read(out)
@@ -224,30 +224,22 @@ def test_chunked_scores_equal_the_models_own_whole_panel_answers(trained, new_cs
     for t in ("ifnb", "ga"):  # CSV keeps the shortest round-trip form: exact
         np.testing.assert_array_equal(got[f"p_response_{t}"], proba[f"p_response_{t}"])
     assert got["recommended_therapy"].tolist() == rec["recommended_therapy"].tolist()
-    for col in ("difference_ifnb_minus_ga", "difference_lower", "difference_upper"):
+    for col in ("difference", "difference_lower", "difference_upper"):
         np.testing.assert_allclose(got[col], rec[col], rtol=0, atol=1e-12, err_msg=col)
-    np.testing.assert_allclose(
-        got["difference_ifnb_minus_ga"], got["p_response_ifnb"] - got["p_response_ga"],
-        rtol=0, atol=1e-12,
-    )
+    for col in ("leading_therapy", "runner_up", "recommendation_reason"):
+        assert got[col].tolist() == rec[col].tolist(), col
     assert {"ifnb", "ga", "either"} >= set(got["recommended_therapy"])
     assert len(set(got["recommended_therapy"])) >= 2
     assert (got["difference_lower"] <= got["difference_upper"]).all()
 
 
-def test_recommendation_without_ensemble_uses_the_margin(trained, new_csv):
+def test_recommendation_without_a_stored_choice_is_either(trained, new_csv):
     import dataclasses
 
-    model = dataclasses.replace(trained[0], ensemble=None)
-    frame = model.model_frame(new_csv)
-    for margin in (0.0, 0.05, 0.2):
-        ref = model.recommend_frame(frame, margin)
-        got = score_frame(model, frame, margin=margin)
-        assert got["recommended_therapy"].tolist() == ref["recommended_therapy"].tolist()
-        assert got["difference_lower"].isna().all() and got["difference_upper"].isna().all()
-        np.testing.assert_allclose(
-            got["difference_ifnb_minus_ga"], got["p_response_ifnb"] - got["p_response_ga"]
-        )
+    model = dataclasses.replace(trained[0], choice=None)
+    got = score_frame(model, model.model_frame(new_csv))
+    assert (got["recommended_therapy"] == "either").all()
+    assert got["recommendation_reason"].str.contains("no cohort-level heterogeneity test").all()
 
 
 def test_one_therapy_has_no_recommendation_columns(trained, new_csv):
