@@ -54,6 +54,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -164,6 +165,43 @@ def feature_spec(features: Any) -> FeatureSpec:
     )
 
 
+def balance_spec(spec: FeatureSpec) -> FeatureSpec:
+    """The game on the engineered features themselves: feature ``f`` is player ``f``.
+
+    Played with the background rows' engineered features (:func:`feature_values`), it has
+    the same empty and full coalitions as the raw-input game (the background's mean
+    log-odds and the patient's log-odds), so its Shapley values add up to the same total:
+    the balance view (contributions by log-ratio, axis score, log cytokine, covariate).
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(kinds=np.array([AFFINE]), sources=(np.array([0, 1]),),
+    ...                    weights=(np.array([1.0, -1.0]),), centers=(np.empty(0),),
+    ...                    offsets=np.zeros(1))
+    >>> balance_spec(spec).sources
+    (array([0]),)
+    """
+    p = len(spec.kinds)
+    return FeatureSpec(
+        kinds=np.full(p, AFFINE, dtype=np.intp),
+        sources=tuple(np.array([f], dtype=np.intp) for f in range(p)),
+        weights=tuple(np.ones(1) for _ in range(p)),
+        centers=tuple(np.empty(0) for _ in range(p)),
+        offsets=np.zeros(p),
+    )
+
+
+def feature_values(spec: FeatureSpec, Z: np.ndarray, censored: np.ndarray) -> np.ndarray:
+    """The engineered features (n, p) of rows of players, as the pipeline computes them."""
+    cols = [
+        np.broadcast_to(
+            spec.value(f, lambda j: Z[:, j], lambda j: censored[:, j]), (len(Z),)
+        ).astype(np.float64)
+        for f in range(len(spec.kinds))
+    ]
+    return np.column_stack(cols) if cols else np.empty((len(Z), 0))
+
+
 def explanation_inputs(
     features: Any, X: pd.DataFrame | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -205,10 +243,21 @@ class Background:
         object.__setattr__(self, "weights", w / w.sum())
 
 
+def background_rows(n: int, size: int = 100, seed: int = 0) -> np.ndarray:
+    """Positions of the rows :func:`background_sample` takes from ``n`` rows (sorted).
+
+    Examples
+    --------
+    >>> background_rows(5, size=10).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
 def background_sample(features: Any, X: pd.DataFrame, size: int = 100, seed: int = 0) -> Background:
     """An equally weighted random sample of ``size`` training rows (all if fewer)."""
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(X), size=min(size, len(X)), replace=False))
+    rows = background_rows(len(X), size, seed)
     Z, cens = explanation_inputs(features, X.iloc[rows] if hasattr(X, "iloc") else X[rows])
     return Background(Z, cens)
 
@@ -655,6 +704,168 @@ class _AggregatedGame(_ComponentGame):
         return out
 
 
+@dataclass
+class _Node:
+    """One split under one coalition: which side of it the hybrid takes.
+
+    ``kind`` ``"bg"``: the feature comes from the background row alone (``left_b``, per
+    background row); ``"x"``: from the patient alone (``left_x``, per row); ``"mixed"``:
+    left iff ``q(b) < tau(x)``, missing when (``and_rule``: both, else either of) ``xm`` /
+    ``bm``; ``order`` sorts ``q`` (NaN last), ``rank`` is each row's ``searchsorted``.
+    """
+
+    kind: str
+    default_left: bool
+    left_b: np.ndarray | None = None
+    left_x: np.ndarray | None = None
+    q: np.ndarray | None = None
+    xm: np.ndarray | None = None
+    bm: np.ndarray | None = None
+    and_rule: bool = False
+    order: np.ndarray | None = None
+    pos: np.ndarray | None = None
+    rank: np.ndarray | None = None
+
+
+class _TreeGame(_AggregatedGame):
+    """:class:`_AggregatedGame` for trees, organised for many rows (HeadExplainer).
+
+    The same values; the work is shared: a split is resolved once per coalition of its
+    feature's own inputs (``_Node``, cached across coalitions, leaves and trees of the
+    group), a split whose feature comes wholly from the patient or wholly from the
+    background needs no sorting at all, and a mixed split's ``searchsorted`` over the
+    sorted background is done once per row and reused by every leaf below it.
+    """
+
+    def __init__(self, comp, spec, trees, linear, background, Z, censored) -> None:
+        super().__init__(comp, spec, trees, linear, background, Z, censored)
+        self.nodes: dict[tuple, _Node] = {}
+        self.paths = []
+        for t in comp.trees:
+            tree = trees.trees[t]
+            for value, path in _paths(tree):
+                if value == 0.0:
+                    continue
+                steps = []
+                for node, left in path:
+                    f = int(tree["feature"][node])
+                    split = np.float32(tree["split"][node])
+                    default_left = bool(tree["missing"][node] == tree["left"][node])
+                    steps.append((f, split, default_left, left))
+                self.paths.append((value, steps))
+
+    def _node(self, f: int, split: np.float32, default_left: bool, take: np.ndarray) -> _Node:
+        src = [self.pos[int(j)] for j in self.spec.sources[f]]
+        sub = tuple(bool(take[i]) for i in src)
+        key = (f, float(split), default_left, sub)
+        if key in self.nodes:
+            return self.nodes[key]
+        if not any(sub) or all(sub):
+            patient = all(sub)
+            z, c = (self.xz, self.xc) if patient else (self.bz, self.bc)
+            fv = np.asarray(
+                self.spec.value(f, lambda j: z[:, self.pos[j]], lambda j: c[:, self.pos[j]]),
+                dtype=np.float64,
+            )
+            left = np.where(np.isnan(fv), default_left, fv.astype(np.float32) < split)
+            node = _Node("x" if patient else "bg", default_left)
+            if patient:
+                node.left_x = left
+            else:
+                node.left_b = left
+        else:
+            t = _left_bound(split)
+            if self.spec.kinds[f] == AXIS:
+                sx, nx, rb, nb = self._axis(f, take)
+                q, tau, xm, bm, and_rule = rb - t * nb, t * nx - sx, nx == 0, nb == 0, True
+            else:
+                p, q = self._affine(f, take)
+                tau, xm, bm, and_rule = t - p, np.isnan(p), np.isnan(q), False
+            order = np.argsort(q, kind="stable")  # NaN last
+            pos = np.empty(len(q), dtype=np.intp)
+            pos[order] = np.arange(len(q))
+            rank = np.searchsorted(q[order], np.where(xm | np.isnan(tau), 0.0, tau), side="left")
+            node = _Node("mixed", default_left, q=q, xm=xm, bm=bm, and_rule=and_rule,
+                         order=order, pos=pos, rank=rank)
+        self.nodes[key] = node
+        return node
+
+    def __call__(self, mask: int) -> np.ndarray:
+        if mask in self.cache:
+            return self.cache[mask]
+        take = np.asarray([(mask >> i) & 1 for i in range(len(self.pos))], dtype=bool)
+        total = np.zeros(len(self.xz))
+        for value, steps in self.paths:
+            row = None
+            u = self.bw
+            mixed = []
+            for f, split, default_left, left in steps:
+                node = self._node(f, split, default_left, take)
+                if node.kind == "x":
+                    ok = node.left_x == left
+                    row = ok if row is None else row & ok
+                elif node.kind == "bg":
+                    u = u * (node.left_b == left)
+                else:
+                    mixed.append((node, left))
+            share = self._mixed_share(mixed, u)
+            if row is not None:
+                share = share * row
+            total = total + value * share
+        self.cache[mask] = total
+        return total
+
+    def _mixed_share(self, mixed: list[tuple[_Node, bool]], u: np.ndarray):
+        """``sum_b u_b prod_k [hybrid follows node k's direction]`` per row."""
+        if not mixed:
+            return np.full(len(self.xz), float(u.sum()))
+        out = 0.0
+        for cls in itertools.product([False, True], repeat=len(mixed)):
+            w = u
+            for (node, _), c in zip(mixed, cls, strict=True):
+                w = w * (node.bm == c)
+            total = float(w.sum())
+            if total == 0.0:
+                continue
+            # per row: is node k missing for this class of background rows
+            const = [
+                (node.xm & c) if node.and_rule else (node.xm | c)
+                for (node, _), c in zip(mixed, cls, strict=True)
+            ]
+            d = [float(node.default_left == left) for node, left in mixed]
+            if len(mixed) == 1:
+                (node, left), c0 = mixed[0], const[0]
+                cum = np.concatenate([[0.0], np.cumsum(w[node.order])])
+                below = cum[node.rank]
+                count = below if left else total - below
+                out = out + np.where(c0, d[0] * total, count)
+                continue
+            (n1, l1), (n2, l2) = mixed
+            c1, c2 = const
+            cum1 = np.concatenate([[0.0], np.cumsum(w[n1.order])])
+            cum2 = np.concatenate([[0.0], np.cumsum(w[n2.order])])
+            f1, f2 = cum1[n1.rank], cum2[n2.rank]
+            table = np.zeros((len(w) + 1, len(w) + 1))
+            table[n1.pos + 1, n2.pos + 1] = w
+            table = table.cumsum(axis=0).cumsum(axis=1)
+            g = table[n1.rank, n2.rank]
+            k1 = f1 if l1 else total - f1
+            k2 = f2 if l2 else total - f2
+            if l1 and l2:
+                k12 = g
+            elif l1:
+                k12 = f1 - g
+            elif l2:
+                k12 = f2 - g
+            else:
+                k12 = total - f1 - f2 + g
+            out = out + np.where(
+                c1 & c2, d[0] * d[1] * total,
+                np.where(c1, d[0] * k2, np.where(c2, d[1] * k1, k12)),
+            )
+        return np.broadcast_to(out, (len(self.xz),)) if np.ndim(out) == 0 else out
+
+
 def _below(sorted_q: np.ndarray, cum: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """Weighted count of values < tau (``cum``: cumulative weights, leading 0)."""
     return cum[np.searchsorted(sorted_q, tau, side="left")]
@@ -693,6 +904,211 @@ def _class_share(nodes, const: list[np.ndarray], w: np.ndarray) -> np.ndarray:
     both = {(True, True): g, (True, False): f1 - g, (False, True): f2 - g}
     k12 = both.get((l1, l2), total - f1 - f2 + g)
     return np.where(c1 & c2, d1 * d2 * total, np.where(c1, d1 * k2, np.where(c2, d2 * k1, k12)))
+
+
+def shapley_matrix(k: int) -> np.ndarray:
+    """``C`` of shape (2^k, k) with ``phi = V @ C`` for ``V[:, mask] = v(mask)``.
+
+    ``C[mask, i] = c(|mask| - 1)`` if ``i`` is in ``mask``, else ``-c(|mask|)``, with the
+    Shapley weights ``c(s) = s! (k - s - 1)! / k!``.
+
+    Examples
+    --------
+    >>> v = np.array([[0.0, 1.0, 0.0, 3.0]])   # v({0,1}) = 3: an interaction of 2
+    >>> (v @ shapley_matrix(2)).tolist()
+    [[2.0, 1.0]]
+    """
+    c = _weights(k) if k else np.empty(0)
+    out = np.zeros((1 << k, k))
+    for mask in range(1 << k):
+        size = bin(mask).count("1")
+        for i in range(k):
+            out[mask, i] = c[size - 1] if (mask >> i) & 1 else -c[size]
+    return out
+
+
+#: Coalition values (rows x coalitions) held at once by :class:`HeadExplainer`.
+EXPLAIN_CELLS = 1 << 22
+
+
+class HeadExplainer:
+    """Exact interventional Shapley values of one head's log-odds, computed fast.
+
+    The same game and values as :func:`interventional_shapley` (tested equal), organised
+    for many rows:
+
+    - a linear term of a feature with **one** input (log cytokine, covariate, below-LLOQ
+      indicator) gives that input ``u_f(x) - E_b u_f(b)`` (closed form);
+    - a linear term of a feature with **several** inputs (log-ratio, axis score) has,
+      for each pattern of missing inputs, Shapley values that are an **affine function of
+      the inputs present** (every coalition value is: the hybrid feature is affine in the
+      patient's part, and the background enters through constants). The map is found once
+      per pattern seen, by the exact enumeration at ``k + 1`` probe points, and cached;
+      a row then costs one small matrix product;
+    - trees are grouped by the inputs they read; each group's ``2^k`` coalition values
+      come from the background-aggregated game (:class:`_AggregatedGame`) and the Shapley
+      values are one matrix product with :func:`shapley_matrix` (Owen values above
+      ``max_exact`` inputs, as :func:`interventional_shapley`).
+
+    Parameters
+    ----------
+    spec, trees, linear, background : see :func:`interventional_shapley`
+    max_exact : int
+        Largest tree-group input set computed exactly; larger ones get Owen values.
+
+    Examples
+    --------
+    >>> spec = FeatureSpec(kinds=np.array([AFFINE]), sources=(np.array([0, 1]),),
+    ...                    weights=(np.array([1.0, -1.0]),), centers=(np.empty(0),),
+    ...                    offsets=np.zeros(1))
+    >>> lin = Linear(0.0, np.array([2.0]), np.array([0.0]), np.array([1.0]))
+    >>> bg = Background(Z=np.array([[0.0, 1.0], [1.0, 0.0]]), censored=np.zeros((2, 2)))
+    >>> base, phi = HeadExplainer(spec, TreeTable(()), lin, bg)(
+    ...     np.array([[3.0, 1.0], [np.nan, 1.0]]), np.zeros((2, 2)))
+    >>> base.tolist(), phi[0].tolist()    # 2 (z0 - z1): 2 (z0 - E z0), -2 (z1 - E z1)
+    ([0.0, 0.0], [5.0, -1.0])
+    >>> phi[1].tolist()   # z0 missing: the ratio is imputed at its mean whatever z1 is
+    [0.5, -0.5]
+    """
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        trees: TreeTable,
+        linear: Linear | None,
+        background: Background,
+        *,
+        max_exact: int = DEFAULT_MAX_EXACT,
+    ) -> None:
+        self.spec, self.trees, self.linear, self.background = spec, trees, linear, background
+        self.max_exact = max_exact
+        self.tree_groups = components(spec, trees, None)
+        coef = np.zeros(0) if linear is None else np.asarray(linear.coef, dtype=np.float64)
+        used = [int(f) for f in np.flatnonzero(coef != 0.0)]
+        self.single = [f for f in used if len(spec.sources[f]) == 1]
+        self.multi = [f for f in used if len(spec.sources[f]) > 1]
+        bz, bc, bw = background.Z, background.censored, background.weights
+        # E_b u_f(b) per single-input linear term, and the base value v(empty)
+        self._mean_term = {}
+        base = 0.0 if linear is None else float(linear.intercept)
+        for f in used:
+            term = bw @ linear.term(f, spec.value(f, lambda j: bz[:, j], lambda j: bc[:, j]))
+            self._mean_term[f] = float(term)
+            base += float(term)
+        for t in range(len(trees.trees)):
+            vals = trees.evaluate(
+                t, lambda f: spec.value(f, lambda j: bz[:, j], lambda j: bc[:, j])
+            )
+            base += float(np.broadcast_to(vals, bw.shape) @ bw)
+        self.base = base
+        self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._matrices: dict[int, np.ndarray] = {}
+
+    def __call__(self, Z: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Base value (n,) and Shapley values (n, m) of the log-odds; see the class doc."""
+        Z = np.asarray(Z, dtype=np.float64)
+        censored = np.asarray(censored, dtype=np.float64)
+        n, m = Z.shape
+        phi = np.zeros((n, m))
+        spec, linear = self.spec, self.linear
+        for f in self.single:
+            j = int(spec.sources[f][0])
+            x = spec.value(f, lambda i: Z[:, i], lambda i: censored[:, i])
+            phi[:, j] += linear.term(f, x) - self._mean_term[f]
+        for f in self.multi:
+            self._add_linear_multi(f, Z, phi)
+        for comp in self.tree_groups:
+            self._add_trees(comp, Z, censored, phi)
+        return np.full(n, self.base), phi
+
+    def alone(self, Z: np.ndarray, censored: np.ndarray) -> np.ndarray:
+        """Change of the log-odds when each input alone comes from the background.
+
+        ``g(x) - sum_b w_b g(x_{-j}, b_j)`` per row and input ``j``: the one-at-a-time
+        change against the game's reference (``v(N) - v(N - j)``), which a
+        contribution's sign is checked against (property (b), ``docs/explanations.md``).
+        Hybrid by hybrid: meant for a report's few rows, not for batches.
+        """
+        Z = np.asarray(Z, dtype=np.float64)
+        censored = np.asarray(censored, dtype=np.float64)
+        out = np.zeros(Z.shape)
+        comps = list(self.tree_groups)
+        comps += [
+            Component(tuple(int(j) for j in self.spec.sources[f]), linear=[f])
+            for f in self.single + self.multi
+        ]
+        for comp in comps:
+            J = np.asarray(comp.inputs, dtype=np.intp)
+            game = _ComponentGame(
+                comp, self.spec, self.trees, self.linear, self.background, Z, censored
+            )
+            full = (1 << len(J)) - 1
+            for i, j in enumerate(J):
+                out[:, j] += game(full) - game(full & ~(1 << i))
+        return out
+
+    def _matrix(self, k: int) -> np.ndarray:
+        if k not in self._matrices:
+            self._matrices[k] = shapley_matrix(k)
+        return self._matrices[k]
+
+    def _add_linear_multi(self, f: int, Z: np.ndarray, phi: np.ndarray) -> None:
+        J = np.asarray(self.spec.sources[f], dtype=np.intp)
+        x = Z[:, J]
+        missing = np.isnan(x)
+        key = (missing * (1 << np.arange(len(J)))).sum(axis=1)
+        patterns, inverse = np.unique(key, return_inverse=True)
+        for p, pattern in enumerate(patterns.tolist()):
+            rows = np.flatnonzero(inverse == p)
+            x0, phi0, M = self._linear_map(f, J, int(pattern))
+            dx = np.where(missing[rows], 0.0, x[rows] - x0)
+            phi[np.ix_(rows, J)] += phi0 + dx @ M.T
+
+    def _linear_map(self, f: int, J: np.ndarray, pattern: int):
+        """``(x0, phi(x0), M)``: ``phi(x) = phi(x0) + M (x - x0)`` for rows missing ``pattern``."""
+        key = (f, pattern)
+        if key not in self._maps:
+            k = len(J)
+            miss = np.array([(pattern >> i) & 1 for i in range(k)], dtype=bool)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                x0 = np.nan_to_num(np.nanmean(self.background.Z[:, J], axis=0))
+            x0 = np.where(miss, np.nan, x0)
+            probes = np.repeat(x0[None, :], k + 1, axis=0)
+            for i in np.flatnonzero(~miss):
+                probes[i + 1, i] += 1.0
+            comp = Component(tuple(int(j) for j in J), linear=[f])
+            full = np.full((k + 1, int(J.max()) + 1), np.nan)
+            full[:, J] = probes
+            game = _ComponentGame(
+                comp, self.spec, self.trees, self.linear, self.background, full, np.zeros_like(full)
+            )
+            values = np.column_stack([game(mask) for mask in range(1 << k)])
+            phis = values @ self._matrix(k)
+            M = (phis[1:] - phis[0]).T  # column i: the effect of input i's unit step
+            M[:, miss] = 0.0
+            self._maps[key] = (np.where(miss, 0.0, x0), phis[0], M)
+        return self._maps[key]
+
+    def _add_trees(
+        self, comp: Component, Z: np.ndarray, censored: np.ndarray, phi: np.ndarray
+    ) -> None:
+        J = np.asarray(comp.inputs, dtype=np.intp)
+        k = len(J)
+        unions = _unions(comp, self.spec, self.trees, self.max_exact)
+        fast = aggregable(comp, self.spec, self.trees)
+        kind = _TreeGame if fast else _ComponentGame
+        cells = (1 << k) * (1 if fast else len(self.background.weights))
+        step = max(1, EXPLAIN_CELLS // cells)
+        n = len(Z)
+        for lo in range(0, n, step):
+            rows = slice(lo, lo + step)
+            game = kind(comp, self.spec, self.trees, None, self.background, Z[rows], censored[rows])
+            if len(unions) == 1:
+                values = np.column_stack([game(mask) for mask in range(1 << k)])
+                phi[rows, J] += values @ self._matrix(k)
+            else:
+                phi[rows, J] += owen_values(game, unions, len(game.xz))
 
 
 def head_shapley(

@@ -52,6 +52,10 @@ class TrainConfig:
         (``cytoresp train --plate-normalise``; ``docs/methods.md``). The training panel
         and every panel scored later need a ``plate`` column. The minimum number of
         samples behind a plate median is ``features = {"plate_min_samples": 8}``.
+    explain_background : int
+        Training rows (a random sample, all if fewer) stored with each head as the
+        background its contributions are Shapley values against
+        (``docs/explanations.md``).
 
     Examples
     --------
@@ -77,8 +81,12 @@ class TrainConfig:
     ipw: bool = False
     ipw_clip: float = 0.05
     plate_normalisation: bool = False
+    explain_background: int = 100
 
     def __post_init__(self) -> None:
+        size = self.explain_background
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UsageError(f"explain_background must be an integer >= 1, got {size!r}")
         n_ens = self.n_ensemble
         if isinstance(n_ens, bool) or not isinstance(n_ens, int) or n_ens < 0:
             raise UsageError(f"n_ensemble must be an integer >= 0, got {self.n_ensemble!r}")
