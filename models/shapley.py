@@ -240,7 +240,11 @@ class Background:
         w = np.asarray(self.weights, dtype=np.float64)
         if w.size == 0:
             w = np.ones(len(self.Z))
-        object.__setattr__(self, "weights", w / w.sum())
+        # equal weights are exactly 1/k, so that a saved and reloaded sample (whose
+        # normalised weights sum to 1 only up to rounding) gives bit-identical values
+        equal = w.size > 0 and bool(np.all(w == w[0]))
+        w = np.full(w.size, 1.0 / w.size) if equal else w / w.sum()
+        object.__setattr__(self, "weights", w)
 
 
 def background_rows(n: int, size: int = 100, seed: int = 0) -> np.ndarray:
@@ -1056,6 +1060,10 @@ class HeadExplainer:
         J = np.asarray(self.spec.sources[f], dtype=np.intp)
         x = Z[:, J]
         missing = np.isnan(x)
+        if not missing.any():  # the usual case: one pattern, no grouping
+            x0, phi0, M = self._linear_map(f, J, 0)
+            phi[:, J] += phi0 + (x - x0) @ M.T
+            return
         key = (missing * (1 << np.arange(len(J)))).sum(axis=1)
         patterns, inverse = np.unique(key, return_inverse=True)
         for p, pattern in enumerate(patterns.tolist()):
