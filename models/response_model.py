@@ -305,10 +305,6 @@ class ResponseModel:
         ...                  model.heads["ga"].calibrated_margin(model.model_frame(panel))))
         True
         """
-        import shap
-
-        from cytoresp.models.plots import display_label
-
         if therapy is None and len(self.therapies) > 1:
             raise UsageError(
                 f"a shap.Explanation holds one therapy: name one of {', '.join(self.therapies)}"
@@ -316,6 +312,9 @@ class ResponseModel:
         (t,) = self.resolve_therapies(therapy or self.therapies[0])
         if by not in ("cytokine", "balance"):
             raise UsageError(f"explain by 'cytokine' or 'balance', not {by!r}")
+        import shap
+
+        from cytoresp.models.plots import display_label
         head = self.heads[t]
         frame = data if _is_model_frame(data) else self.model_frame(data)
         if by == "balance":

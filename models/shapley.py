@@ -708,6 +708,22 @@ class _AggregatedGame(_ComponentGame):
         return out
 
 
+def _leaf_paths(tree: dict[str, np.ndarray]) -> list[tuple[float, list[tuple]]]:
+    """``(leaf value, [(feature, float32 split, missing goes left, goes left), ...])`` of
+    every leaf with a non-zero value."""
+    out = []
+    for value, path in _paths(tree):
+        if value == 0.0:
+            continue
+        steps = []
+        for node, left in path:
+            f = int(tree["feature"][node])
+            default_left = bool(tree["missing"][node] == tree["left"][node])
+            steps.append((f, np.float32(tree["split"][node]), default_left, left))
+        out.append((value, steps))
+    return out
+
+
 @dataclass
 class _Node:
     """One split under one coalition: which side of it the hybrid takes.
@@ -741,22 +757,16 @@ class _TreeGame(_AggregatedGame):
     sorted background is done once per row and reused by every leaf below it.
     """
 
-    def __init__(self, comp, spec, trees, linear, background, Z, censored) -> None:
+    def __init__(
+        self, comp, spec, trees, linear, background, Z, censored, paths=None
+    ) -> None:
         super().__init__(comp, spec, trees, linear, background, Z, censored)
         self.nodes: dict[tuple, _Node] = {}
-        self.paths = []
-        for t in comp.trees:
-            tree = trees.trees[t]
-            for value, path in _paths(tree):
-                if value == 0.0:
-                    continue
-                steps = []
-                for node, left in path:
-                    f = int(tree["feature"][node])
-                    split = np.float32(tree["split"][node])
-                    default_left = bool(tree["missing"][node] == tree["left"][node])
-                    steps.append((f, split, default_left, left))
-                self.paths.append((value, steps))
+        if paths is None:
+            paths = [
+                leaf for t in comp.trees for leaf in _leaf_paths(trees.trees[t])
+            ]
+        self.paths = paths
 
     def _node(self, f: int, split: np.float32, default_left: bool, take: np.ndarray) -> _Node:
         src = [self.pos[int(j)] for j in self.spec.sources[f]]
@@ -986,7 +996,20 @@ class HeadExplainer:
     ) -> None:
         self.spec, self.trees, self.linear, self.background = spec, trees, linear, background
         self.max_exact = max_exact
-        self.tree_groups = components(spec, trees, None)
+        # Trees are explained leaf by leaf (linearity: a tree is the sum of its leaves'
+        # value x indicator games; null players: a leaf's game reads only the inputs of
+        # the <= 2 features on its path), leaves grouped by those inputs. Trees the
+        # aggregated game cannot take (deeper paths) are explained whole.
+        self.tree_groups = []
+        self.leaf_groups: dict[tuple[int, ...], list] = {}
+        for comp in components(spec, trees, None):
+            if not aggregable(comp, spec, trees):
+                self.tree_groups.append(comp)
+                continue
+            for t in comp.trees:
+                for value, steps in _leaf_paths(trees.trees[t]):
+                    key = tuple(sorted({int(j) for f, *_ in steps for j in spec.sources[f]}))
+                    self.leaf_groups.setdefault(key, []).append((value, steps))
         coef = np.zeros(0) if linear is None else np.asarray(linear.coef, dtype=np.float64)
         used = [int(f) for f in np.flatnonzero(coef != 0.0)]
         self.single = [f for f in used if len(spec.sources[f]) == 1]
@@ -1023,6 +1046,8 @@ class HeadExplainer:
             self._add_linear_multi(f, Z, phi)
         for comp in self.tree_groups:
             self._add_trees(comp, Z, censored, phi)
+        for key, paths in self.leaf_groups.items():
+            self._add_leaves(key, paths, Z, censored, phi)
         return np.full(n, self.base), phi
 
     def alone(self, Z: np.ndarray, censored: np.ndarray) -> np.ndarray:
@@ -1036,7 +1061,7 @@ class HeadExplainer:
         Z = np.asarray(Z, dtype=np.float64)
         censored = np.asarray(censored, dtype=np.float64)
         out = np.zeros(Z.shape)
-        comps = list(self.tree_groups)
+        comps = components(self.spec, self.trees, None)  # whole trees, hybrid by hybrid
         comps += [
             Component(tuple(int(j) for j in self.spec.sources[f]), linear=[f])
             for f in self.single + self.multi
@@ -1097,6 +1122,39 @@ class HeadExplainer:
             M[:, miss] = 0.0
             self._maps[key] = (np.where(miss, 0.0, x0), phis[0], M)
         return self._maps[key]
+
+    def _add_leaves(
+        self, key: tuple[int, ...], paths: list, Z: np.ndarray, censored: np.ndarray,
+        phi: np.ndarray,
+    ) -> None:
+        J = np.asarray(key, dtype=np.intp)
+        k = len(J)
+        comp = Component(key)
+        if k > self.max_exact:  # Owen value over the path's features' inputs
+            feats = list(dict.fromkeys(f for _, steps in paths for f, *_ in steps))
+            pos = {int(j): i for i, j in enumerate(J)}
+            unions, seen = [], set()
+            for f in feats:
+                u = [pos[int(j)] for j in self.spec.sources[f] if int(j) not in seen]
+                seen.update(int(j) for j in self.spec.sources[f])
+                if u:
+                    unions.append(u)
+        else:
+            unions = [list(range(k))]
+        step = max(1, EXPLAIN_CELLS // (1 << k))
+        for lo in range(0, len(Z), step):
+            rows = slice(lo, lo + step)
+            game = _TreeGame(
+                comp, self.spec, self.trees, None, self.background, Z[rows], censored[rows],
+                paths=paths,
+            )
+            if len(unions) == 1:
+                values = np.empty((len(game.xz), 1 << k))
+                for mask in range(1 << k):
+                    values[:, mask] = game(mask)
+                phi[rows, J] += values @ self._matrix(k)
+            else:
+                phi[rows, J] += owen_values(game, unions, len(game.xz))
 
     def _add_trees(
         self, comp: Component, Z: np.ndarray, censored: np.ndarray, phi: np.ndarray

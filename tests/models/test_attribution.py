@@ -85,7 +85,7 @@ def log_odds(Z, cens):
 values = st.floats(-4, 6, allow_nan=False) | st.just(np.nan)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(Z=arrays(np.float64, (6, 5), elements=values), flags=st.lists(st.booleans(), min_size=6,
                                                                       max_size=6))
 def test_fast_path_equals_the_enumeration_and_adds_up_on_random_panels(Z, flags):

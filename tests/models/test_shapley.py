@@ -152,8 +152,8 @@ def test_wired_contributions_equal_the_reference_enumeration(small_head):
     enumeration, on messy patients with a messy background."""
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
-    patients = messy(frame.sample(40, random_state=7), 7)
-    bg = background_sample(feats, messy(frame, 8), size=30, seed=2)
+    patients = messy(frame.sample(15, random_state=7), 7)
+    bg = background_sample(feats, messy(frame, 8), size=20, seed=2)
     base, ours = dataclasses.replace(head, background_sample=bg).cytokine_contributions(patients)
     ref_base, ref = head_shapley(head, patients, bg)
     np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
