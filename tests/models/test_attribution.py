@@ -151,3 +151,33 @@ def test_a_model_saved_without_a_background_sample_is_explained_against_its_mean
 def test_snap_to_total_spreads_the_gap_by_size():
     out = snap_to_total(np.array([[1.0, -3.0, 0.0], [0.0, 0.0, 0.0]]), np.array([-2.004, 0.3]))
     np.testing.assert_allclose(out, [[0.999, -3.003, 0.0], [0.1, 0.1, 0.1]], atol=1e-12)
+
+
+def test_a_format_2_model_directory_loads_and_explains_against_its_means(model_dir, tmp_path):
+    """Models saved before the background sample was stored still load and add up."""
+    import json
+    import shutil
+
+    from cytoresp.models.persistence import MANIFEST, load_model_dir, sha256_file
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    spec = json.loads((old / "model.json").read_text())
+    for head in spec["heads"].values():
+        del head["background_sample"]
+    (old / "model.json").write_text(json.dumps(spec))
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["format_version"] = 2
+    manifest["files"]["model.json"] = sha256_file(old / "model.json")
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    model = load_model_dir(old)
+    from cytoresp.datasets import simulate_cohort
+
+    frame = model.model_frame(simulate_cohort(20, seed=3).panel)
+    for head in model.heads.values():
+        assert head.background_sample is None
+        base, contrib = head.cytokine_contributions(frame)
+        np.testing.assert_allclose(
+            base + contrib.sum(axis=1), head.calibrated_margin(frame), rtol=0, atol=1e-12
+        )
+        assert head_background(head).Z.shape == (1, contrib.shape[1])

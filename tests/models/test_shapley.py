@@ -299,7 +299,7 @@ def test_signs_agree_with_one_at_a_time_changes_from_the_background(small_head):
     """(b) on a 150-tree head: each input alone from the background (the game's reference:
     the mean log-odds over the background rows' values of that input) to the patient's
     value. Measured: 273 of 274 clear pairs (against the training median instead: 239 of 254,
-    see docs/explanations-draft.md)."""
+    see docs/explanations.md)."""
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
     train, patients = frame.iloc[:-60], frame.iloc[-60:]
