@@ -244,9 +244,11 @@ def main() -> None:
     agg.update({c: "max" for c in cols if c.startswith("max")})
     summary = table.groupby(["head", "method"])[cols].agg(agg)
     for ref in ("median", "background"):  # pooled over cases, not a mean of rates
-        agreeing = (table[f"agree {ref}"] * table[f"pairs {ref}"]).groupby(
-            [table["head"], table["method"]]
-        ).sum()
+        agreeing = (
+            (table[f"agree {ref}"] * table[f"pairs {ref}"])
+            .groupby([table["head"], table["method"]])
+            .sum()
+        )
         summary[f"agree {ref}"] = agreeing / summary[f"pairs {ref}"]
     print(table.round(3).to_string(index=False))
     print()

@@ -93,8 +93,13 @@ def plot_beeswarm(
     ax.set_yticks(range(len(names)), [_label(n) for n in reversed(names)])
     ax.set_xlabel("Shapley value: contribution to the log-odds of response")
     ax.set_title(_plain(title) or "Shapley values of the log-odds of response")
-    fig.text(0.01, 0.005, "colour: the input's level (blue low, red high, grey missing)",
-             fontsize=7, color="0.4")
+    fig.text(
+        0.01,
+        0.005,
+        "colour: the input's level (blue low, red high, grey missing)",
+        fontsize=7,
+        color="0.4",
+    )
     fig.tight_layout()
     return fig
 

@@ -315,6 +315,7 @@ class ResponseModel:
         import shap
 
         from cytoresp.models.plots import display_label
+
         head = self.heads[t]
         frame = data if _is_model_frame(data) else self.model_frame(data)
         if by == "balance":

@@ -757,15 +757,11 @@ class _TreeGame(_AggregatedGame):
     sorted background is done once per row and reused by every leaf below it.
     """
 
-    def __init__(
-        self, comp, spec, trees, linear, background, Z, censored, paths=None
-    ) -> None:
+    def __init__(self, comp, spec, trees, linear, background, Z, censored, paths=None) -> None:
         super().__init__(comp, spec, trees, linear, background, Z, censored)
         self.nodes: dict[tuple, _Node] = {}
         if paths is None:
-            paths = [
-                leaf for t in comp.trees for leaf in _leaf_paths(trees.trees[t])
-            ]
+            paths = [leaf for t in comp.trees for leaf in _leaf_paths(trees.trees[t])]
         self.paths = paths
 
     def _node(self, f: int, split: np.float32, default_left: bool, take: np.ndarray) -> _Node:
@@ -799,8 +795,17 @@ class _TreeGame(_AggregatedGame):
             pos = np.empty(len(q), dtype=np.intp)
             pos[order] = np.arange(len(q))
             rank = np.searchsorted(q[order], np.where(xm | np.isnan(tau), 0.0, tau), side="left")
-            node = _Node("mixed", default_left, q=q, xm=xm, bm=bm, and_rule=and_rule,
-                         order=order, pos=pos, rank=rank)
+            node = _Node(
+                "mixed",
+                default_left,
+                q=q,
+                xm=xm,
+                bm=bm,
+                and_rule=and_rule,
+                order=order,
+                pos=pos,
+                rank=rank,
+            )
         self.nodes[key] = node
         return node
 
@@ -874,7 +879,8 @@ class _TreeGame(_AggregatedGame):
             else:
                 k12 = total - f1 - f2 + g
             out = out + np.where(
-                c1 & c2, d[0] * d[1] * total,
+                c1 & c2,
+                d[0] * d[1] * total,
                 np.where(c1, d[0] * k2, np.where(c2, d[1] * k1, k12)),
             )
         return np.broadcast_to(out, (len(self.xz),)) if np.ndim(out) == 0 else out
@@ -1124,7 +1130,11 @@ class HeadExplainer:
         return self._maps[key]
 
     def _add_leaves(
-        self, key: tuple[int, ...], paths: list, Z: np.ndarray, censored: np.ndarray,
+        self,
+        key: tuple[int, ...],
+        paths: list,
+        Z: np.ndarray,
+        censored: np.ndarray,
         phi: np.ndarray,
     ) -> None:
         J = np.asarray(key, dtype=np.intp)
@@ -1145,7 +1155,13 @@ class HeadExplainer:
         for lo in range(0, len(Z), step):
             rows = slice(lo, lo + step)
             game = _TreeGame(
-                comp, self.spec, self.trees, None, self.background, Z[rows], censored[rows],
+                comp,
+                self.spec,
+                self.trees,
+                None,
+                self.background,
+                Z[rows],
+                censored[rows],
                 paths=paths,
             )
             if len(unions) == 1:

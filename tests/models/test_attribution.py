@@ -41,14 +41,20 @@ def tree(feature, split, children=None, values=(-1.0, 1.0), missing_left=True):
     """A stump on ``feature``, or a depth-2 tree with ``children`` = (feature, split) pairs."""
     if children is None:
         return dict(
-            left=[1, -1, -1], right=[2, -1, -1], missing=[1 if missing_left else 2, -1, -1],
-            feature=[feature, -1, -1], split=[split, 0, 0], value=[0.0, *values],
+            left=[1, -1, -1],
+            right=[2, -1, -1],
+            missing=[1 if missing_left else 2, -1, -1],
+            feature=[feature, -1, -1],
+            split=[split, 0, 0],
+            value=[0.0, *values],
         )
     (f1, s1), (f2, s2) = children
     return dict(
-        left=[1, 3, 5, -1, -1, -1, -1], right=[2, 4, 6, -1, -1, -1, -1],
+        left=[1, 3, 5, -1, -1, -1, -1],
+        right=[2, 4, 6, -1, -1, -1, -1],
         missing=[1, 4, 5, -1, -1, -1, -1] if missing_left else [2, 3, 6, -1, -1, -1, -1],
-        feature=[feature, f1, f2, -1, -1, -1, -1], split=[split, s1, s2, 0, 0, 0, 0],
+        feature=[feature, f1, f2, -1, -1, -1, -1],
+        split=[split, s1, s2, 0, 0, 0, 0],
         value=[0, 0, 0, -0.7, 0.2, 0.4, 1.3],
     )
 
@@ -75,6 +81,7 @@ def background(n=15, seed=0) -> Background:
 
 def log_odds(Z, cens):
     """The head's log-odds in float64 (linear part + trees), the game's full coalition."""
+
     def value(f):
         return SPEC.value(f, lambda j: Z[:, j], lambda j: cens[:, j])
 
@@ -86,8 +93,10 @@ values = st.floats(-4, 6, allow_nan=False) | st.just(np.nan)
 
 
 @settings(max_examples=25, deadline=None)
-@given(Z=arrays(np.float64, (6, 5), elements=values), flags=st.lists(st.booleans(), min_size=6,
-                                                                      max_size=6))
+@given(
+    Z=arrays(np.float64, (6, 5), elements=values),
+    flags=st.lists(st.booleans(), min_size=6, max_size=6),
+)
 def test_fast_path_equals_the_enumeration_and_adds_up_on_random_panels(Z, flags):
     Z[:, 4] = np.where(np.isnan(Z[:, 4]), np.nan, 30.0 + 5.0 * Z[:, 4])  # age
     cens = np.where(np.isnan(Z), np.nan, 0.0)

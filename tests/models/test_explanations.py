@@ -121,7 +121,8 @@ def test_shap_explanation_works_with_shaps_own_plots(trained):
     e = model.shap_explanation(panel, "ifnb")
     table = model.explain(panel, "ifnb")
     np.testing.assert_array_equal(
-        e.values.ravel(), table["contribution"].to_numpy()  # same numbers, same order
+        e.values.ravel(),
+        table["contribution"].to_numpy(),  # same numbers, same order
     )
     assert "IFN-γ" in e.feature_names and e.data.shape == e.values.shape
     with warnings.catch_warnings():
