@@ -190,3 +190,12 @@ def test_a_format_2_model_directory_loads_and_explains_against_its_means(model_d
             base + contrib.sum(axis=1), head.calibrated_margin(frame), rtol=0, atol=1e-12
         )
         assert head_background(head).Z.shape == (1, contrib.shape[1])
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, "100"])
+def test_explain_background_must_be_a_positive_integer(size):
+    from cytoresp.errors import UsageError
+    from cytoresp.train.config import TrainConfig
+
+    with pytest.raises(UsageError, match="explain_background must be an integer >= 1"):
+        TrainConfig(explain_background=size)
