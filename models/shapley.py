@@ -1034,6 +1034,23 @@ class HeadExplainer:
             )
             base += float(np.broadcast_to(vals, bw.shape) @ bw)
         self.base = base
+        # one-input affine linear terms (log cytokines, covariates) as one block:
+        # u_f = k (w z_j + offset - mu) = slope_j z_j + const_j, 0 where z_j is missing
+        slope, const, mean = {}, {}, {}
+        self._indicators = []
+        for f in self.single:
+            if spec.kinds[f] != AFFINE:
+                self._indicators.append(f)
+                continue
+            j = int(spec.sources[f][0])
+            k = linear.coef[f] / linear.scale[f]
+            slope[j] = slope.get(j, 0.0) + k * float(spec.weights[f][0])
+            const[j] = const.get(j, 0.0) + k * (float(spec.offsets[f]) - linear.mean[f])
+            mean[j] = mean.get(j, 0.0) + self._mean_term[f]
+        self._cols = np.asarray(sorted(slope), dtype=np.intp)
+        self._slope = np.asarray([slope[j] for j in self._cols], dtype=np.float64)
+        self._const = np.asarray([const[j] for j in self._cols], dtype=np.float64)
+        self._mean = np.asarray([mean[j] for j in self._cols], dtype=np.float64)
         self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._matrices: dict[int, np.ndarray] = {}
 
@@ -1044,7 +1061,11 @@ class HeadExplainer:
         n, m = Z.shape
         phi = np.zeros((n, m))
         spec, linear = self.spec, self.linear
-        for f in self.single:
+        if self._cols.size:  # one-input affine terms, all at once: a z + c, 0 where missing
+            z = Z[:, self._cols]
+            part = np.where(np.isfinite(z), z * self._slope + self._const, 0.0) - self._mean
+            phi[:, self._cols] += part
+        for f in self._indicators:
             j = int(spec.sources[f][0])
             x = spec.value(f, lambda i: Z[:, i], lambda i: censored[:, i])
             phi[:, j] += linear.term(f, x) - self._mean_term[f]
@@ -1091,17 +1112,22 @@ class HeadExplainer:
         J = np.asarray(self.spec.sources[f], dtype=np.intp)
         x = Z[:, J]
         missing = np.isnan(x)
-        if not missing.any():  # the usual case: one pattern, no grouping
-            x0, phi0, M = self._linear_map(f, J, 0)
-            phi[:, J] += phi0 + (x - x0) @ M.T
+        # every row through the complete-pattern map, then the few rows missing one of
+        # the feature's inputs corrected to their own pattern's map
+        x0, phi0, M = self._linear_map(f, J, 0)
+        dx = np.where(missing, 0.0, x - x0)
+        phi[:, J] += phi0 + dx @ M.T
+        rows_m = np.flatnonzero(missing.any(axis=1))
+        if rows_m.size == 0:
             return
-        key = (missing * (1 << np.arange(len(J)))).sum(axis=1)
+        key = (missing[rows_m] * (1 << np.arange(len(J)))).sum(axis=1)
         patterns, inverse = np.unique(key, return_inverse=True)
         for p, pattern in enumerate(patterns.tolist()):
-            rows = np.flatnonzero(inverse == p)
-            x0, phi0, M = self._linear_map(f, J, int(pattern))
-            dx = np.where(missing[rows], 0.0, x[rows] - x0)
-            phi[np.ix_(rows, J)] += phi0 + dx @ M.T
+            rows = rows_m[inverse == p]
+            x0p, phi0p, Mp = self._linear_map(f, J, int(pattern))
+            dxp = np.where(missing[rows], 0.0, x[rows] - x0p)
+            wrong = phi0 + dx[rows] @ M.T
+            phi[np.ix_(rows, J)] += (phi0p + dxp @ Mp.T) - wrong
 
     def _linear_map(self, f: int, J: np.ndarray, pattern: int):
         """``(x0, phi(x0), M)``: ``phi(x) = phi(x0) + M (x - x0)`` for rows missing ``pattern``."""
