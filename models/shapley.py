@@ -926,6 +926,229 @@ def _class_share(nodes, const: list[np.ndarray], w: np.ndarray) -> np.ndarray:
     return np.where(c1 & c2, d1 * d2 * total, np.where(c1, d1 * k2, np.where(c2, d2 * k1, k12)))
 
 
+class _Ranker:
+    """``searchsorted(qs, tau, side="left")`` for many ``tau``, via a uniform grid.
+
+    ``qs`` is sorted with NaN last (only the finite part counts, as in ``searchsorted``
+    for finite ``tau``). Each ``tau`` gets the rank at the lower edge of its grid cell,
+    checked exactly (``qs[r - 1] < tau <= qs[r]``); the few rows that fail (a value of
+    ``qs`` in their cell, or rounding at an edge) go through ``searchsorted``. The same
+    ranks, about five times faster than a binary search per row.
+    """
+
+    def __init__(self, qs: np.ndarray, cells_per_value: int = 16) -> None:
+        finite = qs[~np.isnan(qs)]
+        self.qs = qs
+        self.L = L = len(finite)
+        self.pad = np.concatenate([[-np.inf], finite, [np.inf]])
+        self.grid = False
+        if L >= 2 and np.isfinite(finite).all() and finite[-1] > finite[0]:
+            G = cells_per_value * L
+            self.lo, self.G = float(finite[0]), G
+            self.inv = G / (float(finite[-1]) - float(finite[0]))
+            edges = self.lo + np.arange(G + 1) / self.inv  # cell c: [edge c, edge c+1)
+            # index 0: below lo; 1 + c: cell c; G + 1: at or above hi
+            self.start = np.concatenate(
+                [[0], np.searchsorted(finite, edges[:G], side="left"), [L]]
+            ).astype(np.intp)
+            self.grid = True
+
+    def __call__(self, tau: np.ndarray) -> np.ndarray:
+        if not self.grid:
+            return np.searchsorted(self.qs, tau, side="left")
+        c = (tau - self.lo) * self.inv
+        np.clip(c, -1.0, self.G, out=c)
+        c += 1.0
+        r = self.start[c.astype(np.intp)]
+        ok = (self.pad[r] < tau) & (tau <= self.pad[r + 1])
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            r[bad] = np.searchsorted(self.qs, tau[bad], side="left")
+        return r
+
+
+class _LeafPlan:
+    """A leaf group's coalition values as table lookups (background part precomputed).
+
+    For a coalition ``S`` a split on feature ``f`` is decided by the patient alone (all of
+    ``f``'s inputs in ``S``: a per-row flag), by the background row alone (none in ``S``: a
+    per-background-row flag) or by both (mixed). A mixed split sends background row ``b``
+    left iff ``q(b) < tau(x)`` (:class:`_AggregatedGame`), so it only depends on the
+    patient through ``rank(x)``, the number of sorted ``q`` below ``tau(x)`` (plus one state
+    for a patient whose side is missing). A leaf's background share under ``S`` is then
+    ``T_S[rank_1(x), rank_2(x)]`` (at most two mixed splits) times the patient-side flags,
+    where the table ``T_S = A_1 diag(w u) A_2^T`` (``A``: which background rows follow the
+    leaf's direction at each rank, ``u``: the background-only splits) depends on the
+    background alone and is built once. Per row: one ``searchsorted`` per mixed split and
+    coalition, one gather per leaf and coalition, one product with the Shapley matrix.
+    The same values as :class:`_TreeGame` (sums in another order).
+    """
+
+    def __init__(self, key, paths, spec: FeatureSpec, background: Background) -> None:
+        self.J = np.asarray(key, dtype=np.intp)
+        self.k = k = len(key)
+        self.spec = spec
+        pos = {int(j): i for i, j in enumerate(key)}
+        self.pos = pos
+        bz, bc, bw = background.Z[:, self.J], background.censored[:, self.J], background.weights
+        B = len(bw)
+        self.B = B
+        self.xnodes: dict[tuple, int] = {}  # (f, split, default_left) -> index
+        self.mnodes: dict[tuple, int] = {}  # (f, split, default_left, sub) -> index
+        self.mixed_info: list[tuple] = []  # per mixed node: see _mixed
+        self.terms: list[list] = [[] for _ in range(1 << k)]
+        bg_left: dict[tuple, np.ndarray] = {}
+        for mask in range(1 << k):
+            take = np.asarray([(mask >> i) & 1 for i in range(k)], dtype=bool)
+            for value, steps in paths:
+                u = bw
+                xs, ms = [], []
+                for f, split, default_left, left in steps:
+                    src = [pos[int(j)] for j in spec.sources[f]]
+                    sub = tuple(bool(take[i]) for i in src)
+                    if all(sub):
+                        nkey = (f, float(split), default_left)
+                        if nkey not in self.xnodes:
+                            self.xnodes[nkey] = len(self.xnodes)
+                        xs.append((self.xnodes[nkey], left))
+                    elif not any(sub):
+                        bkey = (f, float(split), default_left)
+                        if bkey not in bg_left:
+                            fv = np.asarray(
+                                spec.value(f, lambda j: bz[:, pos[j]], lambda j: bc[:, pos[j]]),
+                                dtype=np.float64,
+                            )
+                            bg_left[bkey] = np.where(
+                                np.isnan(fv), default_left, fv.astype(np.float32) < split
+                            )
+                        u = u * (bg_left[bkey] == left)
+                    else:
+                        nkey = (f, float(split), default_left, sub)
+                        if nkey not in self.mnodes:
+                            self.mnodes[nkey] = len(self.mnodes)
+                            self.mixed_info.append(self._mixed(f, split, default_left, sub, bz))
+                        ms.append((self.mnodes[nkey], left))
+                if not ms:
+                    table = float(u.sum())
+                elif len(ms) == 1:
+                    ((m1, l1),) = ms
+                    table = self._follows(m1, l1) @ u
+                else:
+                    (m1, l1), (m2, l2) = ms
+                    table = ((self._follows(m1, l1) * u) @ self._follows(m2, l2).T).ravel()
+                self.terms[mask].append((value, xs, [m for m, _ in ms], table))
+        self.C = shapley_matrix(k)
+
+    def _mixed(self, f, split, default_left, sub, bz):
+        """``(f, t, sub, ranker, axis, goes-left (B + 2, B))``: row ``r`` of the table says
+        which background rows go left for a patient of rank ``r`` (``B + 1``: missing)."""
+        spec = self.spec
+        t = _left_bound(split)
+        axis = spec.kinds[f] == AXIS
+        src = [self.pos[int(j)] for j in spec.sources[f]]
+        if axis:
+            rb, nb = np.zeros(self.B), np.zeros(self.B)
+            for i, c, s in zip(src, spec.centers[f], sub, strict=True):
+                if s:
+                    continue
+                col = bz[:, i]
+                present = ~np.isnan(col)
+                rb, nb = rb + np.where(present, col - c, 0.0), nb + present
+            q, bm = rb - t * nb, nb == 0
+        else:
+            q = np.zeros(self.B)
+            for i, w, s in zip(src, spec.weights[f], sub, strict=True):
+                if not s:
+                    q = q + w * bz[:, i]
+            q = q + spec.offsets[f]
+            bm = np.isnan(q)
+        order = np.argsort(q, kind="stable")  # NaN last
+        rank_of = np.empty(self.B, dtype=np.intp)
+        rank_of[order] = np.arange(self.B)
+        qs = q[order]
+        r = np.arange(self.B + 1)[:, None]
+        left = rank_of[None, :] < r  # (B + 1, B): row rank r, background row b
+        if axis:  # missing only when both sides have no member
+            r0 = int(np.searchsorted(qs, 0.0, side="left"))
+            xmiss = np.where(bm, default_left, rank_of < r0)
+        else:  # missing when either side is
+            left = np.where(bm[None, :], default_left, left)
+            xmiss = np.full(self.B, default_left)
+        table = np.vstack([left, xmiss[None, :]]).astype(np.float64)
+        return f, t, sub, _Ranker(qs), axis, table
+
+    def _follows(self, m: int, left: bool) -> np.ndarray:
+        table = self.mixed_info[m][5]
+        return table if left else 1.0 - table
+
+    def ranks(self, xz: np.ndarray, m: int, cache: dict) -> np.ndarray:
+        """Per row, the state of mixed node ``m``: its rank, or ``B + 1`` when missing."""
+        f, t, sub, ranker, axis, _ = self.mixed_info[m]
+        spec = self.spec
+        src = [self.pos[int(j)] for j in spec.sources[f]]
+        pkey = (f, sub)
+        if pkey not in cache:
+            if axis:
+                sx, nx = np.zeros(len(xz)), np.zeros(len(xz))
+                for i, c, s in zip(src, spec.centers[f], sub, strict=True):
+                    if s:
+                        col = xz[:, i]
+                        present = ~np.isnan(col)
+                        sx, nx = sx + np.where(present, col - c, 0.0), nx + present
+                cache[pkey] = (sx, nx)
+            else:
+                p = np.zeros(len(xz))
+                for i, w, s in zip(src, spec.weights[f], sub, strict=True):
+                    if s:
+                        p = p + w * xz[:, i]
+                cache[pkey] = (p,)
+        if axis:
+            sx, nx = cache[pkey]
+            tau, xm = t * nx - sx, nx == 0
+        else:
+            (p,) = cache[pkey]
+            tau, xm = t - p, np.isnan(p)
+        rank = ranker(np.where(xm | np.isnan(tau), 0.0, tau))
+        return np.where(xm, self.B + 1, rank)
+
+    def __call__(self, xz: np.ndarray, xc: np.ndarray) -> np.ndarray:
+        """Shapley values (n, k) of the group's leaves for rows ``xz``, ``xc`` (columns J)."""
+        n = len(xz)
+        spec, pos = self.spec, self.pos
+        fvals: dict[int, np.ndarray] = {}
+        xleft = [None] * len(self.xnodes)
+        for (f, split, default_left), i in self.xnodes.items():
+            if f not in fvals:
+                fvals[f] = np.asarray(
+                    spec.value(f, lambda j: xz[:, pos[j]], lambda j: xc[:, pos[j]]),
+                    dtype=np.float64,
+                )
+            fv = fvals[f]
+            goes = fv.astype(np.float32) < np.float32(split)
+            xleft[i] = np.where(np.isnan(fv), default_left, goes)
+        cache: dict = {}
+        ranks = [self.ranks(xz, m, cache) for m in range(len(self.mixed_info))]
+        stride = self.B + 2
+        pairs: dict[tuple[int, int], np.ndarray] = {}
+        V = np.zeros((1 << self.k, n))
+        for mask, terms in enumerate(self.terms):
+            out = V[mask]
+            for value, xs, ms, table in terms:
+                if not ms:
+                    share = np.full(n, table)
+                elif len(ms) == 1:
+                    share = table[ranks[ms[0]]]
+                else:
+                    pk = (ms[0], ms[1])
+                    if pk not in pairs:
+                        pairs[pk] = ranks[ms[0]] * stride + ranks[ms[1]]
+                    share = table[pairs[pk]]
+                for i, left in xs:
+                    share = share * (xleft[i] == left)
+                out += value * share
+        return (self.C.T @ V).T
+
+
 def shapley_matrix(k: int) -> np.ndarray:
     """``C`` of shape (2^k, k) with ``phi = V @ C`` for ``V[:, mask] = v(mask)``.
 
@@ -1053,6 +1276,7 @@ class HeadExplainer:
         self._mean = np.asarray([mean[j] for j in self._cols], dtype=np.float64)
         self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._matrices: dict[int, np.ndarray] = {}
+        self._plans: dict[tuple[int, ...], _LeafPlan] = {}
 
     def __call__(self, Z: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base value (n,) and Shapley values (n, m) of the log-odds; see the class doc."""
@@ -1165,6 +1389,17 @@ class HeadExplainer:
     ) -> None:
         J = np.asarray(key, dtype=np.intp)
         k = len(J)
+        if k == 0:  # a leaf reached by every row: in the base value only
+            return
+        if k <= self.max_exact:  # exact: precomputed background tables
+            if key not in self._plans:
+                self._plans[key] = _LeafPlan(key, paths, self.spec, self.background)
+            plan = self._plans[key]
+            step = max(1, EXPLAIN_CELLS // (1 << k))
+            for lo in range(0, len(Z), step):
+                rows = slice(lo, lo + step)
+                phi[rows, J] += plan(Z[rows][:, J], censored[rows][:, J])
+            return
         comp = Component(key)
         if k > self.max_exact:  # Owen value over the path's features' inputs
             feats = list(dict.fromkeys(f for _, steps in paths for f, *_ in steps))
