@@ -984,6 +984,9 @@ class _LeafPlan:
     The same values as :class:`_TreeGame` (sums in another order).
     """
 
+    #: Most patient-side nodes in a group for one table over their joint state.
+    JOINT_MAX = 8
+
     def __init__(self, key, paths, spec: FeatureSpec, background: Background) -> None:
         self.J = np.asarray(key, dtype=np.intp)
         self.k = k = len(key)
@@ -995,6 +998,7 @@ class _LeafPlan:
         self.B = B
         self.xnodes: dict[tuple, int] = {}  # (f, split, default_left) -> index
         self.mnodes: dict[tuple, int] = {}  # (f, split, default_left, sub) -> index
+        self.mkeys: list[tuple] = []
         self.mixed_info: list[tuple] = []  # per mixed node: see _mixed
         self.terms: list[list] = [[] for _ in range(1 << k)]
         bg_left: dict[tuple, np.ndarray] = {}
@@ -1026,6 +1030,7 @@ class _LeafPlan:
                         nkey = (f, float(split), default_left, sub)
                         if nkey not in self.mnodes:
                             self.mnodes[nkey] = len(self.mnodes)
+                            self.mkeys.append(nkey)
                             self.mixed_info.append(self._mixed(f, split, default_left, sub, bz))
                         ms.append((self.mnodes[nkey], left))
                 if not ms:
@@ -1038,6 +1043,73 @@ class _LeafPlan:
                     table = ((self._follows(m1, l1) * u) @ self._follows(m2, l2).T).ravel()
                 self.terms[mask].append((value, xs, [m for m, _ in ms], table))
         self.C = shapley_matrix(k)
+        self.merged = [self._merge(terms) for terms in self.terms]
+        # The coalitions' parts that depend on the patient-side splits only (and the
+        # constants) become tables of Shapley values (states x k) per set of such nodes,
+        # summed over the coalitions: one gather per set and row instead of one per
+        # coalition; with few patient-side nodes, one table over their joint state.
+        nx = len(self.xnodes)
+        self.joint = nx <= self.JOINT_MAX
+        self.phi_const = np.zeros(k)
+        by_set: dict[tuple[int, ...], np.ndarray] = {}
+        self.mixed_masks, mixed_tables = [], []
+        for mask, (const, tables) in enumerate(self.merged):
+            self.phi_const += const * self.C[mask]
+            rest = []
+            for nodes, table in tables:
+                if all(node < 0 for node in nodes):
+                    part = table[:, None] * self.C[mask]
+                    by_set[nodes] = by_set[nodes] + part if nodes in by_set else part
+                else:
+                    rest.append((nodes, table))
+            if rest:
+                self.mixed_masks.append(mask)
+                mixed_tables.append(rest)
+        if self.joint:
+            joint = np.arange(1 << nx)
+            bits = {-1 - i: (joint >> i) & 1 for i in range(nx)}
+            phi_x = np.zeros((1 << nx, k)) + self.phi_const
+            for nodes, part in by_set.items():
+                idx = bits[nodes[0]]
+                for node in nodes[1:]:
+                    idx = idx * 2 + bits[node]
+                phi_x += part[idx]
+            self.phi_xT = np.ascontiguousarray(phi_x.T)
+        else:
+            self.x_sets = [(nodes, np.ascontiguousarray(part.T)) for nodes, part in by_set.items()]
+        self.mixed_tables = mixed_tables
+        self.C_mixed = np.ascontiguousarray(self.C[self.mixed_masks].T)
+
+    def _merge(self, terms: list) -> tuple[float, list[tuple[tuple[int, ...], np.ndarray]]]:
+        """One coalition's leaves as ``(constant, [(nodes, table), ...])``.
+
+        Every leaf's share times its value is a table over the states of its nodes (a mixed
+        node: ``B + 2`` ranks, id ``m >= 0``; a patient-side node: left or not, id
+        ``-1 - i``); leaves over the same nodes (sorted) are summed into one table, so a
+        row needs one gather per distinct node set.
+        """
+        S = self.B + 2
+        const = 0.0
+        merged: dict[tuple[int, ...], np.ndarray] = {}
+        for value, xs, ms, table in terms:
+            want: dict[int, bool] = {}
+            if any(want.setdefault(i, left) != left for i, left in xs):
+                continue  # a patient-side split asked both ways: never reached
+            if len(ms) == 2 and ms[0] == ms[1]:
+                table, ms = np.diagonal(table.reshape(S, S)).copy(), ms[:1]
+            T = value * np.asarray(table, dtype=np.float64).reshape((S,) * len(ms))
+            nodes = list(ms)
+            for i in sorted(want):
+                T = T[..., None] * np.array([not want[i], want[i]], dtype=np.float64)
+                nodes.append(-1 - i)
+            if not nodes:
+                const += float(T)
+                continue
+            order = sorted(range(len(nodes)), key=nodes.__getitem__)
+            key = tuple(nodes[a] for a in order)
+            T = np.transpose(T, order)
+            merged[key] = merged[key] + T if key in merged else T
+        return const, [(key, T.ravel()) for key, T in merged.items()]
 
     def _mixed(self, f, split, default_left, sub, bz):
         """``(f, t, sub, ranker, axis, goes-left (B + 2, B))``: row ``r`` of the table says
@@ -1081,26 +1153,34 @@ class _LeafPlan:
         table = self.mixed_info[m][5]
         return table if left else 1.0 - table
 
-    def ranks(self, xz: np.ndarray, m: int, cache: dict) -> np.ndarray:
-        """Per row, the state of mixed node ``m``: its rank, or ``B + 1`` when missing."""
+    def ranks(self, ZT: np.ndarray, m: int, cache: dict) -> np.ndarray:
+        """Per row, the state of mixed node ``m``: its rank, or ``B + 1`` when missing.
+
+        ``cache`` is shared by the groups of a head for one block of rows (a split's key is
+        global: feature, split, default direction, which of the feature's inputs are the
+        patient's)."""
         f, t, sub, ranker, axis, _ = self.mixed_info[m]
+        rkey = ("rank", self.mkeys[m])
+        if rkey in cache:
+            return cache[rkey]
         spec = self.spec
-        src = [self.pos[int(j)] for j in spec.sources[f]]
-        pkey = (f, sub)
+        src = spec.sources[f]
+        pkey = ("p", f, sub)
         if pkey not in cache:
+            n = ZT.shape[1]
             if axis:
-                sx, nx = np.zeros(len(xz)), np.zeros(len(xz))
-                for i, c, s in zip(src, spec.centers[f], sub, strict=True):
+                sx, nx = np.zeros(n), np.zeros(n)
+                for j, c, s in zip(src, spec.centers[f], sub, strict=True):
                     if s:
-                        col = xz[:, i]
+                        col = ZT[j]
                         present = ~np.isnan(col)
                         sx, nx = sx + np.where(present, col - c, 0.0), nx + present
                 cache[pkey] = (sx, nx)
             else:
-                p = np.zeros(len(xz))
-                for i, w, s in zip(src, spec.weights[f], sub, strict=True):
+                p = np.zeros(n)
+                for j, w, s in zip(src, spec.weights[f], sub, strict=True):
                     if s:
-                        p = p + w * xz[:, i]
+                        p = p + w * ZT[j]
                 cache[pkey] = (p,)
         if axis:
             sx, nx = cache[pkey]
@@ -1109,44 +1189,74 @@ class _LeafPlan:
             (p,) = cache[pkey]
             tau, xm = t - p, np.isnan(p)
         rank = ranker(np.where(xm | np.isnan(tau), 0.0, tau))
-        return np.where(xm, self.B + 1, rank)
+        rank[xm] = self.B + 1
+        cache[rkey] = rank
+        return rank
 
-    def __call__(self, xz: np.ndarray, xc: np.ndarray) -> np.ndarray:
-        """Shapley values (n, k) of the group's leaves for rows ``xz``, ``xc`` (columns J)."""
-        n = len(xz)
-        spec, pos = self.spec, self.pos
-        fvals: dict[int, np.ndarray] = {}
-        xleft = [None] * len(self.xnodes)
-        for (f, split, default_left), i in self.xnodes.items():
-            if f not in fvals:
-                fvals[f] = np.asarray(
-                    spec.value(f, lambda j: xz[:, pos[j]], lambda j: xc[:, pos[j]]),
-                    dtype=np.float64,
+    def cache_keys(self) -> list[tuple]:
+        """The keys of the shared per-block cache this group reads (see ``ranks``)."""
+        keys = []
+        for m, mkey in enumerate(self.mkeys):
+            f, _, sub = self.mixed_info[m][:3]
+            keys += [("rank", mkey), ("p", f, sub)]
+        for xkey in self.xnodes:
+            keys += [("left", xkey), ("feature", xkey[0])]
+        return keys
+
+    def _xleft(self, ZT: np.ndarray, CT: np.ndarray, xkey: tuple, cache: dict) -> np.ndarray:
+        """Per row, 1 where a split decided by the patient alone sends it left, else 0."""
+        lkey = ("left", xkey)
+        if lkey not in cache:
+            f, split, default_left = xkey
+            fkey = ("feature", f)
+            if fkey not in cache:
+                cache[fkey] = np.asarray(
+                    self.spec.value(f, ZT.__getitem__, CT.__getitem__), dtype=np.float64
                 )
-            fv = fvals[f]
+            fv = cache[fkey]
             goes = fv.astype(np.float32) < np.float32(split)
-            xleft[i] = np.where(np.isnan(fv), default_left, goes)
-        cache: dict = {}
-        ranks = [self.ranks(xz, m, cache) for m in range(len(self.mixed_info))]
-        stride = self.B + 2
-        pairs: dict[tuple[int, int], np.ndarray] = {}
-        V = np.zeros((1 << self.k, n))
-        for mask, terms in enumerate(self.terms):
-            out = V[mask]
-            for value, xs, ms, table in terms:
-                if not ms:
-                    share = np.full(n, table)
-                elif len(ms) == 1:
-                    share = table[ranks[ms[0]]]
+            cache[lkey] = np.where(np.isnan(fv), default_left, goes).astype(np.intp)
+        return cache[lkey]
+
+    def __call__(self, ZT: np.ndarray, CT: np.ndarray, cache: dict) -> np.ndarray:
+        """Shapley values (k, n) of the group's leaves for the rows (columns) of ``ZT``,
+        ``CT`` (inputs x rows: all the head's inputs)."""
+        n = ZT.shape[1]
+        S = self.B + 2
+        states = {m: self.ranks(ZT, m, cache) for m in range(len(self.mixed_info))}
+        for xkey, i in self.xnodes.items():
+            states[-1 - i] = self._xleft(ZT, CT, xkey, cache)
+        if not self.joint:
+            phi = np.repeat(self.phi_const[:, None], n, axis=1)
+            for nodes, partT in self.x_sets:
+                idx = states[nodes[0]]
+                for node in nodes[1:]:
+                    idx = idx * 2 + states[node]
+                phi += np.take(partT, idx, axis=1)
+        elif self.xnodes:
+            joint = states[-1].copy()
+            for i in range(1, len(self.xnodes)):
+                joint |= states[-1 - i] << i
+            phi = np.take(self.phi_xT, joint, axis=1)
+        else:
+            phi = np.repeat(self.phi_xT, n, axis=1)
+        if not self.mixed_masks:
+            return phi
+        index: dict[tuple[int, ...], np.ndarray] = {}
+        V = np.empty((len(self.mixed_masks), n))
+        for out, tables in zip(V, self.mixed_tables, strict=True):
+            for a, (nodes, table) in enumerate(tables):
+                if nodes not in index:
+                    idx = states[nodes[0]]
+                    for node in nodes[1:]:
+                        idx = idx * (S if node >= 0 else 2) + states[node]
+                    index[nodes] = idx
+                if a == 0:
+                    np.take(table, index[nodes], out=out)
                 else:
-                    pk = (ms[0], ms[1])
-                    if pk not in pairs:
-                        pairs[pk] = ranks[ms[0]] * stride + ranks[ms[1]]
-                    share = table[pairs[pk]]
-                for i, left in xs:
-                    share = share * (xleft[i] == left)
-                out += value * share
-        return (self.C.T @ V).T
+                    out += table[index[nodes]]
+        phi += self.C_mixed @ V
+        return phi
 
 
 def shapley_matrix(k: int) -> np.ndarray:
@@ -1172,6 +1282,8 @@ def shapley_matrix(k: int) -> np.ndarray:
 
 #: Coalition values (rows x coalitions) held at once by :class:`HeadExplainer`.
 EXPLAIN_CELLS = 1 << 22
+#: Rows per block of the leaf groups (per-split ranks and flags are held for a block).
+EXPLAIN_BLOCK = 1 << 15
 
 
 class HeadExplainer:
@@ -1277,6 +1389,10 @@ class HeadExplainer:
         self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._matrices: dict[int, np.ndarray] = {}
         self._plans: dict[tuple[int, ...], _LeafPlan] = {}
+        self._complete: tuple[np.ndarray, ...] | None = None
+        self._pattern_maps: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._touching: list[list[int]] | None = None
+        self._pattern_deltas: dict[tuple[int, int], tuple] = {}
 
     def __call__(self, Z: np.ndarray, censored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Base value (n,) and Shapley values (n, m) of the log-odds; see the class doc."""
@@ -1293,12 +1409,11 @@ class HeadExplainer:
             j = int(spec.sources[f][0])
             x = spec.value(f, lambda i: Z[:, i], lambda i: censored[:, i])
             phi[:, j] += linear.term(f, x) - self._mean_term[f]
-        for f in self.multi:
-            self._add_linear_multi(f, Z, phi)
+        if self.multi:
+            self._add_linear_multi(Z, phi)
         for comp in self.tree_groups:
             self._add_trees(comp, Z, censored, phi)
-        for key, paths in self.leaf_groups.items():
-            self._add_leaves(key, paths, Z, censored, phi)
+        self._add_leaf_groups(Z, censored, phi)
         return np.full(n, self.base), phi
 
     def alone(self, Z: np.ndarray, censored: np.ndarray) -> np.ndarray:
@@ -1332,26 +1447,90 @@ class HeadExplainer:
             self._matrices[k] = shapley_matrix(k)
         return self._matrices[k]
 
-    def _add_linear_multi(self, f: int, Z: np.ndarray, phi: np.ndarray) -> None:
-        J = np.asarray(self.spec.sources[f], dtype=np.intp)
-        x = Z[:, J]
-        missing = np.isnan(x)
-        # every row through the complete-pattern map, then the few rows missing one of
-        # the feature's inputs corrected to their own pattern's map
-        x0, phi0, M = self._linear_map(f, J, 0)
-        dx = np.where(missing, 0.0, x - x0)
-        phi[:, J] += phi0 + dx @ M.T
-        rows_m = np.flatnonzero(missing.any(axis=1))
-        if rows_m.size == 0:
+    def _complete_linear(self, m: int) -> tuple[np.ndarray, ...]:
+        """``(U, x0, phi0, M)`` of all multi-input linear terms for complete rows: on the
+        inputs ``U`` they read, ``phi[U] = phi0 + (x[U] - x0) @ M`` (one map: the
+        per-feature maps' ``x0`` are the same per input, the background mean)."""
+        if self._complete is None:
+            x0, phi0, M = np.zeros(m), np.zeros(m), np.zeros((m, m))
+            for f in self.multi:
+                J = np.asarray(self.spec.sources[f], dtype=np.intp)
+                x0f, phi0f, Mf = self._linear_map(f, J, 0)
+                x0[J] = x0f
+                phi0[J] += phi0f
+                M[np.ix_(J, J)] += Mf.T
+            U = np.unique(np.concatenate([self.spec.sources[f] for f in self.multi]))
+            self._complete = (U, x0[U], phi0[U], M[np.ix_(U, U)])
+        return self._complete
+
+    def _add_linear_multi(self, Z: np.ndarray, phi: np.ndarray) -> None:
+        """The multi-input linear terms (log-ratios, axis scores): every row through the
+        complete-pattern map (one matrix product), then, per feature, the few rows missing
+        one of its inputs corrected to their own pattern's map."""
+        n, m = Z.shape
+        U, x0, phi0, M = self._complete_linear(m)
+        col = np.full(m, -1, dtype=np.intp)
+        col[U] = np.arange(len(U))
+        XU = Z[:, U]
+        missing = np.isnan(XU)
+        dX = XU - x0
+        dX[missing] = 0.0
+        phi[:, U] += phi0 + dX @ M
+        rows_any = np.flatnonzero(missing.any(axis=1))
+        if rows_any.size == 0:
             return
-        key = (missing[rows_m] * (1 << np.arange(len(J)))).sum(axis=1)
-        patterns, inverse = np.unique(key, return_inverse=True)
-        for p, pattern in enumerate(patterns.tolist()):
-            rows = rows_m[inverse == p]
-            x0p, phi0p, Mp = self._linear_map(f, J, int(pattern))
-            dxp = np.where(missing[rows], 0.0, x[rows] - x0p)
-            wrong = phi0 + dx[rows] @ M.T
-            phi[np.ix_(rows, J)] += (phi0p + dxp @ Mp.T) - wrong
+        # A row missing some of U is corrected by an affine map of its own pattern
+        # (the sum over the features it touches of pattern map minus complete map:
+        # both use the same dx, which is 0 at the missing inputs): rows sorted by
+        # pattern, one product per pattern present.
+        miss_any = missing[rows_any]
+        if len(U) <= 62:
+            codes = miss_any.astype(np.int64) @ (np.int64(1) << np.arange(len(U), dtype=np.int64))
+        else:
+            codes = np.unique(miss_any, axis=0, return_inverse=True)[1].ravel()
+        order = np.argsort(codes, kind="stable")
+        rows_s = rows_any[order]
+        codes_s = codes[order]
+        uniq, starts = np.unique(codes_s, return_index=True)
+        ends = np.append(starts[1:], len(codes_s))
+        dXs = dX[rows_s]
+        delta = np.empty_like(dXs)
+        for code, lo, hi in zip(uniq.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            ckey = ("pattern", code) if len(U) <= 62 else ("row", tuple(miss_any[order[lo]]))
+            if ckey not in self._pattern_maps:
+                self._pattern_maps[ckey] = self._pattern_map(miss_any[order[lo]], col)
+            D0, DM = self._pattern_maps[ckey]
+            delta[lo:hi] = D0 + dXs[lo:hi] @ DM
+        phi[np.ix_(rows_s, U)] += delta
+
+    def _pattern_map(self, miss_u: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(D0, DM)``: for rows missing the inputs ``miss_u`` (over U), their multi-input
+        linear Shapley values minus the complete map's are ``D0 + dx @ DM``."""
+        u = len(miss_u)
+        D0, DM = np.zeros(u), np.zeros((u, u))
+        if self._touching is None:  # per position in U: the multi features reading it
+            self._touching = [[] for _ in range(u)]
+            for f in self.multi:
+                for j in self.spec.sources[f]:
+                    self._touching[col[int(j)]].append(f)
+        feats = sorted({f for i in np.flatnonzero(miss_u) for f in self._touching[i]})
+        flat = DM.ravel()
+        for f in feats:
+            cj = col[self.spec.sources[f]]
+            pattern = 0
+            for i, c in enumerate(cj.tolist()):
+                pattern |= int(miss_u[c]) << i
+            dkey = (f, pattern)
+            if dkey not in self._pattern_deltas:
+                J = np.asarray(self.spec.sources[f], dtype=np.intp)
+                _, phi0f, Mf = self._linear_map(f, J, 0)
+                _, phi0p, Mp = self._linear_map(f, J, pattern)
+                cells = (cj[:, None] * u + cj[None, :]).ravel()
+                self._pattern_deltas[dkey] = (phi0p - phi0f, cells, (Mp - Mf).T.ravel())
+            d0, cells, dm = self._pattern_deltas[dkey]
+            D0[cj] += d0
+            flat[cells] += dm
+        return D0, DM
 
     def _linear_map(self, f: int, J: np.ndarray, pattern: int):
         """``(x0, phi(x0), M)``: ``phi(x) = phi(x0) + M (x - x0)`` for rows missing ``pattern``."""
@@ -1379,6 +1558,45 @@ class HeadExplainer:
             self._maps[key] = (np.where(miss, 0.0, x0), phis[0], M)
         return self._maps[key]
 
+    def _add_leaf_groups(self, Z: np.ndarray, censored: np.ndarray, phi: np.ndarray) -> None:
+        """All leaf groups, block of rows by block of rows (inputs x rows inside a block,
+        so that a group reads and writes whole contiguous rows; per-split work shared
+        by the groups through one cache per block)."""
+        exact, other = [], []
+        for key, paths in self.leaf_groups.items():
+            if not key:  # a leaf reached by every row: in the base value only
+                continue
+            if len(key) > self.max_exact:
+                other.append((key, paths))
+                continue
+            if key not in self._plans:
+                self._plans[key] = _LeafPlan(key, paths, self.spec, self.background)
+            exact.append(self._plans[key])
+        for key, paths in other:
+            self._add_leaves(key, paths, Z, censored, phi)
+        if not exact:
+            return
+        # a shared per-split value is dropped after the last group that reads it
+        last: dict = {}
+        for i, plan in enumerate(exact):
+            for key in plan.cache_keys():
+                last[key] = i
+        drop: list[list] = [[] for _ in exact]
+        for key, i in last.items():
+            drop[i].append(key)
+        step = max(1, min(EXPLAIN_BLOCK, EXPLAIN_CELLS // (1 << max(plan.k for plan in exact))))
+        for lo in range(0, len(Z), step):
+            rows = slice(lo, lo + step)
+            ZT = np.ascontiguousarray(Z[rows].T)
+            CT = np.ascontiguousarray(censored[rows].T)
+            phiT = np.zeros_like(ZT)
+            cache: dict = {}
+            for plan, keys in zip(exact, drop, strict=True):
+                phiT[plan.J] += plan(ZT, CT, cache)
+                for key in keys:
+                    cache.pop(key, None)
+            phi[rows] += phiT.T
+
     def _add_leaves(
         self,
         key: tuple[int, ...],
@@ -1389,17 +1607,6 @@ class HeadExplainer:
     ) -> None:
         J = np.asarray(key, dtype=np.intp)
         k = len(J)
-        if k == 0:  # a leaf reached by every row: in the base value only
-            return
-        if k <= self.max_exact:  # exact: precomputed background tables
-            if key not in self._plans:
-                self._plans[key] = _LeafPlan(key, paths, self.spec, self.background)
-            plan = self._plans[key]
-            step = max(1, EXPLAIN_CELLS // (1 << k))
-            for lo in range(0, len(Z), step):
-                rows = slice(lo, lo + step)
-                phi[rows, J] += plan(Z[rows][:, J], censored[rows][:, J])
-            return
         comp = Component(key)
         if k > self.max_exact:  # Owen value over the path's features' inputs
             feats = list(dict.fromkeys(f for _, steps in paths for f, *_ in steps))
