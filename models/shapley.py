@@ -941,6 +941,7 @@ class _Ranker:
         self.qs = qs
         self.L = L = len(finite)
         self.pad = np.concatenate([[-np.inf], finite, [np.inf]])
+        self.pad_next = self.pad[1:].copy()
         self.grid = False
         if L >= 2 and np.isfinite(finite).all() and finite[-1] > finite[0]:
             G = cells_per_value * L
@@ -956,12 +957,14 @@ class _Ranker:
     def __call__(self, tau: np.ndarray) -> np.ndarray:
         if not self.grid:
             return np.searchsorted(self.qs, tau, side="left")
-        c = (tau - self.lo) * self.inv
+        c = tau - self.lo
+        c *= self.inv
         np.clip(c, -1.0, self.G, out=c)
         c += 1.0
         r = self.start[c.astype(np.intp)]
-        ok = (self.pad[r] < tau) & (tau <= self.pad[r + 1])
-        bad = np.flatnonzero(~ok)
+        wrong = self.pad[r] >= tau  # tau is never NaN here
+        wrong |= tau > self.pad_next[r]
+        bad = np.flatnonzero(wrong)
         if bad.size:
             r[bad] = np.searchsorted(self.qs, tau[bad], side="left")
         return r
@@ -1181,15 +1184,18 @@ class _LeafPlan:
                 for j, w, s in zip(src, spec.weights[f], sub, strict=True):
                     if s:
                         p = p + w * ZT[j]
-                cache[pkey] = (p,)
+                cache[pkey] = (p, np.flatnonzero(np.isnan(p)))
         if axis:
             sx, nx = cache[pkey]
             tau, xm = t * nx - sx, nx == 0
-        else:
-            (p,) = cache[pkey]
-            tau, xm = t - p, np.isnan(p)
-        rank = ranker(np.where(xm | np.isnan(tau), 0.0, tau))
-        rank[xm] = self.B + 1
+            rank = ranker(np.where(xm | np.isnan(tau), 0.0, tau))
+            rank[xm] = self.B + 1
+        else:  # t - p is NaN exactly where p is (t is finite)
+            p, xm = cache[pkey]
+            tau = t - p
+            tau[xm] = 0.0
+            rank = ranker(tau)
+            rank[xm] = self.B + 1
         cache[rkey] = rank
         return rank
 
