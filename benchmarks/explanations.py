@@ -1,4 +1,4 @@
-"""Faithful cytokine attributions: today's displacement shares vs interventional Shapley values.
+"""Cytokine contributions (exact interventional Shapley values on raw inputs): the checks.
 
 For simulated cohorts (the simulator's truths have thresholds and interactions: the IL-17F
 threshold, IFN-gamma x Th17, IFN-gamma x IL-4), both therapy heads are fitted on a
@@ -6,11 +6,11 @@ training cohort (``make_head(TrainConfig(...))`` on the rows given each therapy;
 calibration) in two variants, ``default`` (early-stopped trees) and ``300 trees``
 (``early_stopping=False, n_estimators=300``), and explained on new patients by
 
-* ``old``: :func:`cytoresp.models.attribution.cytokine_contributions` (today);
-* ``new``: :func:`cytoresp.models.shapley.head_shapley` (interventional Shapley values on
-  the raw inputs, a background of ``--background`` training rows);
-* ``median game``: the same with the one-row background of the training medians (baseline
-  Shapley against the reference the issue's sign test uses).
+* ``cytoresp``: :meth:`TherapyHead.cytokine_contributions`, what every output uses (the
+  fast path :class:`cytoresp.models.shapley.HeadExplainer`), against a background of
+  ``--background`` training rows stored in the head as training does;
+* ``median game``: the same with a one-row background at the training medians (baseline
+  Shapley against the reference the issue's sign test uses), for comparison.
 
 Measured per method and head:
 
@@ -19,12 +19,14 @@ Measured per method and head:
   the change with the sign of the contribution where ``|change| > 0.1`` log-odds and
   ``|contribution| > 0.05``;
 * **sign agreement (background ref)**: the same, with the change to the mean log-odds over
-  the background rows' values of that cytokine (the reference the Shapley game uses);
-* **against exact Shapley values** (``head_shapley`` with unlimited exact enumeration, on
-  ``--n-exact`` patients; :mod:`tests.models.test_shapley` checks it equals shap's
-  ``ExactExplainer`` on raw inputs): median per-patient Spearman, top-3 overlap (by
-  ``|value|``), sign agreement where both ``|values| > 0.05``;
-* **time per 10k rows** of each method.
+  the background rows' values of that cytokine (the reference of the Shapley game); both
+  changes are computed by re-scoring through the pipeline, not by the game code;
+* **exactness**: largest ``|base + sum(contributions) - calibrated log-odds|``;
+* **against the reference enumeration** (:func:`cytoresp.models.shapley.head_shapley`
+  with unlimited exact enumeration, on ``--n-exact`` patients; tests check it equals
+  shap's ``ExactExplainer`` on raw inputs): median per-patient Spearman, top-3 overlap (by
+  ``|value|``), sign agreement where both ``|values| > 0.05``, largest difference;
+* **time per 10k rows** of each method (``--n-time`` rows).
 
 Usage::
 
@@ -35,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,7 +47,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from cytoresp.datasets import simulate_cohort
-from cytoresp.models.attribution import cytokine_contributions
 from cytoresp.models.response_model import TherapyHead
 from cytoresp.models.shapley import (
     Background,
@@ -162,10 +164,11 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
             bg = background_sample(feats, bg_rows, size=n_bg)
             Zt, _ = explanation_inputs(feats, case.train)
             median = Background(np.nanmedian(Zt, axis=0)[None, :], np.zeros((1, Zt.shape[1])))
+            stored = dataclasses.replace(head, background_sample=bg)
+            at_median = dataclasses.replace(head, background_sample=median)
             methods = {
-                "old": lambda f, head=head: cytokine_contributions(head, f)[1],
-                "new": lambda f, head=head, bg=bg: head_shapley(head, f, bg)[1],
-                "median game": lambda f, head=head, bg=median: head_shapley(head, f, bg)[1],
+                "cytoresp": lambda f, h=stored: h.cytokine_contributions(f)[1],
+                "median game": lambda f, h=at_median: h.cytokine_contributions(f)[1],
             }
             deltas = {ref: one_at_a_time(case, ref, bg_rows) for ref in ("median", "background")}
             sub = case.new.iloc[:n_exact]
@@ -177,12 +180,8 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
                 Linear(0.0, clf.linear_coef_, clf.linear_mean_, clf.linear_scale_),
             )
             big = max(len(c.inputs) for c in comps)
-            timing_rows = {  # the old method on 10k rows (its fixed costs would dominate
-                # a small sample); the new one on n_time rows (its cost is per row)
-                "old": case.new.sample(10_000, replace=True, random_state=0),
-                "new": case.new.sample(n_time, replace=True, random_state=0),
-                "median game": case.new.sample(n_time, replace=True, random_state=0),
-            }
+            timing = case.new.sample(n_time, replace=True, random_state=0)
+            timing_heads = {"cytoresp": stored, "median game": at_median}
             for name, fn in methods.items():
                 contrib = fn(case.new)
                 row = {
@@ -198,8 +197,19 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
                     row[f"agree {ref}"] = agree
                     row[f"pairs {ref}"] = n_pairs
                     worst[(case.therapy, case.kind, name, ref)] = per
+                base = timing_heads[name].cytokine_contributions(case.new)[0]
+                total = base + contrib.sum(axis=1).to_numpy()
+                row["max |sum - log-odds|"] = float(
+                    np.abs(total - head.calibrated_margin(case.new)).max()
+                )
                 row.update(against_exact(contrib.iloc[:n_exact].to_numpy(), exact))
-                row["s / 10k rows"] = per_10k(fn, timing_rows[name])
+                row["max |diff| vs exact"] = float(
+                    np.abs(contrib.iloc[:n_exact].to_numpy() - exact).max()
+                )
+                fresh = dataclasses.replace(timing_heads[name])  # no cached explainer
+                row["s / 10k rows"] = per_10k(
+                    lambda f, h=fresh: h.cytokine_contributions(f), timing
+                )
                 rows.append(row)
                 print(row, flush=True)
     table = pd.DataFrame(rows)
@@ -226,11 +236,20 @@ def main() -> None:
         "spearman",
         "top3",
         "sign",
+        "max |diff| vs exact",
+        "max |sum - log-odds|",
         "s / 10k rows",
     ]
-    summary = table.groupby(["head", "method"])[cols].agg(
-        {c: ("sum" if c.startswith("pairs") else "mean") for c in cols}
-    )
+    agg = {c: ("sum" if c.startswith("pairs") else "mean") for c in cols}
+    agg.update({c: "max" for c in cols if c.startswith("max")})
+    summary = table.groupby(["head", "method"])[cols].agg(agg)
+    for ref in ("median", "background"):  # pooled over cases, not a mean of rates
+        agreeing = (
+            (table[f"agree {ref}"] * table[f"pairs {ref}"])
+            .groupby([table["head"], table["method"]])
+            .sum()
+        )
+        summary[f"agree {ref}"] = agreeing / summary[f"pairs {ref}"]
     print(table.round(3).to_string(index=False))
     print()
     print(summary.round(3).to_string())

@@ -426,12 +426,22 @@ def explain(
     sample: Annotated[str | None, typer.Option("--sample", help="sample id to plot")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="waterfall PNG for --sample")] = None,
     therapy: TherapyOpt = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="cytokine (default): Shapley values of each cytokine and covariate; "
+            "balance: of each log-ratio, axis score and log cytokine the model reads",
+        ),
+    ] = "cytokine",
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Cytokine-level explanations: the full table, or one patient's waterfall plot."""
+    """Shapley values of the log-odds: the full table, or one patient's waterfall plot."""
     from cytoresp.panels.write import atomic_output, check_writable, write_table
 
     therapy = _check_therapy(therapy)
+    if by not in ("cytokine", "balance"):
+        raise UsageError(f"--by is 'cytokine' or 'balance', not {by!r}")
     if output is None and plot is None:
         raise UsageError("give --output FILE, or --sample ID with --plot FILE.png")
     if (sample is None) != (plot is None):
@@ -443,7 +453,7 @@ def explain(
     loaded = _load(model, tracking_uri)
     frame = loaded.model_frame(input)
     if output is not None:
-        write_table(loaded.explain(frame, therapy), output)
+        write_table(loaded.explain(frame, therapy, by=by), output)
         if output != "-":
             _log(f"wrote explanations of {len(frame)} samples to {output}")
     if plot is not None:
@@ -452,7 +462,12 @@ def explain(
         from cytoresp.models.plots import plot_waterfall
 
         t = therapy or loaded.therapies[0]
-        base, contrib = loaded.heads[t].cytokine_contributions(frame.loc[[sample]])
+        if by == "balance":
+            from cytoresp.models.attribution import balance_contributions
+
+            base, contrib = balance_contributions(loaded.heads[t], frame.loc[[sample]])
+        else:
+            base, contrib = loaded.heads[t].cytokine_contributions(frame.loc[[sample]])
         fig = plot_waterfall(float(base[0]), contrib.iloc[0],
                              title=f"{sample}: {loaded.outcome_name}, {t}")
         with atomic_output(plot, "wb") as fh:

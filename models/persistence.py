@@ -31,7 +31,8 @@ from cytoresp.errors import ModelIntegrityError
 from cytoresp.panels.write import atomic_dir
 
 FORMAT_NAME = "cytoresp-model"
-FORMAT_VERSION = 2  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
+FORMAT_VERSION = 3  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
+#                      3: a head stores its explanation background sample
 MANIFEST = "manifest.json"
 SPEC = "model.json"
 
@@ -110,6 +111,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
                 "features": head.features.to_dict(),
                 "model": head.model.to_dict(),
                 "trees": tree_file,
+                "background_sample": _background_state(head),
             }
         ensemble = getattr(model, "ensemble", None)
         if ensemble is not None:  # bootstrap refits of the heads (cytoresp.models.recommend)
@@ -191,6 +193,31 @@ def _load_calibrator(state: Any):
     return LogisticCalibrator.from_legacy(state)
 
 
+def _background_state(head) -> dict[str, Any] | None:
+    """A head's background sample as JSON lists (NaN kept), or None."""
+    sample = getattr(head, "background_sample", None)
+    if sample is None:
+        return None
+    return {"Z": sample.Z, "censored": sample.censored, "weights": sample.weights}
+
+
+def _load_background(state: Any, width: int):
+    """The background sample of a head (None for models saved before format 3)."""
+    from cytoresp.models.shapley import Background
+
+    if state is None:
+        return None
+    Z = np.asarray(state["Z"], dtype=np.float64)
+    censored = np.asarray(state["censored"], dtype=np.float64)
+    weights = np.asarray(state["weights"], dtype=np.float64)
+    shape_ok = Z.ndim == 2 and Z.shape[1] == width and censored.shape == Z.shape
+    if not shape_ok or weights.shape != (len(Z),) or len(Z) == 0:
+        raise ValueError("background_sample has inconsistent shapes")
+    if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+        raise ValueError("background_sample weights must be finite, >= 0 and not all 0")
+    return Background(Z, censored, weights)
+
+
 def load_model_dir(path: str | os.PathLike):
     """Load a standalone model directory written by :func:`save_model_dir`."""
     from cytoresp.features.builder import PanelFeatures
@@ -217,6 +244,9 @@ def load_model_dir(path: str | os.PathLike):
                 background=np.asarray(h["background"], dtype=np.float64),
                 calibrator=_load_calibrator(h["calibration"]),
                 threshold=float(h["threshold"]),
+                background_sample=_load_background(
+                    h.get("background_sample"), len(pipeline[0].input_names_)
+                ),
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelIntegrityError(f"{root / SPEC} is malformed: {exc}") from None

@@ -1,4 +1,4 @@
-"""Cytokine-level explanation plots: beeswarm, mean |SHAP| bars, per-patient waterfall.
+"""Explanation plots of Shapley values of the log-odds: beeswarm, mean |value| bars, waterfall.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state), so
 they are safe in batch jobs and threads. Axis labels use display names (IFN-γ, IL-17F).
@@ -91,8 +91,15 @@ def plot_beeswarm(
         ax.scatter(x[~np.isfinite(v)], (row + jitter)[~np.isfinite(v)], c="0.6", s=9)
     ax.axvline(0, color="0.5", lw=0.8)
     ax.set_yticks(range(len(names)), [_label(n) for n in reversed(names)])
-    ax.set_xlabel("contribution to log-odds of response")
-    ax.set_title(_plain(title) or "Cytokine-level contributions (blue low, red high, grey missing)")
+    ax.set_xlabel("Shapley value: contribution to the log-odds of response")
+    ax.set_title(_plain(title) or "Shapley values of the log-odds of response")
+    fig.text(
+        0.01,
+        0.005,
+        "colour: the input's level (blue low, red high, grey missing)",
+        fontsize=7,
+        color="0.4",
+    )
     fig.tight_layout()
     return fig
 
@@ -105,8 +112,8 @@ def plot_importance(contrib: pd.DataFrame, title: str = "", max_features: int = 
     ax = fig.add_subplot()
     ax.barh(range(len(names)), importance.to_numpy()[::-1], color="#3b75af")
     ax.set_yticks(range(len(names)), [_label(n) for n in reversed(names)])
-    ax.set_xlabel("mean |contribution| (log-odds)")
-    ax.set_title(_plain(title) or "Global importance")
+    ax.set_xlabel("mean |Shapley value| (contribution to the log-odds)")
+    ax.set_title(_plain(title) or "Mean |Shapley value| of the log-odds of response")
     fig.tight_layout()
     return fig
 
@@ -145,7 +152,10 @@ def plot_waterfall(
     ax.axvline(start, color="k", lw=0.8)
     ax.set_yticks(range(len(values)), labels[::-1])
     p = expit(start)
-    ax.set_xlabel(f"log-odds of response (base {base:+.2f} → {start:+.2f}, p = {p:.2f})")
+    ax.set_xlabel(
+        f"Shapley values: contributions to the log-odds of response "
+        f"(base {base:+.2f} → {start:+.2f}, p = {p:.2f})"
+    )
     ax.set_title(_plain(title))
     fig.tight_layout()
     return fig

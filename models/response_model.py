@@ -12,10 +12,11 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import UsageError
-from cytoresp.models.attribution import cytokine_contributions
+from cytoresp.models.attribution import balance_contributions, cytokine_contributions
 from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.choice import TherapyChoice, recommend_table
 from cytoresp.models.recommend import BootstrapEnsemble
+from cytoresp.models.shapley import Background
 from cytoresp.panels.declared import DeclaredColumn, declared_columns
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.therapies import Therapy, declared_therapies, therapy_order
@@ -35,12 +36,17 @@ class TherapyHead:
     input_columns : list of str
         Columns of the model frame the pipeline was fitted on, in order.
     background : ndarray
-        Mean of each explanation input (log2 cytokine, covariate) on the training rows.
+        Mean of each explanation input (log2 cytokine, covariate) on the training rows
+        (the arrows of the driver texts: above or below the training mean).
     calibrator : LogisticCalibrator
         The fitted logistic recalibration of the classifier's log-odds; every probability
         and explanation of this head goes through it. Default: the identity map.
     threshold : float
         Decision threshold on the calibrated probability, chosen inside cross-validation.
+    background_sample : Background, optional
+        The training rows (explanation inputs and below-LLOQ flags) the contributions are
+        Shapley values against (:mod:`cytoresp.models.attribution`). None for models saved
+        before it was stored: those are explained against ``background`` (the means).
     """
 
     therapy: str
@@ -49,6 +55,7 @@ class TherapyHead:
     background: np.ndarray
     calibrator: LogisticCalibrator = field(default_factory=LogisticCalibrator.from_coefficients)
     threshold: float = 0.5
+    background_sample: Background | None = None
 
     @property
     def features(self):
@@ -83,7 +90,8 @@ class TherapyHead:
         """Base value and input-level contributions, in calibrated log-odds.
 
         ``base + contributions.sum(axis=1)`` equals :meth:`calibrated_margin` row by row.
-        The linear part is passed to the inputs exactly, the trees by displacement shares
+        The contributions are the exact interventional Shapley values of the head's
+        log-odds on its raw inputs against :attr:`background_sample`
         (:mod:`cytoresp.models.attribution`, ``docs/explanations.md``).
         """
         return cytokine_contributions(self, frame)
@@ -250,26 +258,106 @@ class ResponseModel:
             out[f"p_response_{t}"] = head.response_probability_of(x)
         return pd.DataFrame(out, index=frame.index)
 
-    def explain(self, data, therapy: str | None = None) -> pd.DataFrame:
-        """Cytokine-level explanation table (long format, DESIGN.md).
+    def explain(self, data, therapy: str | None = None, by: str = "cytokine") -> pd.DataFrame:
+        """Explanation table (long format, DESIGN.md): Shapley values of the log-odds.
+
+        Parameters
+        ----------
+        data : Panel, DataFrame or path
+        therapy : str, optional
+            One therapy; every head by default.
+        by : {"cytokine", "balance"}
+            ``"cytokine"`` (default): one row per cytokine or clinical covariate, the
+            Shapley values of the raw inputs. ``"balance"``: one row per engineered
+            feature (log-ratio such as ``IFNG/IL10``, axis score, log cytokine,
+            covariate), the Shapley values with the features as players; same base
+            value, same total (:func:`~cytoresp.models.attribution.balance_contributions`).
 
         Returns
         -------
         DataFrame
-            Columns ``sample_id``, ``therapy``, ``feature`` (a cytokine id or a clinical
-            covariate), ``contribution`` and ``base_value`` (log-odds). For each sample and
-            therapy, ``base_value + sum(contribution)`` equals the model's log-odds.
+            Columns ``sample_id``, ``therapy``, ``feature``, ``contribution`` and
+            ``base_value`` (log-odds). For each sample and therapy, ``base_value +
+            sum(contribution)`` equals the model's log-odds.
+
+        Examples
+        --------
+        >>> by_balance = model.explain(panel, "ifnb", by="balance")
+        >>> "IFNG/IL10" in set(by_balance["feature"])
+        True
         """
+        if by not in ("cytokine", "balance"):
+            raise UsageError(f"explain by 'cytokine' or 'balance', not {by!r}")
         frame = data if _is_model_frame(data) else self.model_frame(data)
         parts = []
         for t in self.resolve_therapies(therapy):
-            base, contrib = self.heads[t].cytokine_contributions(frame)
+            if by == "balance":
+                base, contrib = balance_contributions(self.heads[t], frame)
+            else:
+                base, contrib = self.heads[t].cytokine_contributions(frame)
             long = contrib.rename_axis(index="sample_id", columns="feature").stack()
             long = long.rename("contribution").reset_index()
             long.insert(1, "therapy", t)
             long["base_value"] = np.repeat(base, contrib.shape[1])
             parts.append(long)
         return pd.concat(parts, ignore_index=True)
+
+    def shap_explanation(self, data, therapy: str | None = None, by: str = "cytokine"):
+        """The contributions of one therapy head as a ``shap.Explanation``.
+
+        ``values`` are the Shapley values (calibrated log-odds) of :meth:`explain`,
+        ``base_values`` the base value of each row, ``data`` the players' values (log2
+        concentration after censoring substitution, covariate value; the engineered
+        feature values with ``by="balance"``), ``feature_names`` display names (IFN-γ,
+        EDSS) or feature names, so that ``shap.plots.waterfall(e[0])``,
+        ``shap.plots.beeswarm(e)`` and ``shap.plots.heatmap(e)`` work on it.
+
+        Parameters
+        ----------
+        data : Panel, DataFrame or path
+        therapy : str, optional
+            Needed when the model has more than one head.
+        by : {"cytokine", "balance"}
+
+        Examples
+        --------
+        >>> e = model.shap_explanation(panel, "ga")
+        >>> e.values.shape == (len(e.base_values), len(e.feature_names))
+        True
+        >>> bool(np.allclose(e.base_values + e.values.sum(axis=1),
+        ...                  model.heads["ga"].calibrated_margin(model.model_frame(panel))))
+        True
+        """
+        if therapy is None and len(self.therapies) > 1:
+            raise UsageError(
+                f"a shap.Explanation holds one therapy: name one of {', '.join(self.therapies)}"
+            )
+        (t,) = self.resolve_therapies(therapy or self.therapies[0])
+        if by not in ("cytokine", "balance"):
+            raise UsageError(f"explain by 'cytokine' or 'balance', not {by!r}")
+        import shap
+
+        from cytoresp.models.plots import display_label
+
+        head = self.heads[t]
+        frame = data if _is_model_frame(data) else self.model_frame(data)
+        if by == "balance":
+            base, contrib = balance_contributions(head, frame)
+            values = head.engineered(frame)
+            names = list(contrib.columns)
+        else:
+            from cytoresp.models.attribution import contributions_and_inputs
+
+            base, contrib, Z = contributions_and_inputs(head, frame)
+            values = Z.to_numpy(dtype=np.float64)
+            names = [display_label(c) for c in contrib.columns]
+        return shap.Explanation(
+            values=contrib.to_numpy(dtype=np.float64),
+            base_values=np.asarray(base, dtype=np.float64),
+            data=values,
+            feature_names=names,
+            output_names=f"log-odds of response to {t}",
+        )
 
     def top_drivers(self, frame: pd.DataFrame, therapy: str, k: int = 3) -> pd.Series:
         """The ``k`` largest signed contributions per row as text, e.g. ``IL17F↑ -0.61``."""

@@ -14,7 +14,10 @@ Content, per therapy head of the model:
   calibrated difference between the two leading therapies with its interval, and the
   training cohort's heterogeneity test (:mod:`cytoresp.models.choice`);
 - the top drivers in plain language (``IL-17F higher than typical, lowers the chance of
-  response to IFN-β``) and the waterfall plot in cytokine terms;
+  response to IFN-β``), each the Shapley value of the cytokine in the log-odds, worded as
+  raising or lowering the chance only when moving that cytokine alone from the training
+  population to the patient's value does so; the same total by balance (log-ratio, axis
+  score); the waterfall plot in cytokine terms;
 - where each of the patient's values sits in the training distribution (percentile), and
   warnings (missing analytes, values outside the training range, censored values).
 """
@@ -33,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cytoresp.models.attribution import alone_changes, balance_contributions
 from cytoresp.models.reference import ranking_values
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES
 
@@ -91,6 +95,10 @@ class Driver:
     contribution: float
     direction: str  # "higher" | "lower" | "missing" | "typical"
     sentence: str
+    #: the change of the log-odds when this input alone comes from the training
+    #: population (the reference of its Shapley value); the sentence says "raises" or
+    #: "lowers" only when it has the contribution's sign
+    alone: float = float("nan")
 
 
 @dataclass
@@ -107,6 +115,9 @@ class TherapySection:
     log_odds: float
     drivers: list[Driver]
     waterfall_png: bytes = b""
+    #: the largest Shapley values by engineered feature (log-ratio, axis score, log
+    #: cytokine): ``(feature, value)``; same base and total as the drivers
+    balances: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -156,20 +167,35 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def _driver_sentence(label: str, direction: str, contribution: float, therapy: str,
-                     outcome: str = "response") -> str:
-    effect = "raises" if contribution > 0 else "lowers"
+def _driver_sentence(
+    label: str,
+    direction: str,
+    contribution: float,
+    therapy: str,
+    outcome: str = "response",
+    alone: float = np.nan,
+) -> str:
+    """The driver in words. "raises" / "lowers" only when moving this input alone from the
+    training population to the patient's value changes the log-odds the same way
+    (``alone``, :func:`cytoresp.models.attribution.alone_changes`); otherwise the effect
+    is said to run through other inputs."""
     name = _therapy_name(therapy)
+    chance = (f"the chance of response to {name}" if outcome == "response"
+              else f"the chance of {outcome} on {name}")
     where = {
         "higher": f"{label} higher than typical",
         "lower": f"{label} lower than typical",
         "typical": f"{label} at its typical level",
         "missing": f"{label} not measured",
     }[direction]
-    if outcome == "response":
-        return f"{where}, {effect} the chance of response to {name} ({contribution:+.2f} log-odds)"
-    return (f"{where}, {effect} the chance of {outcome} on {name} "
-            f"({contribution:+.2f} log-odds)")
+    if np.isnan(alone) or np.sign(alone) == np.sign(contribution):
+        effect = "raises" if contribution > 0 else "lowers"
+        return f"{where}, {effect} {chance} ({contribution:+.2f} log-odds)"
+    return (
+        f"{where}: its effect on {chance} runs through other inputs "
+        f"({contribution:+.2f} log-odds in total; on its own it would change the log-odds "
+        f"by {alone:+.2f})"
+    )
 
 
 def _cv_summary(metadata: dict[str, Any], therapy: str) -> dict[str, tuple[float, float, float]]:
@@ -267,6 +293,13 @@ def build_report(
     for t in therapies:
         head = model.heads[t]
         base, contrib = head.cytokine_contributions(frame)
+        alone = alone_changes(head, frame).iloc[0]
+        _, by_balance = balance_contributions(head, frame)
+        b = by_balance.iloc[0]
+        balances = [
+            (str(n), float(b[n]))
+            for n in b.abs().sort_values(ascending=False, kind="stable").index[:3]
+        ]
         feats = head.engineered(frame)
         margin = float(head.calibrated_margin_of(feats)[0])
         Z = head.features.transform_inputs(frame[head.input_columns])
@@ -287,10 +320,9 @@ def build_report(
                 else "lower"
             )
             label = _label(name)
-            drivers.append(
-                Driver(name, label, value, direction, _driver_sentence(label, direction, value, t,
-                                                             model.outcome_name))
-            )
+            a = float(alone.get(name, np.nan))
+            sentence = _driver_sentence(label, direction, value, t, model.outcome_name, a)
+            drivers.append(Driver(name, label, value, direction, sentence, a))
         interval, level, n_members = None, None, 0
         if t in draws:
             p_draws = draws[t][:, 0]
@@ -313,6 +345,7 @@ def build_report(
                 log_odds=margin,
                 drivers=drivers,
                 waterfall_png=png,
+                balances=balances,
             )
         )
 
@@ -547,6 +580,13 @@ def render_html(report: PatientReport) -> str:
             cls = "up" if d.contribution > 0 else "down"
             out.append(f'<li class="{cls}">{_e(d.sentence)}</li>')
         out.append("</ol>")
+        if s.balances:
+            out.append(
+                '<p class="muted">The same total by the balances the model reads '
+                "(log-ratios, axis scores, single cytokines):</p><ul>"
+            )
+            out += [f"<li>{_e(n)}: {v:+.2f} log-odds</li>" for n, v in s.balances]
+            out.append("</ul>")
         if s.waterfall_png:
             data = base64.b64encode(s.waterfall_png).decode("ascii")
             out.append(

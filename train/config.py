@@ -93,6 +93,10 @@ class TrainConfig:
         The column holding the sample id, when its header is not one cytoresp knows.
     select_rows : dict
         Train on the rows whose columns hold these values only (``{"Timepoint": "T0"}``).
+    explain_background : int
+        Training rows (a random sample, all if fewer) stored with each head as the
+        background its contributions are Shapley values against
+        (``docs/explanations.md``).
 
     Examples
     --------
@@ -132,8 +136,12 @@ class TrainConfig:
     measurements: dict[str, Any] = field(default_factory=dict)
     sample_id: str | None = None
     select_rows: dict[str, Any] = field(default_factory=dict)
+    explain_background: int = 100
 
     def __post_init__(self) -> None:
+        size = self.explain_background
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UsageError(f"explain_background must be an integer >= 1, got {size!r}")
         for key in ("covariates", "measurements", "select_rows"):
             if not isinstance(getattr(self, key), dict):
                 raise UsageError(f"{key} must be a table (name = value), got "

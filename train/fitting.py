@@ -12,6 +12,7 @@ import pandas as pd
 from cytoresp.errors import InputError, Problem
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
+from cytoresp.models.shapley import background_sample
 from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
 from cytoresp.panels.therapies import therapy_display, therapy_order
 from cytoresp.train.calibration import fit_calibration
@@ -203,7 +204,8 @@ def fit_head(
     first = cv.oof[cv.oof["repeat"] == 0]
     margin, labels = first["margin"].to_numpy(), first["y"].to_numpy()
     calibrator, threshold = fit_calibration(margin, labels, config)
-    Z = pipeline.named_steps["features"].transform_inputs(frame)
+    features = pipeline.named_steps["features"]
+    Z = features.transform_inputs(frame)
     background = np.nanmean(np.asarray(Z, dtype=np.float64), axis=0)
     return TherapyHead(
         therapy=therapy,
@@ -212,6 +214,9 @@ def fit_head(
         background=np.where(np.isfinite(background), background, 0.0),
         calibrator=calibrator,
         threshold=threshold,
+        background_sample=background_sample(
+            features, frame, size=config.explain_background, seed=config.seed
+        ),
     )
 
 

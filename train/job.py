@@ -70,7 +70,7 @@ def run_training_job(
     """Train, evaluate and log a ResponseModel in one MLflow run.
 
     One parent run per job with a child run per outer fold; parameters, metrics with
-    95% intervals, the configuration, the dataset fingerprint, ROC / calibration / SHAP
+    95% intervals, the configuration, the dataset fingerprint, ROC / calibration / Shapley
     plots, out-of-fold predictions, and the model (pyfunc, signature on float columns,
     input example, pinned requirements), registered under ``register`` with alias
     ``candidate``. ``out_dir`` also writes the standalone model directory. ``format``
@@ -356,8 +356,12 @@ def _write_artifacts(
         head = model.heads[t]
         _, contrib = head.cytokine_contributions(rows)
         Z = head.features.transform_inputs(rows[head.input_columns])
-        figures[f"shap_beeswarm_{t}.png"] = plot_beeswarm(contrib, Z, title=f"Drivers, {t}")
-        figures[f"shap_importance_{t}.png"] = plot_importance(contrib, title=f"Mean |SHAP|, {t}")
+        figures[f"shapley_beeswarm_{t}.png"] = plot_beeswarm(
+            contrib, Z, title=f"Shapley values of the log-odds of response to {t}"
+        )
+        figures[f"shapley_importance_{t}.png"] = plot_importance(
+            contrib, title=f"Mean |Shapley value| of the log-odds of response to {t}"
+        )
         for name, fig in figures.items():
             with atomic_output(plots / name, "wb") as fh:
                 fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")

@@ -1,161 +1,201 @@
+"""The fast exact path (HeadExplainer) behind every cytoresp contribution, on a hand-built head
+whose exact values come from the reference enumeration (cytoresp.models.shapley)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from cytoresp.models.attribution import distribute_to_inputs, snap_to_total
+from cytoresp.models.attribution import head_background, snap_to_total
+from cytoresp.models.shapley import (
+    AFFINE,
+    AXIS,
+    INDICATOR,
+    Background,
+    FeatureSpec,
+    HeadExplainer,
+    Linear,
+    TreeTable,
+    interventional_shapley,
+    shapley_matrix,
+)
 
-# Inputs: A, B, C, age. Features: log A, A/B, mean(A, B, C) axis, age.
-W = np.array(
+# Inputs: A, B, C, D, age. Features: log A, A/B, axis(A, B, C, D), age, A below LLOQ.
+SPEC = FeatureSpec(
+    kinds=np.array([AFFINE, AFFINE, AXIS, AFFINE, INDICATOR]),
+    sources=(np.array([0]), np.array([0, 1]), np.array([0, 1, 2, 3]), np.array([4]), np.array([0])),
+    weights=(np.ones(1), np.array([1.0, -1.0]), np.full(4, 0.25), np.ones(1), np.zeros(1)),
+    centers=(np.empty(0), np.empty(0), np.array([1.0, 2.0, 0.5, 0.0]), np.empty(0), np.empty(0)),
+    offsets=np.array([0.0, 0.3, 0.0, -40.0, 0.0]),
+)
+LINEAR = Linear(
+    0.2,
+    coef=np.array([0.5, -0.8, 1.1, 0.3, 0.4]),
+    mean=np.array([1.0, -0.5, 0.1, 0.0, 0.2]),
+    scale=np.array([2.0, 1.5, 0.7, 10.0, 0.4]),
+)
+
+
+def tree(feature, split, children=None, values=(-1.0, 1.0), missing_left=True):
+    """A stump on ``feature``, or a depth-2 tree with ``children`` = (feature, split) pairs."""
+    if children is None:
+        return dict(
+            left=[1, -1, -1],
+            right=[2, -1, -1],
+            missing=[1 if missing_left else 2, -1, -1],
+            feature=[feature, -1, -1],
+            split=[split, 0, 0],
+            value=[0.0, *values],
+        )
+    (f1, s1), (f2, s2) = children
+    return dict(
+        left=[1, 3, 5, -1, -1, -1, -1],
+        right=[2, 4, 6, -1, -1, -1, -1],
+        missing=[1, 4, 5, -1, -1, -1, -1] if missing_left else [2, 3, 6, -1, -1, -1, -1],
+        feature=[feature, f1, f2, -1, -1, -1, -1],
+        split=[split, s1, s2, 0, 0, 0, 0],
+        value=[0, 0, 0, -0.7, 0.2, 0.4, 1.3],
+    )
+
+
+TREES = TreeTable.from_arrays(
     [
-        [1.0, 0.0, 0.0, 0.0],
-        [1.0, -1.0, 0.0, 0.0],
-        [1 / 3, 1 / 3, 1 / 3, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
+        tree(1, 0.25),  # the ratio
+        tree(1, -0.5, children=((2, 0.1), (3, 5.0))),  # ratio, then axis / age
+        tree(2, 0.0, missing_left=False),  # the axis
+        tree(4, 0.5, values=(0.0, 0.6)),  # the indicator
+        tree(0, 1.5, children=((1, 0.0), (0, 3.0)), missing_left=False),
     ]
 )
-SOURCES = [[0], [0, 1], [0, 1, 2], [3]]
-BG = np.array([1.0, 2.0, 0.5, 40.0])
 
 
-def features_of(Z):
-    f = Z @ W.T
-    # the axis is the mean over present members
-    f[:, 2] = np.nanmean(Z[:, :3], axis=1) if Z.shape[0] else f[:, 2]
-    return f
+def background(n=15, seed=0) -> Background:
+    rng = np.random.default_rng(seed)
+    Z = rng.normal([1.0, 2.0, 0.5, 0.0, 40.0], [1.5, 1.5, 1.0, 1.0, 10.0], size=(n, 5))
+    Z[rng.random(Z.shape) < 0.15] = np.nan
+    cens = np.where(np.isnan(Z), np.nan, 0.0)
+    cens[:, 0] = np.where(np.isnan(Z[:, 0]), np.nan, (Z[:, 0] < 0.0).astype(float))
+    return Background(Z, cens, rng.uniform(0.5, 2.0, size=n))
 
 
-values = st.floats(-8, 8, allow_nan=False) | st.just(np.nan)
+def log_odds(Z, cens):
+    """The head's log-odds in float64 (linear part + trees), the game's full coalition."""
+
+    def value(f):
+        return SPEC.value(f, lambda j: Z[:, j], lambda j: cens[:, j])
+
+    g = LINEAR.intercept + sum(LINEAR.term(f, value(f)) for f in range(5))
+    return g + sum(TREES.evaluate(t, value) for t in range(len(TREES.trees)))
 
 
-@settings(max_examples=200, deadline=None)
+values = st.floats(-4, 6, allow_nan=False) | st.just(np.nan)
+
+
+@settings(max_examples=25, deadline=None)
 @given(
-    Z=arrays(np.float64, (5, 4), elements=values),
-    phi=arrays(np.float64, (5, 4), elements=st.floats(-3, 3, allow_nan=False)),
+    Z=arrays(np.float64, (6, 5), elements=values),
+    flags=st.lists(st.booleans(), min_size=6, max_size=6),
 )
-def test_rows_add_up_exactly(Z, phi):
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        F = features_of(Z)
-    out = distribute_to_inputs(phi, F, Z, BG, W, SOURCES)
-    np.testing.assert_allclose(out.sum(axis=1), phi.sum(axis=1), atol=1e-9)
-    assert np.isfinite(out).all()
-
-
-def test_rescale_rule_shares_by_signed_deviation():
-    Z = np.array([[3.0, 1.0, 0.5, 40.0]])  # A +2, B -1 vs background: A/B moved by +3
-    phi = np.array([[0.0, 0.9, 0.0, 0.0]])
-    out = distribute_to_inputs(phi, features_of(Z), Z, BG, W, SOURCES)
-    np.testing.assert_allclose(out[0], [0.6, 0.3, 0.0, 0.0])
+def test_fast_path_equals_the_enumeration_and_adds_up_on_random_panels(Z, flags):
+    Z[:, 4] = np.where(np.isnan(Z[:, 4]), np.nan, 30.0 + 5.0 * Z[:, 4])  # age
+    cens = np.where(np.isnan(Z), np.nan, 0.0)
+    cens[:, 0] = np.where(np.isnan(Z[:, 0]), np.nan, np.asarray(flags, dtype=float))
+    bg = background()
+    base, phi = HeadExplainer(SPEC, TREES, LINEAR, bg)(Z, cens)
+    ref_base, ref = interventional_shapley(Z, cens, bg, SPEC, TREES, LINEAR, fast=False)
+    np.testing.assert_allclose(phi, ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base, ref_base, rtol=0, atol=1e-12)
+    # (a) exact additivity in float64: base + contributions = the log-odds
+    np.testing.assert_allclose(base + phi.sum(axis=1), log_odds(Z, cens), rtol=0, atol=1e-10)
 
 
-def test_cancelling_constituents_use_absolute_shares():
-    Z = np.array([[3.0, 3.9, 0.5, 40.0]])  # A +2, B +1.9: ratio nearly unchanged
-    phi = np.array([[0.0, 0.39, 0.0, 0.0]])
-    out = distribute_to_inputs(phi, features_of(Z), Z, BG, W, SOURCES)
-    np.testing.assert_allclose(out[0, :2], [0.39 * 2 / 3.9, 0.39 * 1.9 / 3.9])
+def test_a_linear_ratio_term_is_affine_in_each_constituent_per_missing_pattern():
+    """The cached per-pattern maps: a row pattern first seen later reuses nothing wrong."""
+    bg = background(seed=1)
+    explainer = HeadExplainer(SPEC, TreeTable(()), LINEAR, bg)
+    rng = np.random.default_rng(5)
+    Z = rng.normal(1.0, 2.0, size=(200, 5))
+    Z[rng.random(Z.shape) < 0.3] = np.nan
+    cens = np.where(np.isnan(Z), np.nan, 0.0)
+    _, first = explainer(Z[:100], cens[:100])
+    _, both = explainer(Z, cens)  # maps of the first call reused
+    _, ref = interventional_shapley(Z, cens, bg, SPEC, TreeTable(()), LINEAR, fast=False)
+    np.testing.assert_allclose(both, ref, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(first, both[:100])
+    assert len({p for f, p in explainer._maps if f == 2}) > 4  # many axis patterns seen
 
 
-def test_missing_constituent_owns_the_missing_feature():
-    Z = np.array([[3.0, np.nan, 0.5, 40.0]])
-    F = features_of(Z)
-    assert np.isnan(F[0, 1])
-    phi = np.array([[0.0, -0.4, 0.0, 0.0]])
-    out = distribute_to_inputs(phi, F, Z, BG, W, SOURCES)
-    np.testing.assert_allclose(out[0], [0.0, -0.4, 0.0, 0.0])
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_shapley_matrix_gives_the_permutation_definition(k):
+    rng = np.random.default_rng(k)
+    v = rng.normal(size=(3, 1 << k))
+    expected = np.zeros((3, k))
+    from itertools import permutations
+    from math import factorial
+
+    for order in permutations(range(k)):
+        mask = 0
+        for i in order:
+            expected[:, i] += v[:, mask | (1 << i)] - v[:, mask]
+            mask |= 1 << i
+    np.testing.assert_allclose(v @ shapley_matrix(k), expected / factorial(k), atol=1e-12)
 
 
-def test_axis_with_a_missing_member_shares_among_present_members():
-    Z = np.array([[2.0, np.nan, 1.5, 40.0]])  # A +1, C +1
-    phi = np.array([[0.0, 0.0, 0.8, 0.0]])
-    out = distribute_to_inputs(phi, features_of(Z), Z, BG, W, SOURCES)
-    np.testing.assert_allclose(out[0], [0.4, 0.0, 0.4, 0.0])
+def test_a_model_saved_without_a_background_sample_is_explained_against_its_means():
+    class OldHead:  # what a format-2 model loads as: means only
+        background = np.array([1.0, 2.0, 0.5, 0.0, 40.0])
+        background_sample = None
 
-
-def test_nonlinear_feature_goes_to_its_analyte():
-    Z = np.array([[1.0, 2.0, 0.5, 40.0]])
-    phi = np.array([[0.0, 0.0, 0.0, 0.0, 0.7]])
-    W5 = np.vstack([W, np.zeros(4)])
-    F = np.hstack([features_of(Z), [[1.0]]])
-    out = distribute_to_inputs(phi, F, Z, BG, W5, [*SOURCES, [1]], nonlinear={4: 1})
-    np.testing.assert_allclose(out[0], [0.0, 0.7, 0.0, 0.0])
-
-
-# -- the linear part goes exactly, the trees by displacement ---------------------------------
-def test_linear_part_gets_exact_shapley_values_even_when_constituents_cancel():
-    # A +2, B +1.9: the ratio barely moves, but a linear term in log2(A/B) with slope 0.5
-    # is 0.5 zA - 0.5 zB in the inputs: exact Shapley values +1.0 and -0.95.
-    Z = np.array([[3.0, 3.9, 0.5, 40.0]])
-    F = features_of(Z)
-    lin = np.zeros((1, 4))
-    lin[0, 1] = 0.5 * (F[0, 1] - (BG[0] - BG[1]))
-    slope = np.array([0.0, 0.5, 0.0, 0.0])
-    out = distribute_to_inputs(lin, F, Z, BG, W, SOURCES, linear_phi=lin, linear_slope=slope)
-    np.testing.assert_allclose(out[0], [1.0, -0.95, 0.0, 0.0], atol=1e-12)
-
-
-def test_tree_part_shares_by_displacement_with_the_sign_of_the_feature():
-    # Same cancelling row, a tree value of +0.39 on the ratio: both constituents get a
-    # positive part in proportion to how far each moved (2 and 1.9), never +8 and -7.6.
-    Z = np.array([[3.0, 3.9, 0.5, 40.0]])
-    phi = np.array([[0.0, 0.39, 0.0, 0.0]])
-    lin = np.zeros((1, 4))
-    out = distribute_to_inputs(
-        phi, features_of(Z), Z, BG, W, SOURCES, linear_phi=lin, linear_slope=np.zeros(4)
-    )
-    np.testing.assert_allclose(out[0], [0.2, 0.19, 0.0, 0.0], atol=1e-12)
-
-
-def test_linear_residual_of_an_axis_goes_to_its_missing_member():
-    # Axis over A, B, C with B missing: the score averages A and C (row weights 1/2).
-    Z = np.array([[2.0, np.nan, 1.5, 40.0]])  # A +1, C +1 vs the background
-    F = features_of(Z)  # axis = mean(2, 1.5) = 1.75; at the background means: 7/6
-    slope = np.array([0.0, 0.0, 0.6, 0.0])
-    lin = np.zeros((1, 4))
-    lin[0, 2] = 0.6 * (F[0, 2] - BG[:3].mean())
-    rw = {2: np.array([[0.5, 0.0, 0.5]])}
-    out = distribute_to_inputs(
-        lin, F, Z, BG, W, SOURCES, linear_phi=lin, linear_slope=slope, row_weights=rw
-    )
-    # A and C: 0.6 * 0.5 * 1 each; what is left (0.6 * (1.75 - 7/6) - 0.6) goes to B.
-    np.testing.assert_allclose(out[0, [0, 2]], [0.3, 0.3], atol=1e-12)
-    np.testing.assert_allclose(out[0, 1], 0.6 * (1.75 - 7 / 6) - 0.6, atol=1e-12)
-    np.testing.assert_allclose(out.sum(), lin.sum(), atol=1e-12)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    Z=arrays(np.float64, (6, 4), elements=values),
-    phi=arrays(np.float64, (6, 4), elements=st.floats(-3, 3, allow_nan=False)),
-    slope=arrays(np.float64, (4,), elements=st.floats(-2, 2, allow_nan=False)),
-)
-def test_rows_add_up_exactly_with_an_exact_linear_part(Z, phi, slope):
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        F = features_of(Z)
-    means = np.array([BG[0], BG[0] - BG[1], BG[:3].mean(), BG[3]])
-    lin = np.where(np.isnan(F), 0.0, slope * (F - means))
-    out = distribute_to_inputs(phi + lin, F, Z, BG, W, SOURCES, linear_phi=lin, linear_slope=slope)
-    np.testing.assert_allclose(out.sum(axis=1), (phi + lin).sum(axis=1), atol=1e-9)
-    assert np.isfinite(out).all()
-    # the tree part is bounded by its feature's value: |share| <= 1
-    only_trees = distribute_to_inputs(phi, F, Z, BG, W, SOURCES)
-    assert (np.abs(only_trees) <= np.abs(phi).sum(axis=1, keepdims=True) + 1e-12).all()
-
-
-def test_linear_phi_needs_its_slope():
-    Z = np.array([[1.0, 2.0, 0.5, 40.0]])
-    with pytest.raises(ValueError, match="linear_phi needs linear_slope"):
-        distribute_to_inputs(
-            np.zeros((1, 4)), features_of(Z), Z, BG, W, SOURCES, linear_phi=np.zeros((1, 4))
-        )
+    bg = head_background(OldHead())
+    assert bg.Z.shape == (1, 5) and bg.weights.tolist() == [1.0]
+    np.testing.assert_array_equal(bg.Z[0], OldHead.background)
+    Z = np.array([[3.0, 0.0, np.nan, 1.0, 55.0]])
+    cens = np.zeros_like(Z)
+    base, phi = HeadExplainer(SPEC, TREES, LINEAR, bg)(Z, cens)
+    np.testing.assert_allclose(base, log_odds(bg.Z, bg.censored), atol=1e-12)
+    np.testing.assert_allclose(base + phi.sum(axis=1), log_odds(Z, cens), atol=1e-10)
 
 
 def test_snap_to_total_spreads_the_gap_by_size():
     out = snap_to_total(np.array([[1.0, -3.0, 0.0], [0.0, 0.0, 0.0]]), np.array([-2.004, 0.3]))
     np.testing.assert_allclose(out, [[0.999, -3.003, 0.0], [0.1, 0.1, 0.1]], atol=1e-12)
+
+
+def test_a_format_2_model_directory_loads_and_explains_against_its_means(model_dir, tmp_path):
+    """Models saved before the background sample was stored still load and add up."""
+    import json
+    import shutil
+
+    from cytoresp.models.persistence import MANIFEST, load_model_dir, sha256_file
+
+    old = tmp_path / "old"
+    shutil.copytree(model_dir, old)
+    spec = json.loads((old / "model.json").read_text())
+    for head in spec["heads"].values():
+        del head["background_sample"]
+    (old / "model.json").write_text(json.dumps(spec))
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["format_version"] = 2
+    manifest["files"]["model.json"] = sha256_file(old / "model.json")
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    model = load_model_dir(old)
+    from cytoresp.datasets import simulate_cohort
+
+    frame = model.model_frame(simulate_cohort(20, seed=3).panel)
+    for head in model.heads.values():
+        assert head.background_sample is None
+        base, contrib = head.cytokine_contributions(frame)
+        np.testing.assert_allclose(
+            base + contrib.sum(axis=1), head.calibrated_margin(frame), rtol=0, atol=1e-12
+        )
+        assert head_background(head).Z.shape == (1, contrib.shape[1])
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5, True, "100"])
+def test_explain_background_must_be_a_positive_integer(size):
+    from cytoresp.errors import UsageError
+    from cytoresp.train.config import TrainConfig
+
+    with pytest.raises(UsageError, match="explain_background must be an integer >= 1"):
+        TrainConfig(explain_background=size)

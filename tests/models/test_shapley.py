@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from cytoresp.datasets import simulate_cohort
+from cytoresp.models.attribution import alone_changes
 from cytoresp.models.calibration import LogisticCalibrator
 from cytoresp.models.shapley import (
     AFFINE,
@@ -137,6 +139,28 @@ def test_equals_shaps_exact_explainer_on_raw_inputs(small_head):
     base, ours = head_shapley(head, patients, Background(Zb, cb))
     np.testing.assert_allclose(ours.to_numpy(), exact.values, atol=2e-5)
     np.testing.assert_allclose(base, exact.base_values, atol=2e-5)
+    # the path every cytoresp output takes: the head's stored background, the fast path
+    wired = dataclasses.replace(head, background_sample=Background(Zb, cb))
+    base, ours = wired.cytokine_contributions(patients)
+    np.testing.assert_allclose(ours.to_numpy(), exact.values, atol=2e-5)
+    np.testing.assert_allclose(base, exact.base_values, atol=2e-5)
+
+
+def test_wired_contributions_equal_the_reference_enumeration(small_head):
+    """head.cytokine_contributions (HeadExplainer: closed-form and per-pattern affine linear
+    terms, one matrix product per tree group) equals the coalition-by-coalition
+    enumeration, on messy patients with a messy background."""
+    head, frame = small_head
+    feats = head.pipeline.named_steps["features"]
+    patients = messy(frame.sample(15, random_state=7), 7)
+    bg = background_sample(feats, messy(frame, 8), size=20, seed=2)
+    base, ours = dataclasses.replace(head, background_sample=bg).cytokine_contributions(patients)
+    ref_base, ref = head_shapley(head, patients, bg)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base, ref_base, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        base + ours.sum(axis=1).to_numpy(), head.calibrated_margin(patients), rtol=0, atol=1e-12
+    )
 
 
 def test_aggregated_background_equals_hybrid_by_hybrid_evaluation(small_head):
@@ -275,18 +299,22 @@ def test_signs_agree_with_one_at_a_time_changes_from_the_background(small_head):
     """(b) on a 150-tree head: each input alone from the background (the game's reference:
     the mean log-odds over the background rows' values of that input) to the patient's
     value. Measured: 273 of 274 clear pairs (against the training median instead: 239 of 254,
-    see docs/explanations-draft.md)."""
+    see docs/explanations.md)."""
     head, frame = small_head
     feats = head.pipeline.named_steps["features"]
     train, patients = frame.iloc[:-60], frame.iloc[-60:]
     bg_rows = train.sample(40, random_state=0)
-    _, contrib = head_shapley(head, patients, background_sample(feats, bg_rows, size=40))
+    bg = background_sample(feats, bg_rows, size=40)
+    _, contrib = head_shapley(head, patients, bg)
+    alone = alone_changes(dataclasses.replace(head, background_sample=bg), patients)
     margin = head.calibrated_margin(patients)
     agree, total = 0, 0
     for col in COLS:
         rep = patients.loc[patients.index.repeat(len(bg_rows))].copy()
         rep[col] = np.tile(bg_rows[col].to_numpy(), len(patients))
         delta = margin - head.calibrated_margin(rep).reshape(len(patients), -1).mean(axis=1)
+        # the report's guard computes the same change inside the game (float32 sum aside)
+        np.testing.assert_allclose(alone[col].to_numpy(), delta, rtol=0, atol=2e-5)
         phi = contrib[col].to_numpy()
         clear = (np.abs(delta) > 0.1) & (np.abs(phi) > 0.05)
         agree += int((np.sign(delta[clear]) == np.sign(phi[clear])).sum())

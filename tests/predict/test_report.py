@@ -93,7 +93,12 @@ def test_drivers_are_the_largest_contributions_in_plain_language(trained, new_ta
         assert [d.input for d in section.drivers] == top
         for d in section.drivers:
             effect = "raises" if d.contribution > 0 else "lowers"
-            assert f"{effect} the chance of response to" in d.sentence
+            assert np.isfinite(d.alone)
+            if np.sign(d.alone) == np.sign(d.contribution):  # (b) holds: said as an effect
+                assert f"{effect} the chance of response to" in d.sentence
+            else:  # an interaction flips it: never worded as raising or lowering
+                assert "runs through other inputs" in d.sentence
+                assert "raises" not in d.sentence and "lowers" not in d.sentence
             assert d.sentence.startswith(d.label)
         by_input = {d.input: d for d in section.drivers}
         if "IL10" in by_input:
