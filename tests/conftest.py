@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,31 @@ FAST_CONFIG = {
     "n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 100, "n_jobs": 1,
     "model": {"C": 0.3, "C_ridge": 0.3},
 }
+
+
+#: The SIGINT / SIGTERM handlers at start-up (Python's own), before any test module or
+#: library is imported.
+_START_HANDLERS = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+@pytest.fixture(autouse=True)
+def _start_up_signal_handlers():
+    """Every test starts and ends with the start-up SIGINT / SIGTERM handlers.
+
+    Something run earlier in the same xdist worker (which, was not pinned down) left a
+    handler that swallowed SIGINT: a fresh-clone run failed
+    tests/test_interrupts.py::test_without_handling_nothing_is_recorded that way, while
+    the same test passed in other orders. Tests must not depend on what ran before them.
+    """
+
+    def reset() -> None:
+        for sig, handler in _START_HANDLERS.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+
+    reset()
+    yield
+    reset()
 
 
 @pytest.fixture
