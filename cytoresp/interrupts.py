@@ -66,6 +66,7 @@ __all__ = [
     "raise_if_interrupted",
     "received",
     "settle",
+    "signals_blocked",
 ]
 
 #: The signals that interrupt a command.
@@ -168,6 +169,27 @@ def _block() -> Any:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         raise
     return previous
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM back while the body runs; handle them right after it.
+
+    For a step that must not be cut between two system calls (creating a temp file and
+    remembering its name). A signal that arrived before is raised on entry with the mask
+    unchanged; one that arrives during the body is handled when the mask is restored on
+    exit, so the caller's cleanup sees a completed step.
+
+    Examples
+    --------
+    >>> with signals_blocked():
+    ...     pass
+    """
+    previous = _block()
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager

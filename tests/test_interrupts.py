@@ -207,3 +207,22 @@ def test_cli_signal_after_the_rename_exits_130_and_says_the_file_is_complete(
     assert f"interrupted (after the last step had completed: {dest} written in full)" in err
     assert len(dest.read_text().splitlines()) == 21  # header + 20 patients
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort.csv"]
+
+
+def test_signals_blocked_never_leaves_the_signals_blocked(monkeypatch):
+    """A handler that raises inside the blocking call itself (CPython runs pending handlers
+    there, after the mask changed): the mask is put back before the exception goes on."""
+    real = signal.pthread_sigmask
+    before = real(signal.SIG_BLOCK, ())
+
+    def raising_after_blocking(how, mask):
+        out = real(how, mask)
+        if how == signal.SIG_BLOCK and set(mask) == set(interrupts.SIGNALS):
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(interrupts.signal, "pthread_sigmask", raising_after_blocking)
+    with pytest.raises(KeyboardInterrupt), interrupts.signals_blocked():
+        pass
+    monkeypatch.undo()
+    assert real(signal.SIG_BLOCK, ()) == before

@@ -18,7 +18,6 @@ import errno
 import io
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytoresp.errors import CytorespError, UsageError
-from cytoresp.interrupts import SIGNALS, commit_guard
+from cytoresp.interrupts import commit_guard, signals_blocked
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, Panel
 from cytoresp.panels.values import as_text, format_numbers_arrow
 
@@ -193,14 +192,12 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     dest = Path(dest)
     tmp: Path | None = None
     try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-            os.chmod(tmp, 0o777 & ~_umask())
-        except OSError as exc:
-            raise _output_error(dest, exc) from None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        with signals_blocked():
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+                os.chmod(tmp, 0o777 & ~_umask())
+            except OSError as exc:
+                raise _output_error(dest, exc) from None
         yield tmp
         _commit(tmp, dest)
     except BaseException:
@@ -239,15 +236,13 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     try:
         # A signal that lands while the temp file is being created is handled right
         # after mkstemp returns, inside this try: the file is always removed.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
-            )
-        except OSError as exc:
-            raise _output_error(path, exc) from None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        with signals_blocked():
+            try:
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
+                )
+            except OSError as exc:
+                raise _output_error(path, exc) from None
         with os.fdopen(
             fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})
         ) as fh:
