@@ -128,12 +128,14 @@ def cytokine_contributions(head: Any, frame: pd.DataFrame) -> tuple[np.ndarray, 
 
 
 def contributions_and_inputs(
-    head: Any, frame: pd.DataFrame
+    head: Any, frame: pd.DataFrame, margin: np.ndarray | None = None
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """:func:`cytokine_contributions` and the explanation inputs it was computed from.
 
     The inputs (``PanelFeatures.transform_inputs``: log2 cytokines, covariates) come
     third, so that callers which also need them (driver texts) do not build them again.
+    ``margin``: the head's calibrated log-odds of ``frame``, when the caller has them
+    (the batch scorer): the model is not evaluated a second time.
     """
     feats = head.pipeline.named_steps["features"]
     X = frame[head.input_columns]
@@ -142,7 +144,9 @@ def contributions_and_inputs(
     base, phi = head_explainer(head)(z, _censored_flags(feats, X, z))
     cal = head.calibrator
     base, phi = cal.transform_margin(base), cal.transform_contributions(phi)
-    phi = snap_to_total(phi, head.calibrated_margin(frame) - base)
+    if margin is None:
+        margin = head.calibrated_margin(frame)
+    phi = snap_to_total(phi, margin - base)
     return base, pd.DataFrame(phi, index=frame.index, columns=list(feats.input_names_)), Z
 
 
@@ -201,18 +205,32 @@ def _censored_flags(feats: Any, X: pd.DataFrame, z: np.ndarray) -> np.ndarray:
     return cens
 
 
-def snap_to_total(contrib: np.ndarray, total: np.ndarray) -> np.ndarray:
+def snap_to_total(
+    contrib: np.ndarray, total: np.ndarray, max_gap: float = 1e-4
+) -> np.ndarray:
     """Spread ``total - contrib.sum(axis=1)`` over each row in proportion to ``|contrib|``.
 
     Used to absorb float32 rounding (about 1e-6) so that contributions add up to the
-    float64 total exactly; a row of zeros takes the difference in equal parts.
+    float64 total exactly; a row of zeros takes the difference in equal parts. A gap
+    larger than rounding (``max_gap`` times ``1 + |total|``) is an error of the
+    explainer, not rounding: it raises instead of being hidden in the contributions.
 
     Examples
     --------
-    >>> snap_to_total(np.array([[1.0, -3.0]]), np.array([-2.004]))
-    array([[ 0.999, -3.003]])
+    >>> snap_to_total(np.array([[1.0, -3.0]]), np.array([-2.000004]))
+    array([[ 0.999999, -3.000003]])
+    >>> snap_to_total(np.array([[1.0, -3.0]]), np.array([-2.5]))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: contributions miss the log-odds by up to 0.5 (more than rounding): ...
     """
     gap = total - contrib.sum(axis=1)
+    worst = np.abs(gap) / (1.0 + np.abs(total))
+    if worst.size and float(np.nanmax(worst)) > max_gap:
+        raise RuntimeError(
+            f"contributions miss the log-odds by up to {float(np.nanmax(np.abs(gap))):.3g} "
+            "(more than rounding): the explainer disagrees with the model; please report it"
+        )
     size = np.abs(contrib)
     norm = size.sum(axis=1, keepdims=True)
     equal = np.full_like(size, 1.0 / max(size.shape[1], 1))

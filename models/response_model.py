@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import UsageError
@@ -244,18 +245,20 @@ class ResponseModel:
         self,
         frame: pd.DataFrame,
         therapy: str | None = None,
-        feats: dict[str, np.ndarray] | None = None,
+        margins: dict[str, np.ndarray] | None = None,
     ) -> pd.DataFrame:
         """:meth:`predict_proba` on an already aligned model frame.
 
-        ``feats``: per therapy, the head's :meth:`TherapyHead.engineered` features of
-        ``frame`` where already built (they are built otherwise).
+        ``margins``: per therapy, the head's :meth:`TherapyHead.calibrated_margin` of
+        ``frame`` where already computed (the batch scorer shares them with the
+        explanations); computed otherwise.
         """
         out = {}
         for t in self.resolve_therapies(therapy):
-            head = self.heads[t]
-            x = feats[t] if feats is not None and t in feats else head.engineered(frame)
-            out[f"p_response_{t}"] = head.response_probability_of(x)
+            if margins is not None and t in margins:
+                out[f"p_response_{t}"] = expit(margins[t])
+            else:
+                out[f"p_response_{t}"] = self.heads[t].response_probability(frame)
         return pd.DataFrame(out, index=frame.index)
 
     def explain(self, data, therapy: str | None = None, by: str = "cytokine") -> pd.DataFrame:
@@ -359,11 +362,16 @@ class ResponseModel:
             output_names=f"log-odds of response to {t}",
         )
 
-    def top_drivers(self, frame: pd.DataFrame, therapy: str, k: int = 3) -> pd.Series:
-        """The ``k`` largest signed contributions per row as text, e.g. ``IL17F↑ -0.61``."""
+    def top_drivers(
+        self, frame: pd.DataFrame, therapy: str, k: int = 3, margin: np.ndarray | None = None
+    ) -> pd.Series:
+        """The ``k`` largest signed contributions per row as text, e.g. ``IL17F↑ -0.61``.
+
+        ``margin``: the head's calibrated log-odds of ``frame`` if already computed.
+        """
         from cytoresp.models.attribution import contributions_and_inputs
 
-        _, contrib, Z = contributions_and_inputs(self.heads[therapy], frame)
+        _, contrib, Z = contributions_and_inputs(self.heads[therapy], frame, margin)
         return format_drivers(contrib, Z, self.heads[therapy].background, k)
 
     def recommend(self, data, level: float | None = None) -> pd.DataFrame:
@@ -403,9 +411,15 @@ class ResponseModel:
         frame = data if _is_model_frame(data) else self.model_frame(data)
         return self.recommend_frame(frame, level)
 
-    def recommend_frame(self, frame: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+    def recommend_frame(
+        self,
+        frame: pd.DataFrame,
+        level: float | None = None,
+        margins: dict[str, np.ndarray] | None = None,
+    ) -> pd.DataFrame:
         """:meth:`recommend` on an already aligned model frame (the batch scorer's hook)."""
-        return recommend_table(self.predict_proba_frame(frame), self.choice, level)
+        proba = self.predict_proba_frame(frame, margins=margins)
+        return recommend_table(proba, self.choice, level)
 
     def summary(self) -> str:
         """A few lines: therapies, training sizes and the therapy-choice gate.

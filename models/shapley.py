@@ -1515,10 +1515,11 @@ class HeadExplainer:
         u = len(miss_u)
         D0, DM = np.zeros(u), np.zeros((u, u))
         if self._touching is None:  # per position in U: the multi features reading it
-            self._touching = [[] for _ in range(u)]
+            touching: list[list[int]] = [[] for _ in range(u)]
             for f in self.multi:
                 for j in self.spec.sources[f]:
-                    self._touching[col[int(j)]].append(f)
+                    touching[col[int(j)]].append(f)
+            self._touching = touching  # published complete: threads share this cache
         feats = sorted({f for i in np.flatnonzero(miss_u) for f in self._touching[i]})
         flat = DM.ravel()
         for f in feats:

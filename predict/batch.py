@@ -138,15 +138,17 @@ def score_frame(
     therapies = model.resolve_therapies(therapy)
     out: dict[str, Any] = {"sample_id": np.asarray(frame.index, dtype=object)}
     check()
+    # the heads' log-odds once, for the probabilities and the explanations' totals
+    margins = {t: model.heads[t].calibrated_margin(frame) for t in therapies}
     if len(therapies) >= 2:
-        table = model.recommend_frame(frame)
+        table = model.recommend_frame(frame, margins=margins)
     else:
-        table = model.predict_proba_frame(frame, therapies)
+        table = model.predict_proba_frame(frame, therapies, margins=margins)
     for col in table.columns:
         out[col] = table[col].to_numpy()
     for t in therapies if explain > 0 else []:
         check()
-        out[f"drivers_{t}"] = model.top_drivers(frame, t, explain).to_numpy()
+        out[f"drivers_{t}"] = model.top_drivers(frame, t, explain, margins[t]).to_numpy()
     out["warnings"] = model.row_warnings(frame).to_numpy()
     return pd.DataFrame(out)
 

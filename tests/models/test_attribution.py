@@ -158,8 +158,19 @@ def test_a_model_saved_without_a_background_sample_is_explained_against_its_mean
 
 
 def test_snap_to_total_spreads_the_gap_by_size():
-    out = snap_to_total(np.array([[1.0, -3.0, 0.0], [0.0, 0.0, 0.0]]), np.array([-2.004, 0.3]))
-    np.testing.assert_allclose(out, [[0.999, -3.003, 0.0], [0.1, 0.1, 0.1]], atol=1e-12)
+    out = snap_to_total(
+        np.array([[1.0, -3.0, 0.0], [0.0, 0.0, 0.0]]), np.array([-2.000004, 0.00003])
+    )
+    np.testing.assert_allclose(
+        out, [[0.999999, -3.000003, 0.0], [1e-5, 1e-5, 1e-5]], rtol=0, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("gap", [1e-3, -0.5, 2.0])
+def test_snap_to_total_refuses_a_gap_larger_than_rounding(gap):
+    """An explainer that disagrees with the model must not be hidden by the snap."""
+    with pytest.raises(RuntimeError, match="more than rounding"):
+        snap_to_total(np.array([[1.0, -3.0]]), np.array([-2.0 + gap]))
 
 
 def test_a_format_2_model_directory_loads_and_explains_against_its_means(model_dir, tmp_path):
