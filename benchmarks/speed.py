@@ -70,15 +70,10 @@ def run(boosters):
         b.inplace_predict(feats[t], predict_type="margin", missing=np.nan)
     return time.perf_counter() - start
 heads = [(t, h.model.booster_) for t, h in model.heads.items() if h.model.booster_ is not None]
-ens = model.ensemble
-merged = [(t, ens.merged_booster(t)) for t in (ens.therapies if ens else [])]
-merged = [(t, b) for t, b in merged if b not in (None, False)]
-n_trees = sum(b.num_boosted_rounds() for _, b in heads) + sum(
-    m.n_trees_ for ms in (ens.members.values() if ens else []) for m in ms)
-for _, b in heads + merged:
+for _, b in heads:
     b.set_param({"nthread": 1})
-print(json.dumps({"heads": run(heads), "all": run(heads + merged),
-                  "n_heads": len(heads), "n_trees": n_trees}))
+print(json.dumps({"heads": run(heads), "n_heads": len(heads),
+                  "n_trees": sum(b.num_boosted_rounds() for _, b in heads)}))
 """
 
 
@@ -123,7 +118,7 @@ def get_model(model_dir: str | None, workdir: Path) -> Path:
 
     path = workdir / "model"
     # one CV repeat and fewer bootstrap resamples of the *reports* only: the fitted heads
-    # and the recommendation's ensemble are those of the default configuration
+    # and the therapy-choice gate are those of the default configuration
     model, _ = fit_response_model(
         simulate_cohort(600, seed=0).panel, config=TrainConfig(n_repeats=1, n_boot=100)
     )
@@ -208,10 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         if n == sizes[-1]:
             t_one, m_one, _ = measure([*base, "--therapy", "ifnb"])
             row("`cytoresp predict --therapy ifnb` (no recommendation)", t_one, m_one)
-        row(f"xgboost inplace_predict, {xgb['n_heads']} heads (1 thread)", xgb["heads"], None)
         row(
-            f"xgboost inplace_predict, heads + ensemble ({xgb['n_trees']} trees, 1 thread)",
-            xgb["all"],
+            f"xgboost inplace_predict, {xgb['n_heads']} heads ({xgb['n_trees']} trees, 1 thread)",
+            xgb["heads"],
             None,
         )
         ratios = {"plain": t_plain / t_floor, "explain": t_expl / t_floor}

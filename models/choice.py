@@ -46,9 +46,10 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_LEVEL",
     "EITHER",
-    "RECOMMENDATION_COLUMNS",
     "PairCalibration",
+    "RECOMMENDATION_COLUMNS",
     "TherapyChoice",
+    "check_level",
     "describe_recommendation",
     "recommend_table",
 ]
@@ -83,7 +84,8 @@ REASON_CONFIDENT = "the {level:.0%} interval of the calibrated difference exclud
 REASON_MISSING = "a probability of response could not be computed"
 
 
-def _check_level(level: Any, name: str = "level") -> float:
+def check_level(level: Any, name: str = "the interval level") -> float:
+    """``level`` as a float, or a :class:`UsageError` unless it is a number in (0, 1)."""
     if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
         raise UsageError(f"{name} must be a number in (0, 1), got {level!r}")
     return float(level)
@@ -224,8 +226,8 @@ class TherapyChoice:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_level(self.level)
-        _check_level(self.alpha, "alpha")
+        check_level(self.level)
+        check_level(self.alpha, "alpha")
         if len(self.therapies) < 2:
             raise UsageError("a therapy choice needs at least two therapies")
 
@@ -354,7 +356,7 @@ def recommend_table(
         raise UsageError("a recommendation needs the probabilities of at least two therapies")
     if level is None:
         level = choice.level if choice is not None else DEFAULT_LEVEL
-    level = _check_level(level)
+    level = check_level(level)
     n = len(proba)
     P = proba[cols].to_numpy(dtype=np.float64)
     order = np.argsort(-np.where(np.isnan(P), -np.inf, P), axis=1, kind="stable")

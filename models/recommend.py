@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import ModelIntegrityError, UsageError
+from cytoresp.models.choice import check_level
 from cytoresp.models.estimator import LinearBoostedClassifier
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,12 +42,6 @@ DEFAULT_LEVEL = 0.90
 #: Default number of bootstrap refits per therapy head.
 DEFAULT_N_MEMBERS = 50
 _THERAPIES = ("ifnb", "ga")
-
-
-def _check_level(level: float) -> float:
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
-        raise UsageError(f"the interval level must be a number in (0, 1), got {level!r}")
-    return float(level)
 
 
 # --------------------------------------------------------------------------------------
@@ -86,7 +81,7 @@ class BootstrapEnsemble:
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_level(self.level)
+        check_level(self.level)
         sizes = {len(m) for m in self.members.values()}
         if len(sizes) > 1:
             raise UsageError(f"every therapy needs the same number of members, got {sizes}")

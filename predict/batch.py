@@ -70,13 +70,8 @@ def available_cores() -> int:
 
 
 def _boosters(model: ResponseModel) -> list[tuple[Any, Any]]:
-    """(estimator, booster) of every head and ensemble member with trees.
-
-    The ensemble's merged boosters (one per therapy) always predict on one thread.
-    """
+    """(estimator, booster) of every head with trees (the ensemble is not scored here)."""
     ests = [head.model for head in model.heads.values()]
-    if model.ensemble is not None:
-        ests += [m for members in model.ensemble.members.values() for m in members]
     return [(e, e.booster_) for e in ests if getattr(e, "booster_", None) is not None]
 
 

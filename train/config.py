@@ -46,8 +46,9 @@ class TrainConfig:
     features : dict
         Parameters of :class:`cytoresp.features.builder.PanelFeatures`.
     n_ensemble : int
-        Bootstrap refits per therapy head behind the interval on the difference between
-        therapies (``docs/methods.md``); 0 disables it (fixed-margin rule).
+        Bootstrap refits per head (IFN-β and GA) for the spread of each probability in the
+        patient report only; it takes no part in the recommendation, and the spread is not
+        a confidence interval (``docs/methods.md``). 0 (the default) fits none.
     recommend_level : float
         Level of the interval on the calibrated difference between therapies (0.90):
         ``either`` when it includes zero (:mod:`cytoresp.models.choice`).
@@ -114,10 +115,10 @@ class TrainConfig:
     n_jobs: int = 2
     model: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
-    #: Therapy choice (cytoresp.models.recommend, cytoresp.train.propensity): bootstrap
-    #: refits per head for the interval on the difference (0: none, fixed-margin rule),
-    #: its level, inverse-propensity weighting of the heads, and the propensity clip.
-    n_ensemble: int = 50
+    #: Therapy choice (cytoresp.models.choice, cytoresp.train.propensity): bootstrap refits
+    #: per head for the report's spread (0: none), the interval's level, the gate's level,
+    #: inverse-propensity weighting of the heads, and the propensity clip.
+    n_ensemble: int = 0
     recommend_level: float = 0.90
     choice_alpha: float = 0.05
     ipw: bool = False

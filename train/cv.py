@@ -174,7 +174,8 @@ def cross_validate(
         Also score the baselines on the same folds.
     score : DataFrame, optional
         Other patients (e.g. those given another therapy) that every fold's head also
-        scores; their mean calibrated probability is :attr:`CVResult.scored`.
+        scores; :attr:`CVResult.scored` holds each fold head's calibrated probability of
+        them, one column per fold (``"<repeat>:<fold>"``).
     """
     y = np.asarray(y, dtype=int)
     baselines = make_baselines(config, list(frame.columns)) if with_baselines else {}

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from cytoresp.errors import UsageError
+from cytoresp.models.choice import check_level
 from cytoresp.models.estimator import LinearBoostedClassifier
 from cytoresp.models.recommend import (
     DEFAULT_LEVEL,
@@ -115,9 +116,7 @@ def fit_bootstrap_ensemble(
     """
     if isinstance(n_members, bool) or not isinstance(n_members, int) or n_members < 1:
         raise UsageError(f"n_members must be an integer >= 1, got {n_members!r}")
-    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
-        raise UsageError(f"the interval level must be a number in (0, 1), got {level!r}")
-    level = float(level)
+    level = check_level(level)
     from joblib import Parallel, delayed
 
     tasks = []

@@ -247,7 +247,7 @@ def fit_response_model(
     Examples
     --------
     A quick run (one repeat of 3 folds, no bootstrap intervals on the metrics, 5 refits
-    behind the recommendation, small heads with fixed penalties):
+    for the report's spread, small heads with fixed penalties):
 
     >>> from cytoresp.datasets import simulate_cohort
     >>> quick = TrainConfig(n_splits=3, n_repeats=1, n_boot=0, n_jobs=1, n_ensemble=5,

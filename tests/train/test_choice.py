@@ -149,8 +149,7 @@ def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort
     # a GA patient in GA fold k gets the IFN-beta head of fold k (one repeat here)
     ga = given[given == "ga"].index.astype(str)
     fold = reports["ga"].cv.oof.set_index("sample_id")["fold"]
-    scored = reports["ifnb"].cv.scored
-    scored.index = scored.index.astype(str)
+    scored = reports["ifnb"].cv.scored.rename(index=str)  # the session fixture stays as is
     expected = [scored.at[sid, f"0:{fold[sid]}"] for sid in ga]
     np.testing.assert_allclose(mu.loc[given == "ga", "ifnb"], expected)
 
