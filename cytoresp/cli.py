@@ -461,7 +461,7 @@ def explain(
             raise InputError(f"sample {sample!r} is not in {input}")
         from cytoresp.models.plots import plot_waterfall
 
-        t = therapy or loaded.therapies[0]
+        t = loaded.resolve_therapies(therapy)[0]  # a name the model declared, or its first head
         if by == "balance":
             from cytoresp.models.attribution import balance_contributions
 

@@ -20,7 +20,12 @@ from cytoresp.models.recommend import BootstrapEnsemble
 from cytoresp.models.shapley import Background
 from cytoresp.panels.declared import DeclaredColumn, declared_columns
 from cytoresp.panels.panel import Panel
-from cytoresp.panels.therapies import Therapy, declared_therapies, therapy_order
+from cytoresp.panels.therapies import (
+    Therapy,
+    declared_therapies,
+    resolve_therapy,
+    therapy_order,
+)
 
 
 @dataclass
@@ -202,7 +207,8 @@ class ResponseModel:
         Parameters
         ----------
         therapy : str, iterable of str or None
-            A therapy id, several, or None for all of :attr:`therapies`.
+            A therapy id or any name of it (``Tysabri``; a synonym declared at training),
+            several, or None for all of :attr:`therapies`.
 
         Returns
         -------
@@ -220,8 +226,13 @@ class ResponseModel:
         """
         if therapy is None:
             return self.therapies
-        wanted = [therapy] if isinstance(therapy, str) else list(therapy)
-        unknown = [t for t in wanted if t not in self.heads]
+        names = [therapy] if isinstance(therapy, str) else list(therapy)
+        # any name of a registered or declared therapy (Tysabri, a declared synonym)
+        wanted = [
+            t if t in self.heads else (resolve_therapy(t, self.declared_therapies) or t)
+            for t in names
+        ]
+        unknown = [n for n, t in zip(names, wanted, strict=True) if t not in self.heads]
         if unknown:
             raise UsageError(
                 f"this model has no head for therapy {', '.join(unknown)}; "

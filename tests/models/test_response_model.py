@@ -176,3 +176,16 @@ def test_recommendation_follows_the_interval_of_the_difference(trained, new_pane
     gate = model.choice.gate_passed
     assert (rec.loc[named, "recommended_therapy"] == rec.loc[named, "leading_therapy"]).all()
     assert (named == ((lower > 0) & gate)).all()
+
+
+@pytest.mark.parametrize(("name", "head"), [("Avonex", "ifnb"), ("Copaxone", "ga"), ("GA", "ga")])
+def test_therapies_are_resolved_by_any_of_their_names(trained, name, head):
+    """The Python API takes the names the CLI takes (resolved at the model, not the CLI)."""
+    model, _ = trained
+    assert model.resolve_therapies(name) == [head]
+
+
+def test_an_unknown_therapy_name_is_still_refused(trained):
+    model, _ = trained
+    with pytest.raises(UsageError, match="no head for therapy Tysabri"):
+        model.resolve_therapies("Tysabri")
