@@ -199,18 +199,20 @@ def _label_column(table: pd.DataFrame, name: str, label: str, positive: str | No
             raise InputError([Problem(name, None, str(column),
                                       f"--positive {positive!r} is not a value of {label!r} "
                                       f"(values: {', '.join(map(repr, levels[:10]))})")])
-        is_pos = text == pos[0]
+        is_pos = text.str.lower() == pos[0].lower()
+        n_levels = len({v.lower() for v in levels})  # 'Died' and 'died' are one value
     elif {v.lower() for v in levels} <= _TRUE | _FALSE:
         is_pos = text.str.lower().isin(_TRUE)
+        n_levels = int(is_pos[text != ""].nunique())  # '1' and 'yes' are one value
     else:
         raise InputError([Problem(name, None, str(column),
                                   f"the outcome column {label!r} holds "
                                   f"{', '.join(map(repr, levels[:10]))}: say which value is "
                                   f"the outcome with --positive VALUE")])
-    if len(levels) != 2:
+    if n_levels != 2:
         raise InputError([Problem(name, None, str(column),
                                   f"the outcome column {label!r} must have exactly two values "
-                                  f"(besides empty cells), found {len(levels)}: "
+                                  f"(besides empty cells), found {n_levels}: "
                                   f"{', '.join(map(repr, levels[:10]))}")])
     out = table.drop(columns=[column])
     out["responder"] = np.where(text == "", "", np.where(is_pos, "1", "0"))

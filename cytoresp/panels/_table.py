@@ -105,6 +105,7 @@ def _header_candidates() -> dict[str, str]:
 _CONFUSED = ((re.compile(r"(?<=\d)o|o(?=\d)"), "0"), (re.compile(r"(?<=\d)[li](?=\d)"), "1"))
 
 
+@lru_cache(maxsize=4096)  # asked again for the same headers in every streamed chunk
 def header_suggestion(name: str) -> str | None:
     """What a header that matches nothing was probably meant to be, or None.
 

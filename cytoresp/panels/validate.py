@@ -36,7 +36,12 @@ from cytoresp.panels._table import (
 from cytoresp.panels.declared import DeclaredColumn, match_declared
 from cytoresp.panels.panel import ABOVE, BELOW, CLINICAL_COVARIATES, OBSERVED, Panel
 from cytoresp.panels.registry import get_analyte
-from cytoresp.panels.therapies import Therapy, therapy_keys, unknown_therapy_message
+from cytoresp.panels.therapies import (
+    Therapy,
+    therapy_key,
+    therapy_keys,
+    unknown_therapy_message,
+)
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
 
@@ -64,10 +69,11 @@ _RESPONDER = {"1": 1.0, "1.0": 1.0, "true": 1.0, "yes": 1.0, "y": 1.0,
 
 
 def _therapy_key(text: pa.Array) -> pa.Array:
-    s = pc.utf8_lower(text)
-    for greek, latin in (("β", "b"), ("beta", "b")):
-        s = pc.replace_substring(s, greek, latin)
-    return pc.replace_substring_regex(s, r"[^a-z0-9]+", "")
+    """:func:`~cytoresp.panels.therapies.therapy_key` of every cell (once per distinct value)."""
+    distinct = pc.unique(text)
+    keys = pa.array([None if v is None else therapy_key(v) for v in distinct.to_pylist()],
+                    text.type)
+    return pc.take(keys, pc.index_in(text, value_set=distinct))
 
 # ---------------------------------------------------------------------------------------
 # wide table -> Panel

@@ -125,3 +125,11 @@ def test_docs_therapies_md_is_up_to_date():
     )
     for t in THERAPY_REGISTRY:
         assert f"| `{t.id}` |" in doc.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("cell", "tid"), [("ＧＡ", "ga"), ("ﬁngolimod", "fingolimod"),
+                                           ("Interferon β-1a", "ifnb"), (" COPAXONE ", "ga")])
+def test_therapy_cells_match_like_therapy_names(cell, tid):
+    """One matching key for file cells and --therapy (NFKC included): no second copy."""
+    panel = read_panel(io.StringIO(f"sample_id,therapy,IL6\nA,{cell},1\n"))
+    assert panel.therapy.tolist() == [tid]

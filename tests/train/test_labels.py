@@ -45,3 +45,26 @@ def test_without_label_from_the_responder_column_is_required(cohort):
     table = cohort.panel.drop(columns=["responder"]).head(3)
     with pytest.raises(InputError, match="responder"):
         read_training_panel(pd.DataFrame(table))
+
+
+@pytest.mark.parametrize(
+    ("cells", "positive", "expected"),
+    [
+        (["1", "yes", "0", "no"], None, [1, 1, 0, 0]),  # two spellings of each class
+        (["Yes", "yes", "No", "no"], None, [1, 1, 0, 0]),
+        (["Died", "died", "Survived", "survived"], "died", [1, 1, 0, 0]),
+    ],
+)
+def test_label_levels_are_counted_after_matching(cells, positive, expected):
+    table = pd.DataFrame({"sample_id": list("ABCD"), "therapy": "ifnb", "IL6": 1.0,
+                          "status": cells})
+    panel = read_training_panel(table, label="status", positive=positive)
+    assert panel.responder.tolist() == expected
+
+
+def test_one_class_under_two_spellings_is_refused():
+    """'1' and 'yes' are one class: not a two-level outcome (every patient a responder)."""
+    table = pd.DataFrame({"sample_id": list("ABCD"), "therapy": "ifnb", "IL6": 1.0,
+                          "status": ["1", "yes", "1", "yes"]})
+    with pytest.raises(InputError, match="exactly two values"):
+        read_training_panel(table, label="status")
