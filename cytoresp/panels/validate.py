@@ -402,9 +402,10 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
         labels = pd.Series(arr, dtype=object).dropna()
         if len(labels) >= _MIN_ROWS_PLATE_CHECK and labels.nunique() == len(labels):
             # a per-sample id (a well, a barcode), not a plate: never used as one
-            msg = (f"column {name!r} has a different value in every row ({len(labels)} "
-                   f"values for {len(labels)} samples), so it is not a plate or batch and "
-                   f"is not used as one; rename it if it is a sample or well id")
+            # no count in the text: streamed chunks give the same note, shown once
+            msg = (f"column {name!r} has a different value in every row (one per sample), "
+                   f"so it is not a plate or batch and is not used as one; rename it if it "
+                   f"is a sample or well id")
             notes.append(msg)
             strict.append(msg)
         else:

@@ -81,7 +81,7 @@ def test_a_plate_column_with_one_sample_per_plate_is_not_used_as_the_plate(tmp_p
     per_sample = _plates([f"W{i}" for i in range(12)])
     panel = read_panel(per_sample)
     assert panel.plate is None
-    assert any("different value in every row (12 values for 12 samples)" in w
+    assert any("different value in every row (one per sample)" in w
                for w in panel.warnings)
     real = _plates(["P1"] * 6 + ["P2"] * 6)
     assert read_panel(real).plate.tolist() == ["P1"] * 6 + ["P2"] * 6
