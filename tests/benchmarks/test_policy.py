@@ -1,0 +1,46 @@
+"""benchmarks/policy.py's metrics, worked by hand (they produce issue 15's table)."""
+
+import doctest
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def policy():
+    spec = importlib.util.spec_from_file_location("cytoresp_bench_policy", BENCH / "policy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_policy_metrics_by_hand(policy):
+    rec = pd.DataFrame({
+        "p_response_ifnb": [0.8, 0.3, 0.55], "p_response_ga": [0.4, 0.6, 0.5],
+        "leading_therapy": ["ifnb", "ga", "ifnb"], "runner_up": ["ga", "ifnb", "ga"],
+        "difference": [0.3, 0.2, 0.05], "difference_lower": [0.1, 0.05, -0.1],
+        "difference_upper": [0.5, 0.35, 0.2], "recommended_therapy": ["ifnb", "ga", "either"],
+    })
+    truth = pd.DataFrame({"p_response_ifnb": [0.9, 0.2, 0.5], "p_response_ga": [0.4, 0.6, 0.6]})
+    ev = policy.evaluate_policy(rec, truth)
+    # oracle: 0.9, 0.6, 0.6; following the table: 0.9, 0.6 and the leader ifnb's 0.5;
+    # best single therapy (tie, the first): mean 1.6 / 3
+    assert ev.rate_oracle == pytest.approx(0.7)
+    assert ev.rate_recommendation == pytest.approx(2.0 / 3)
+    assert ev.rate_best_single == pytest.approx(1.6 / 3)
+    assert ev.gain_captured == pytest.approx((2.0 / 3 - 1.6 / 3) / (0.7 - 1.6 / 3))
+    assert ev.confident_share == pytest.approx(2 / 3)
+    assert ev.agreement_confident == 1.0  # both confident calls name the better therapy
+    # true leader - runner-up: 0.5 in [0.1, 0.5], 0.4 not in [0.05, 0.35], -0.1 in [-0.1, 0.2]
+    assert ev.interval_coverage == pytest.approx(2 / 3)
+
+
+def test_policy_module_examples_run(policy):
+    failures, tried = doctest.testmod(policy, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
