@@ -67,11 +67,12 @@ def test_trained_model_carries_an_ensemble(trained):
     model, _ = trained
     ens = model.ensemble
     assert isinstance(ens, BootstrapEnsemble)
-    assert ens.therapies == ["ifnb", "ga"] and ens.n_members == 50 and ens.level == 0.9
+    # 10 members: FAST_CONFIG in tests/conftest.py
+    assert ens.therapies == ["ifnb", "ga"] and ens.n_members == 10 and ens.level == 0.9
     # members reuse the main head's regularisation of the linear part
     for t in ("ifnb", "ga"):
         assert {m.C_ for m in ens.members[t]} == {model.heads[t].model.C_}
-        assert len({m.random_state for m in ens.members[t]}) == 50
+        assert len({m.random_state for m in ens.members[t]}) == ens.n_members
 
 
 def test_fast_member_margins_equal_decision_function(trained, tree_model, test_cohort):
@@ -206,7 +207,7 @@ def test_ensemble_survives_save_and_load(trained, model_dir, test_cohort, recomm
     size = sum(p.stat().st_size for p in model_dir.iterdir())
     assert size < 8_000_000, size
     again = load_model_dir(model_dir)
-    assert again.ensemble.n_members == 50 and again.ensemble.level == 0.9
+    assert again.ensemble.n_members == 10 and again.ensemble.level == 0.9
     pd.testing.assert_frame_equal(again.recommend(test_cohort[1]), recommendation)
 
 

@@ -125,7 +125,10 @@ def test_equals_shaps_exact_explainer_on_raw_inputs(small_head):
     rng = np.random.default_rng(1)
     rows = np.sort(rng.choice(len(frame) - 40, 25, replace=False))
     background = frame.iloc[rows]
-    patients = frame.iloc[-8:]
+    tail = frame.iloc[-40:]  # three patients (shap's exact game costs 2^inputs per row):
+    with_missing = tail.index[tail.isna().any(axis=1)][0]  # one with a missing value,
+    with_censored = tail.index[(tail < 0).any(axis=1)][0]  # one with a value below LLOQ
+    patients = frame.loc[list(dict.fromkeys([with_missing, with_censored, tail.index[-1]]))]
     assert patients.isna().any().any() and (patients < 0).any().any()
 
     def game(x: np.ndarray) -> np.ndarray:

@@ -52,7 +52,10 @@ def test_wheel_installs_in_fresh_venv_and_imports_every_module(tmp_path):
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
 
     venv = tmp_path / "fresh"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # without pip (ensurepip costs seconds): this environment's pip installs into it
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
     py = venv / "bin" / "python"
     site = subprocess.run(
         [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -64,7 +67,8 @@ def test_wheel_installs_in_fresh_venv_and_imports_every_module(tmp_path):
     # plain path: its .pth files (the editable install of cytoresp) are not processed.
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet", "--no-deps",
+         "--no-index", str(wheel)],
         check=True,
         timeout=120,
     )

@@ -34,7 +34,7 @@ SMALL_CONFIG = {
     "n_splits": 2,
     "inner_splits": 2,
     "model": {"n_estimators": 20, "early_stopping": False, "C": 1.0},
-    "n_ensemble": 5,
+    "n_ensemble": 0,
 }
 
 #: SMALL_CONFIG without the inner search of the ridge penalty (about 2.5 times faster), for

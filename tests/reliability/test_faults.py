@@ -102,14 +102,14 @@ def _run_statuses(db) -> list[str]:
 
 @pytest.mark.slow
 def test_signal_during_train_marks_the_run_killed(
-    rel, tmp_path, cohort_csv, small_config, cpu_load
+    rel, tmp_path, cohort_csv, small_config, cpu_load, store_copy
 ):
     """SIGINT and SIGTERM (two jobs side by side, each on its own store, busy cores)."""
     jobs = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         work = tmp_path / signal.Signals(sig).name
         work.mkdir()
-        uri = f"sqlite:///{work / 'mlflow.db'}"
+        uri = store_copy(work / "mlflow.db")
         proc = rel.start(
             ["train", "--data", str(cohort_csv), "--config", str(small_config),
              "--register", "never", "--out", "model_out", "--tracking-uri", uri],
@@ -155,7 +155,7 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_ctrl_c_reaches_the_workers_too(rel, tmp_path, cohort_csv, cpu_load):
+def test_ctrl_c_reaches_the_workers_too(rel, tmp_path, cohort_csv, cpu_load, store_copy):
     """Ctrl-C on a terminal: SIGINT to the whole process group, loky workers included.
 
     With ``n_jobs=2`` the outer folds run in worker processes. The workers ignore SIGINT
@@ -164,7 +164,7 @@ def test_ctrl_c_reaches_the_workers_too(rel, tmp_path, cohort_csv, cpu_load):
     """
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**rel.SMALL_CONFIG, "n_jobs": 2, "n_repeats": 2}))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store_copy(tmp_path / "mlflow.db")
     stderr = tmp_path / "train.stderr"
     with open(stderr, "w") as err:
         proc = subprocess.Popen(

@@ -74,9 +74,10 @@ def _stop_server(proc, log) -> None:
 
 
 @pytest.fixture
-def mlflow_server(rel, tmp_path):
+def mlflow_server(rel, tmp_path, store_copy):
     root = tmp_path / "server"
     root.mkdir()
+    store_copy(root / "server.db")  # an empty store: the server skips the schema migrations
     proc, port, log = _start_server(rel, root)
     yield f"http://127.0.0.1:{port}", root
     _stop_server(proc, log)
@@ -177,16 +178,16 @@ def test_unreachable_server_fails_fast_without_output(
             )
 
 
-def test_switching_stores_in_one_process(tmp_path, monkeypatch):
+def test_switching_stores_in_one_process(tmp_path, monkeypatch, store_copy):
     """An experiment set on one store does not follow MLflow onto the next one."""
     import mlflow
 
     from cytoresp.train.tracking import configure_tracking
 
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    first = configure_tracking(f"sqlite:///{tmp_path / 'a.db'}")
+    first = configure_tracking(store_copy(tmp_path / "a.db"))
     mlflow.set_experiment("only-in-a")  # experiment id 1 exists in a.db only
-    second = configure_tracking(f"sqlite:///{tmp_path / 'b.db'}")
+    second = configure_tracking(store_copy(tmp_path / "b.db"))
     assert first != second
     with mlflow.start_run() as run:  # MLflow alone: "No Experiment with id=1 exists"
         pass

@@ -203,11 +203,11 @@ _NO_UNPICKLING = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_no_load_path_unpickles(small_model, cohort_csv, tmp_path, rel):
+def test_no_load_path_unpickles(small_model, cohort_csv, tmp_path, rel, store_copy):
     """Standalone dir, models:/ URI and mlflow.pyfunc.load_model: no pickle.find_class."""
     proc = subprocess.run(
         [sys.executable, "-c", _NO_UNPICKLING, str(small_model), str(cohort_csv),
-         f"sqlite:///{tmp_path / 'mlflow.db'}"],
+         store_copy(tmp_path / "mlflow.db")],
         cwd=tmp_path, env=rel.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

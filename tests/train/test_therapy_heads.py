@@ -17,7 +17,7 @@ from cytoresp.train.labels import read_training_panel
 #: Mechanics, not quality: small nested CV, fixed penalties, few trees and members.
 QUICK = {
     "n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 0, "n_jobs": 1,
-    "n_ensemble": 5,
+    "n_ensemble": 0,
     "model": {"n_estimators": 20, "early_stopping": False, "C": 1.0, "C_ridge": 1.0},
 }
 
