@@ -614,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # raised while an error above was being reported
             code = 130
         if interrupts.interrupted() or code == 130:
+            from cytoresp.panels.write import remove_uncommitted
+
+            remove_uncommitted()  # a temp file whose write an interrupt orphaned
             _report_interrupt()
             code = 130
     return code

@@ -13,6 +13,7 @@ panel that :func:`~cytoresp.panels.read.read_panel` reads back exactly).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import io
@@ -45,6 +46,7 @@ __all__ = [
     "output_format",
     "panel_csv_bytes",
     "panel_to_frame",
+    "remove_uncommitted",
     "write_panel",
     "write_table",
 ]
@@ -170,6 +172,36 @@ def _commit(tmp: Path, dest: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+#: Temp files and folders of :func:`atomic_output` / :func:`atomic_dir` not yet committed
+#: or removed (path -> is a folder). A KeyboardInterrupt can land inside ``contextlib``
+#: between a context's ``__enter__`` (the temp file exists) and the registration of its
+#: ``__exit__``: that context is never exited and its generator waits, suspended, for a
+#: garbage collection that may never come before the process ends. Whatever is left here
+#: is removed by :func:`remove_uncommitted`, at exit and by the CLI after an interrupt.
+_UNCOMMITTED: dict[str, bool] = {}
+
+
+@atexit.register
+def remove_uncommitted() -> list[str]:
+    """Remove the temp files and folders of writes that never finished; their paths.
+
+    Examples
+    --------
+    >>> remove_uncommitted()   # nothing pending
+    []
+    """
+    removed = []
+    for path, is_dir in list(_UNCOMMITTED.items()):
+        if is_dir:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        _UNCOMMITTED.pop(path, None)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """Fill a new folder beside ``dest``; put it at ``dest`` only on success.
@@ -195,6 +227,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
         with signals_blocked():
             try:
                 tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+                _UNCOMMITTED[str(tmp)] = True
                 os.chmod(tmp, 0o777 & ~_umask())
             except OSError as exc:
                 raise _output_error(dest, exc) from None
@@ -204,6 +237,9 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if tmp is not None:
+            _UNCOMMITTED.pop(str(tmp), None)
 
 
 @contextlib.contextmanager
@@ -241,6 +277,7 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
                 fd, tmp = tempfile.mkstemp(
                     prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
                 )
+                _UNCOMMITTED[tmp] = False
             except OSError as exc:
                 raise _output_error(path, exc) from None
         with os.fdopen(
@@ -261,6 +298,9 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         if isinstance(exc, OSError) and exc.errno in _DEVICE_ERRNOS:
             raise _output_error(path, exc) from None
         raise
+    finally:
+        if tmp is not None:
+            _UNCOMMITTED.pop(tmp, None)
 
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:

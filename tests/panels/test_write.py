@@ -122,3 +122,23 @@ def test_a_folder_left_unfinished_leaves_nothing(tmp_path, error):
         raise error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert (dest / "f.txt").read_text() == "old"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_write_orphaned_by_an_interrupt_is_removed(tmp_path, kind):
+    """A context entered but never exited (an interrupt inside contextlib, between the
+    temp file's creation and the registration of its exit, as a fault test saw under
+    load): remove_uncommitted, run at exit and by the CLI after a signal, deletes it."""
+    from cytoresp.panels.write import remove_uncommitted
+
+    dest = tmp_path / ("pred.csv" if kind == "file" else "model")
+    orphan = atomic_output(dest) if kind == "file" else atomic_dir(dest)
+    orphan.__enter__()  # never exited
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(f".{dest.name}.")
+    assert remove_uncommitted() == [str(left)]
+    assert list(tmp_path.iterdir()) == []
+    assert remove_uncommitted() == []
+    with atomic_output(tmp_path / "done.csv") as fh:  # committed writes are forgotten
+        fh.write("x\n")
+    assert remove_uncommitted() == [] and (tmp_path / "done.csv").read_text() == "x\n"
