@@ -249,6 +249,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     out += ["## Training data", ""]
     if data:
         out.append(f"Source: `{data.get('source', '?')}` ({data.get('n_rows', '?')} rows read).")
+        out.append("")
     else:
         missing.append("the training data summary (source, censored and missing shares)")
     rows = []
@@ -282,8 +283,9 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
             "Censored and missing values among the training rows (analyte cells: "
             f"{_pct(overall.get('below'))} below the lower limit of quantification, "
             f"{_pct(overall.get('above'))} above the upper limit, "
-            f"{_pct(overall.get('missing'))} missing). Below the lower limit counts as "
-            "the limit / √2; missing values go to the trees' learned default direction."
+            f"{_pct(overall.get('missing'))} missing). By default a value below the lower "
+            "limit counts as the limit / √2, and a missing value is left missing (the "
+            "model's own handling, docs/methods.md)."
         )
         out.append("")
         shown = [c for c in per_input if any(per_input[c].get(k, 0) > 0
@@ -306,7 +308,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
             f"- cross-fitted propensity ROC AUC {assignment.get('propensity_auc', math.nan):.2f} "
             f"(chance level up to {assignment.get('auc_chance', math.nan):.2f}); largest "
             f"standardised mean difference {_max_abs(assignment.get('smd'))} "
-            f"({_max_abs(assignment.get('weighted_smd'))} after weighting); share outside "
+            f"({_max_abs(assignment.get('weighted_smd'))} with inverse-propensity weights); share outside "
             f"the overlap {_pct(assignment.get('outside_overlap', math.nan))}; "
             f"inverse-propensity weighting {'on' if assignment.get('ipw') else 'off'}."
         )
