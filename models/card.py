@@ -418,11 +418,18 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
           _est(cv_metrics.get(t) or {}, f"{t}_brier")] for t in therapies],
     )
     out.append("")
+    k_in, k_out = config.get("inner_splits", "?"), config.get("n_splits", "?")
     out.append(
-        "In cross-validation each outer fold's head is recalibrated on out-of-fold "
-        "log-odds of heads fitted on inner folds of its training part; the deployed head "
-        "(fitted on every patient) is recalibrated the same way on the out-of-fold log-odds "
-        "of the first cross-validation repeat's fold heads."
+        "How the evaluated and the deployed calibration relate: in cross-validation each "
+        "outer fold's head is recalibrated (Platt) on the out-of-fold log-odds of heads "
+        f"fitted on {k_in} inner folds of its training part; the deployed head, fitted on "
+        "every patient, is recalibrated by the same procedure on the out-of-fold log-odds "
+        f"of the first repeat's {k_out} outer-fold heads. Same procedure, different number "
+        "of folds, so the heads behind the calibration see a slightly different share of "
+        "the data"
+        + ("; and the deployed head is fitted with inverse-propensity weights while the "
+           "cross-validated heads were not, so the weighted head itself was not evaluated."
+           if config.get("ipw") else ".")
     )
     out.append("")
 
