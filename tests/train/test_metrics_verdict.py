@@ -69,7 +69,7 @@ def test_uninformative_model_rarely_passes_the_prevalence_baseline():
     for r in range(REPLICATES):
         _, y = _cohort(rng, 69)
         false_pass += _passes(y, rng.random(y.size), _prevalence_oof(y, r), r)
-    assert false_pass <= 12, false_pass
+    assert false_pass <= 12, false_pass  # measured 6 with this seed
 
 
 @pytest.mark.parametrize("signal, expected", [(True, "true"), (False, "false")])
