@@ -308,8 +308,8 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
             f"- cross-fitted propensity ROC AUC {assignment.get('propensity_auc', math.nan):.2f} "
             f"(chance level up to {assignment.get('auc_chance', math.nan):.2f}); largest "
             f"standardised mean difference {_max_abs(assignment.get('smd'))} "
-            f"({_max_abs(assignment.get('weighted_smd'))} with inverse-propensity weights); share outside "
-            f"the overlap {_pct(assignment.get('outside_overlap', math.nan))}; "
+            f"({_max_abs(assignment.get('weighted_smd'))} with inverse-propensity weights); "
+            f"share outside the overlap {_pct(assignment.get('outside_overlap', math.nan))}; "
             f"inverse-propensity weighting {'on' if assignment.get('ipw') else 'off'}."
         )
         out.append(f"- warnings: {warn}.")

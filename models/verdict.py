@@ -95,7 +95,9 @@ class BaselineComparison:
         return f"{self.difference:+.3f} (95% CI {self.lower:+.3f} to {self.upper:+.3f})"
 
 
-def compare_with_baselines(flat: Mapping[str, float], therapy: str) -> dict[str, BaselineComparison]:
+def compare_with_baselines(
+    flat: Mapping[str, float], therapy: str
+) -> dict[str, BaselineComparison]:
     """Every baseline comparison in a head's flat cross-validated metrics.
 
     Parameters
@@ -224,7 +226,8 @@ def caution(comparisons: Mapping[str, BaselineComparison]) -> str | None:
     --------
     >>> caution({"logistic": BaselineComparison("logistic", 0.0, -0.13, 0.13),
     ...          "prevalence": BaselineComparison("prevalence", 0.17, 0.02, 0.35)})
-    'this model did not beat a plain logistic regression in cross-validation; treat its numbers with caution'
+    'this model did not beat a plain logistic regression in cross-validation; treat its
+    numbers with caution'
     >>> caution({"logistic": BaselineComparison("logistic", 0.1, 0.05, 0.15),
     ...          "prevalence": BaselineComparison("prevalence", 0.3, 0.2, 0.4)}) is None
     True
@@ -254,11 +257,13 @@ def summary_line(therapy: str, comparisons: Mapping[str, BaselineComparison]) ->
     >>> print(summary_line("ga", {
     ...     "logistic": BaselineComparison("logistic", 0.0, -0.126, 0.128),
     ...     "prevalence": BaselineComparison("prevalence", 0.17, 0.02, 0.35)}))
-    WARNING ga: this model did not beat a plain logistic regression in cross-validation (ROC AUC difference +0.000 (95% CI -0.126 to +0.128)); treat its numbers with caution
+    WARNING ga: this model did not beat a plain logistic regression in cross-validation
+    (ROC AUC difference +0.000 (95% CI -0.126 to +0.128)); treat its numbers with caution
     >>> print(summary_line("ga", {
     ...     "logistic": BaselineComparison("logistic", 0.06, 0.02, 0.10),
     ...     "prevalence": BaselineComparison("prevalence", 0.3, 0.2, 0.4)}))
-    ga: clearly above the logistic and prevalence baselines (ROC AUC difference +0.060 (95% CI +0.020 to +0.100) and +0.300 (95% CI +0.200 to +0.400))
+    ga: clearly above the logistic and prevalence baselines (ROC AUC difference +0.060
+    (95% CI +0.020 to +0.100) and +0.300 (95% CI +0.200 to +0.400))
     """
     s = status(comparisons)
     judged = [b for b in JUDGED_BASELINES if b in comparisons]

@@ -355,12 +355,11 @@ def _write_artifacts(
     panel: Panel,
     config: TrainConfig,
 ) -> list[str]:
+    from cytoresp.models.card import CARD_FILE, render_card
+    from cytoresp.models.persistence import library_versions
     from cytoresp.models.plots import plot_beeswarm, plot_importance
     from cytoresp.panels.write import atomic_output
     from cytoresp.train.plots import plot_reliability, plot_roc
-
-    from cytoresp.models.card import CARD_FILE, render_card
-    from cytoresp.models.persistence import library_versions
 
     written = []
     with atomic_output(root / CARD_FILE) as fh:  # the same card is in the model's folder

@@ -30,7 +30,7 @@ def test_card_covers_the_tripod_ai_items_with_the_models_numbers(trained, model_
                     "## Therapy choice (heterogeneity test)", "## Limits"):
         assert section in card
     assert "## Not recorded by this model" not in card  # trained by this cytoresp
-    for t, report in reports.items():
+    for report in reports.values():
         m = report.metrics
         # the cross-validated AUC with its interval, the baselines, the paired difference
         auc = m["roc_auc"]
