@@ -233,10 +233,9 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         "## Intended use and users",
         "",
         f"Estimates the probability of {outcome} for each therapy with a head "
-        f"({', '.join(names[t] for t in therapies)}) from a baseline cytokine panel"
-        + (" and clinical covariates" if any(
-            c for c in (data.get("covariates") or [])) else "")
-        + ", and explains each estimate input by input (Shapley values of the log-odds). "
+        f"({', '.join(names[t] for t in therapies)}) from the baseline inputs listed "
+        "below (cytokines, and covariates or other measurements where declared)"
+        ", and explains each estimate input by input (Shapley values of the log-odds). "
         "Users: research groups analysing cohorts like the training cohort (same assay, "
         "same population, same outcome definition). Research software: not a medical "
         "device, not validated for treatment decisions of individual patients. Not for "
