@@ -409,6 +409,7 @@ def predict(
         progress=err if err.is_terminal else None, format=format, strict=strict,
     )
     seconds = time.perf_counter() - start
+    _warn_lost(loaded, summary.therapies)
     for note in summary.notes:
         _warn(note)
     needed = {c: k for c, k in summary.missing.items() if c != "plate"}
@@ -420,6 +421,20 @@ def predict(
             f"scored {summary.n_rows} samples ({', '.join(summary.therapies)}) in {seconds:.1f} s "
             f"-> {output}; {summary.n_with_warnings} with warnings"
         )
+
+
+def _warn_lost(loaded, therapies) -> None:
+    """One warning per scored head that did not beat its baselines (models/verdict.py)."""
+    from cytoresp.models.verdict import BASELINE_NAMES, JUDGED_BASELINES, baseline_verdicts
+
+    verdicts = baseline_verdicts(loaded.metadata)
+    for t in therapies:
+        comps = verdicts.get(t, {})
+        lost = [BASELINE_NAMES[b] for b in JUDGED_BASELINES
+                if b in comps and comps[b].beats is False]
+        if lost:
+            _warn(f"the {t} head did not beat {' nor '.join(lost)} in cross-validation; "
+                  "treat its numbers with caution (cytoresp card --model MODEL)")
 
 
 @app.command()

@@ -98,3 +98,28 @@ def test_card_command_refuses_a_tampered_or_missing_model(
     assert main(["card", "--model", str(copy)]) == code
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err
+
+
+def test_predict_warns_for_each_head_that_did_not_beat_its_baselines(trained, tmp_path, capsys):
+    from cytoresp.datasets import simulate_cohort
+    from cytoresp.models.verdict import verdict_to_dict
+
+    model, _ = trained
+    meta = json.loads(json.dumps(model.metadata))
+    for t, lower in (("ifnb", 0.01), ("ga", -0.02)):
+        key = f"{t}_auc_diff_vs_logistic"
+        meta["cv_metrics"][t] |= {key: lower + 0.05, f"{key}_lower": lower,
+                                  f"{key}_upper": lower + 0.1}
+    meta["baseline_verdict"] = verdict_to_dict(meta)
+    folder = tmp_path / "m"
+    dataclasses.replace(model, metadata=meta).save(folder)
+    panel = tmp_path / "new.csv"
+    simulate_cohort(20, seed=4).panel.to_csv(panel, index=False)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(folder), "--input", str(panel),
+                 "--output", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert ("the ga head did not beat a plain logistic regression in cross-validation; "
+            "treat its numbers with caution") in err
+    assert "the ifnb head did not beat" not in err
+    assert "- glatiramer acetate: **did not beat" in (folder / CARD_FILE).read_text()
