@@ -473,6 +473,11 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         "them (see the assignment diagnostics above).",
         "Explanations are Shapley values of the model's log-odds: they describe the "
         "model, not causal effects of cytokines.",
+        "The cross-validated calibration intercept is close to 0 almost by construction "
+        "(each fold's recalibration is fitted to its training part's share of patients "
+        "with the outcome): it does not show how calibrated the probabilities are in a "
+        "cohort whose prevalence differs (docs/methods.md, \"The evaluated and the "
+        "deployed calibration\").",
     ]
     out += [f"- {x}" for x in limits]
     out.append("")
