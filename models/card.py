@@ -18,6 +18,7 @@ logged to the training run, and printed by ``cytoresp card --model MODEL``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,21 @@ def _therapy_name(therapy: str, model: Any) -> str:
     return therapy_display(therapy, getattr(model, "declared_therapies", None))
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|#!{}])")
+
+
+def _md(text: Any) -> str:
+    """User text (an outcome, a therapy or column name) as inert Markdown: every character
+    a renderer could read as markup or raw HTML is backslash-escaped, newlines are spaces."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def _code(text: Any) -> str:
+    """User text as a Markdown code span (no backtick inside, pipes escaped for tables)."""
+    inner = " ".join(str(text).split()).replace("`", "'").replace("|", "\\|")
+    return f"`{inner}`"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -191,18 +207,18 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     verdicts = baseline_verdicts(meta)
     missing: list[str] = []
     therapies = list(model.therapies)
-    names = {t: _therapy_name(t, model) for t in therapies}
-    outcome = model.outcome_name
+    names = {t: _md(_therapy_name(t, model)) for t in therapies}
+    outcome = _md(model.outcome_name)
 
     out = [f"# Model card: {outcome}, {', '.join(names[t] for t in therapies)}", ""]
     versions = versions or meta.get("saved_with") or {}
     origin = []
     if meta.get("mlflow_run_id"):
-        origin.append(f"MLflow run `{meta['mlflow_run_id']}`")
+        origin.append(f"MLflow run {_code(meta['mlflow_run_id'])}")
     if meta.get("data_fingerprint"):
-        origin.append(f"training data fingerprint `{str(meta['data_fingerprint'])[:16]}`")
+        origin.append(f"training data fingerprint {_code(str(meta['data_fingerprint'])[:16])}")
     if versions.get("cytoresp"):
-        origin.append(f"cytoresp {versions['cytoresp']}")
+        origin.append(f"cytoresp {_md(versions['cytoresp'])}")
     out.append(
         "Built from what the model stores, following the TRIPOD+AI items (Collins et al., "
         "BMJ 2024) that apply to a model trained by one run of `cytoresp train`"
@@ -247,7 +263,8 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     # -- training data -----------------------------------------------------------------------
     out += ["## Training data", ""]
     if data:
-        out.append(f"Source: `{data.get('source', '?')}` ({data.get('n_rows', '?')} rows read).")
+        out.append(f"Source: {_code(data.get('source', '?'))} ({data.get('n_rows', '?')} rows "
+                   "read).")
         out.append("")
     else:
         missing.append("the training data summary (source, censored and missing shares)")
@@ -264,16 +281,16 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     label = config.get("label") or "responder"
     positive = config.get("positive")
     out.append(
-        f"Outcome: {outcome} (column `{label}`"
-        + (f", value `{positive}` counts as the outcome" if positive is not None else "")
+        f"Outcome: {outcome} (column {_code(label)}"
+        + (f", value {_code(positive)} counts as the outcome" if positive is not None else "")
         + "). Patients without a known outcome were left out."
     )
     if config.get("select_rows"):
-        sel = ", ".join(f"`{k}` = `{v}`" for k, v in config["select_rows"].items())
+        sel = ", ".join(f"{_code(k)} = {_code(v)}" for k, v in config["select_rows"].items())
         out.append(f"Rows used: {sel}.")
     inputs = list(model.input_columns)
     out.append("")
-    out.append(f"Inputs ({len(inputs)}): " + ", ".join(f"`{c}`" for c in inputs) + ".")
+    out.append(f"Inputs ({len(inputs)}): " + ", ".join(_code(c) for c in inputs) + ".")
     out.append("")
     per_input = data.get("inputs") or {}
     if per_input:
@@ -292,7 +309,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         if shown:
             out += _table(
                 ["input", "below the limit", "above the limit", "missing"],
-                [[f"`{c}`", _pct(per_input[c]["below"]), _pct(per_input[c]["above"]),
+                [[_code(c), _pct(per_input[c]["below"]), _pct(per_input[c]["above"]),
                   _pct(per_input[c]["missing"])] for c in shown],
             )
         else:
@@ -302,7 +319,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     out.append("Therapy assignment (how patients came to their therapy):")
     out.append("")
     if assignment:
-        warn = "; ".join(assignment.get("warnings") or []) or "none"
+        warn = _md("; ".join(assignment.get("warnings") or []) or "none")
         out.append(
             f"- cross-fitted propensity ROC AUC {assignment.get('propensity_auc', math.nan):.2f} "
             f"(chance level up to {assignment.get('auc_chance', math.nan):.2f}); largest "
@@ -354,7 +371,8 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     if config:
         keys = ("model", "features", "ipw", "plate_normalisation", "seed")
         shown_cfg = {k: config[k] for k in keys if k in config and config[k] not in ({}, None)}
-        out.append("Configuration: " + ", ".join(f"`{k}` = `{v}`" for k, v in shown_cfg.items())
+        out.append("Configuration: " + ", ".join(f"{_code(k)} = {_code(v)}"
+                                                 for k, v in shown_cfg.items())
                    + ".")
     else:
         missing.append("the training configuration")
@@ -436,7 +454,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     out += ["## Therapy choice (heterogeneity test)", ""]
     choice = getattr(model, "choice", None)
     if choice is not None:
-        out += ["```", choice.summary(), "```", ""]
+        out += ["```", choice.summary().replace("```", "'''"), "```", ""]
         out.append(
             "When the test fails, every recommendation is `either`: the data do not show "
             "that the predicted difference between therapies separates who benefits from which."

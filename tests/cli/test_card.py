@@ -123,3 +123,23 @@ def test_predict_warns_for_each_head_that_did_not_beat_its_baselines(trained, tm
             "treat its numbers with caution") in err
     assert "the ifnb head did not beat" not in err
     assert "- glatiramer acetate: **did not beat" in (folder / CARD_FILE).read_text()
+
+
+def test_user_text_in_the_card_is_inert_markdown(trained):
+    """Outcome names, column names and values come from the user's files and config: a
+    Markdown viewer must not read them as HTML, links or code-span breaks."""
+    model, _ = trained
+    evil = '<img src=x onerror="alert(1)"> [click](http://x) `rm -rf` |'
+    meta = {**model.metadata, "outcome_name": evil,
+            "config": {**model.metadata["config"], "label": evil, "positive": "a`|b",
+                       "select_rows": {"Time`point": "<b>T0</b>"}}}
+    card = render_card(dataclasses.replace(model, metadata=meta))
+    import re
+
+    outside_code = re.sub(r"`[^`\n]*`", "", card)
+    assert "<img" not in outside_code.replace("\\<img", "")
+    assert "<b>" not in outside_code and "](http" not in outside_code.replace("\\](http", "")
+    assert "\\[click\\](http://x)" in card  # escaped outside code spans
+    # inside a code span (shown literally): no backtick to break out, pipes escaped
+    assert "`<img src=x onerror=\"alert(1)\"> [click](http://x) 'rm -rf' \\|`" in card
+    assert "`a'\\|b`" in card and "`Time'point` = `<b>T0</b>`" in card
