@@ -425,13 +425,11 @@ def predict(
 
 def _warn_lost(loaded, therapies) -> None:
     """One warning per scored head that did not beat its baselines (models/verdict.py)."""
-    from cytoresp.models.verdict import BASELINE_NAMES, JUDGED_BASELINES, baseline_verdicts
+    from cytoresp.models.verdict import BASELINE_NAMES, baseline_verdicts, lost_baselines
 
     verdicts = baseline_verdicts(loaded.metadata)
     for t in therapies:
-        comps = verdicts.get(t, {})
-        lost = [BASELINE_NAMES[b] for b in JUDGED_BASELINES
-                if b in comps and comps[b].beats is False]
+        lost = [BASELINE_NAMES[b] for b in lost_baselines(verdicts.get(t, {}))]
         if lost:
             _warn(f"the {t} head did not beat {' nor '.join(lost)} in cross-validation; "
                   "treat its numbers with caution (cytoresp card --model MODEL)")

@@ -27,10 +27,10 @@ import numpy as np
 
 from cytoresp.models.verdict import (
     BASELINE_NAMES,
-    JUDGED_BASELINES,
     RULE,
     BaselineComparison,
     baseline_verdicts,
+    lost_baselines,
     status,
 )
 from cytoresp.panels.panel import ABOVE, BELOW
@@ -235,8 +235,7 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
             text = ("clearly beat a plain logistic regression and a constant prediction in "
                     "cross-validation")
         elif s == "false":
-            lost = [BASELINE_NAMES[b] for b in JUDGED_BASELINES
-                    if b in comps and comps[b].beats is False]
+            lost = [BASELINE_NAMES[b] for b in lost_baselines(comps)]
             text = (f"**did not beat {' nor '.join(lost)} in cross-validation: treat its "
                     "numbers with caution**")
         else:

@@ -35,6 +35,7 @@ __all__ = [
     "caution",
     "status",
     "summary_line",
+    "lost_baselines",
 ]
 
 #: The baselines a head must clearly beat, in the order the messages name them.
@@ -232,9 +233,9 @@ def caution(comparisons: Mapping[str, BaselineComparison]) -> str | None:
     ...          "prevalence": BaselineComparison("prevalence", 0.3, 0.2, 0.4)}) is None
     True
     """
-    lost = [b for b in JUDGED_BASELINES if b in comparisons and comparisons[b].beats is False]
+    lost = lost_baselines(comparisons)
     if lost:
-        names = " nor ".join(BASELINE_NAMES[b] for b in sorted(lost, key=_strongest_first))
+        names = " nor ".join(BASELINE_NAMES[b] for b in lost)
         return (f"this model did not beat {names} in cross-validation; "
                 "treat its numbers with caution")
     if _overall(comparisons) is None:
@@ -244,9 +245,18 @@ def caution(comparisons: Mapping[str, BaselineComparison]) -> str | None:
     return None
 
 
-def _strongest_first(baseline: str) -> int:
+def lost_baselines(comparisons: Mapping[str, BaselineComparison]) -> list[str]:
+    """The judged baselines a head did not clearly beat, the graver loss first.
+
+    Examples
+    --------
+    >>> lost_baselines({"logistic": BaselineComparison("logistic", 0.0, -0.1, 0.1),
+    ...                 "prevalence": BaselineComparison("prevalence", 0.1, -0.01, 0.2)})
+    ['prevalence', 'logistic']
+    """
+    lost = [b for b in JUDGED_BASELINES if b in comparisons and comparisons[b].beats is False]
     # "did not beat a constant prediction" is the graver finding: say it first
-    return {"prevalence": 0, "logistic": 1}.get(baseline, 2)
+    return sorted(lost, key=lambda b: {"prevalence": 0, "logistic": 1}.get(b, 2))
 
 
 def summary_line(therapy: str, comparisons: Mapping[str, BaselineComparison]) -> str:
@@ -268,7 +278,7 @@ def summary_line(therapy: str, comparisons: Mapping[str, BaselineComparison]) ->
     s = status(comparisons)
     judged = [b for b in JUDGED_BASELINES if b in comparisons]
     if s == "false":
-        lost = sorted((b for b in judged if comparisons[b].beats is False), key=_strongest_first)
+        lost = lost_baselines(comparisons)
         names = " nor ".join(BASELINE_NAMES[b] for b in lost)
         numbers = "; ".join(
             (f"vs {b}: " if len(lost) > 1 else "") + comparisons[b].text() for b in lost
