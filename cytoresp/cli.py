@@ -342,6 +342,7 @@ def train(
 
 
 def _print_training(result) -> None:
+    from cytoresp.models.verdict import baseline_verdicts, summary_line
     from cytoresp.train.fitting import trained_summary
 
     err.print(trained_summary(result.model), markup=False)
@@ -354,6 +355,11 @@ def _print_training(result) -> None:
             + (f"logistic baseline AUC {report.baselines['logistic']['roc_auc'].value:.3f}"
                if "logistic" in report.baselines else "no logistic baseline")
         )
+    verdicts = baseline_verdicts(result.model.metadata)
+    for t in result.reports:  # did each head beat its baselines (models/verdict.py)?
+        line = summary_line(t, verdicts.get(t, {}))
+        style = "yellow" if line.startswith("WARNING") else "default"
+        err.print(line, style=style, markup=False)
     err.print(f"MLflow run {result.run_id} in {result.tracking_uri}")
     err.print(f"model: {result.model_uri}"
               + ("" if result.registered_name else " (not registered: use --register NAME)"))
@@ -403,6 +409,7 @@ def predict(
         progress=err if err.is_terminal else None, format=format, strict=strict,
     )
     seconds = time.perf_counter() - start
+    _warn_lost(loaded, summary.therapies)
     for note in summary.notes:
         _warn(note)
     needed = {c: k for c, k in summary.missing.items() if c != "plate"}
@@ -414,6 +421,18 @@ def predict(
             f"scored {summary.n_rows} samples ({', '.join(summary.therapies)}) in {seconds:.1f} s "
             f"-> {output}; {summary.n_with_warnings} with warnings"
         )
+
+
+def _warn_lost(loaded, therapies) -> None:
+    """One warning per scored head that did not beat its baselines (models/verdict.py)."""
+    from cytoresp.models.verdict import BASELINE_NAMES, baseline_verdicts, lost_baselines
+
+    verdicts = baseline_verdicts(loaded.metadata)
+    for t in therapies:
+        lost = [BASELINE_NAMES[b] for b in lost_baselines(verdicts.get(t, {}))]
+        if lost:
+            _warn(f"the {t} head did not beat {' nor '.join(lost)} in cross-validation; "
+                  "treat its numbers with caution (cytoresp card --model MODEL)")
 
 
 @app.command()
@@ -494,6 +513,49 @@ def report(
     loaded = _load(model, tracking_uri)
     write_report(loaded, input, sample, out, therapy=therapy, top=top)
     _log(f"wrote the report of {sample} to {out}")
+
+
+@app.command()
+def card(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or a model directory"
+        ),
+    ],
+    output: Annotated[
+        str | None, typer.Option("--output", help="write the card here (Markdown) instead of "
+                                 "standard output")
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Print the model card (Markdown): data, model, evaluation against the baselines, limits."""
+    from pathlib import Path
+
+    from cytoresp.models.card import CARD_FILE, render_card
+    from cytoresp.panels.write import atomic_output, check_writable
+
+    if output is not None:
+        check_writable(output)
+    loaded = _load(model, tracking_uri)  # checks the folder's manifest, card included
+    stored = Path(model) / CARD_FILE
+    if not _is_uri(model) and stored.is_file():
+        text = stored.read_text(encoding="utf-8")
+    else:
+        text = render_card(loaded)
+        if not _is_uri(model):
+            _warn(f"{model} holds no {CARD_FILE} (saved before model cards existed): the "
+                  "card below is built from what the model stores")
+    with atomic_output(output or "-") as fh:
+        fh.write(text if text.endswith("\n") else text + "\n")
+    if output is not None and output != "-":
+        _log(f"wrote the model card to {output}")
+
+
+def _is_uri(model: str) -> bool:
+    from cytoresp.models.mlflow_flavour import is_uri
+
+    return is_uri(model)
 
 
 @app.command()

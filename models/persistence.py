@@ -13,6 +13,8 @@ Layout::
       trees_ga.ubj
       ensemble_ifnb.ubj.gz  bootstrap refits of the heads (cytoresp.models.recommend): their
       ensemble_ga.ubj.gz    trees back to back, gzip; linear parts under "ensemble" in model.json
+      model_card.md       the model card (cytoresp.models.card), built from model.json's content;
+                          folders saved before cards existed have none and still load
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import ModelIntegrityError
+from cytoresp.models.card import CARD_FILE, render_card
 from cytoresp.panels.write import atomic_dir
 
 FORMAT_NAME = "cytoresp-model"
@@ -122,12 +125,14 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
         if choice is not None:  # the therapy choice's gate and calibrations (models/choice.py)
             spec["choice"] = choice.to_dict()
         (tmp / SPEC).write_text(json.dumps(_jsonable(spec), indent=1, allow_nan=True))
+        versions = library_versions()
+        (tmp / CARD_FILE).write_text(render_card(model, versions=versions), encoding="utf-8")
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "files": files,
-            "versions": library_versions(),
+            "versions": versions,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return dest

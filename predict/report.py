@@ -6,6 +6,10 @@ from the user (sample id, file name, column names) is escaped with :func:`html.e
 
 Content, per therapy head of the model:
 
+- above the probability, when the head did not clearly beat a plain logistic regression
+  or a constant prediction in cross-validation (:mod:`cytoresp.models.verdict`): "this
+  model did not beat a plain logistic regression in cross-validation; treat its numbers
+  with caution" (or the constant-prediction variant, or "not tested");
 - the calibrated probability of response and its interval: the percentile interval of the
   probability over the model's bootstrap refits (:mod:`cytoresp.models.recommend`) when the
   model has them, else none (the page says so), and always the cross-validated ROC AUC,
@@ -19,7 +23,8 @@ Content, per therapy head of the model:
   population to the patient's value does so; the same total by balance (log-ratio, axis
   score); the waterfall plot in cytokine terms;
 - where each of the patient's values sits in the training distribution (percentile), and
-  warnings (missing analytes, values outside the training range, censored values).
+  warnings (missing analytes, values outside the training range, censored values);
+- the model card (:mod:`cytoresp.models.card`) at the end of the page, linked from its top.
 """
 
 from __future__ import annotations
@@ -147,6 +152,11 @@ class PatientReport:
     created: str = ""
     #: the training cohort's heterogeneity test (TherapyChoice.summary), when recommending
     choice_test: str = ""
+    #: per therapy, the sentence shown above its probability when the head did not beat
+    #: its baselines in cross-validation (:func:`cytoresp.models.verdict.caution`)
+    cautions: dict[str, str] = field(default_factory=dict)
+    #: the model card (Markdown, :func:`cytoresp.models.card.render_card`), at the page's end
+    card: str = ""
 
 
 def _label(name: str) -> str:
@@ -384,7 +394,14 @@ def build_report(
         "data fingerprint": str(meta.get("data_fingerprint", ""))[:16],
     }
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from cytoresp.models.card import render_card
+    from cytoresp.models.verdict import baseline_verdicts, caution
+
+    verdicts = baseline_verdicts(meta)
+    cautions = {t: c for t in therapies if (c := caution(verdicts.get(t, {})))}
     return PatientReport(
+        cautions=cautions,
+        card=render_card(model),
         sample_id=sample_id,
         source=str(panel.source),
         therapies=sections,
@@ -469,6 +486,7 @@ th{background:#f6f8fa}.prob{font-size:1.6rem;font-weight:600}
 .up{color:#b42318}.down{color:#175cd3}.warn{background:#fff8e1;border-left:4px solid #f0b400;
 padding:.5rem .8rem}.flag{color:#b42318;font-weight:600}img{max-width:100%;height:auto}
 .note{background:#f6f8fa;padding:.5rem .8rem;font-size:.9rem}
+pre.card{white-space:pre-wrap;font-size:.85rem;background:#f6f8fa;padding:.5rem .8rem}
 """
 
 
@@ -531,6 +549,9 @@ def render_html(report: PatientReport) -> str:
     if report.model_info:
         info = "; ".join(f"{_e(k)}: {_e(v)}" for k, v in report.model_info.items())
         out.append(f"<br>Model: {info}")
+    if report.card:
+        out.append('<br><a href="#model-card">Model card</a> (what the model was trained '
+                   "on and how well it did; also <code>cytoresp card --model MODEL</code>)")
     out.append("</p>")
     out.append(
         '<p class="note">Research software. These are statistical estimates from a model '
@@ -538,6 +559,10 @@ def render_html(report: PatientReport) -> str:
     )
 
     out.append("<h2>Probability of response</h2>")
+    for t, text in report.cautions.items():
+        name = _e(_therapy_name(t))
+        out.append(f'<p class="warn caution" id="caution-{_e(t)}"><strong>{name}: '
+                   f"{_e(text)}.</strong> See the model card below.</p>")
     out.append(
         "<table><tr><th>therapy</th><th>P(response)</th><th>interval</th></tr>"
         + "".join(
@@ -610,6 +635,13 @@ def render_html(report: PatientReport) -> str:
         '<p class="muted">Percentiles are among all training patients; a value below the '
         "lower limit of quantification counts as the limit / √2, as in the model.</p>"
     )
+    if report.card:
+        out.append('<h2 id="model-card">Model card</h2>')
+        out.append(
+            '<details open><summary class="muted">The model card (Markdown, as '
+            "<code>cytoresp card</code> prints it and the model folder stores it)</summary>"
+            f'<pre class="card">{_e(report.card)}</pre></details>'
+        )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 
 from cytoresp.errors import InputError, Problem
+from cytoresp.models.card import training_data_summary
 from cytoresp.models.reference import training_quantiles, training_ranges
 from cytoresp.models.response_model import ResponseModel, TherapyHead
 from cytoresp.models.shapley import background_sample
+from cytoresp.models.verdict import verdict_to_dict
 from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
 from cytoresp.panels.therapies import therapy_display, therapy_order
 from cytoresp.train.calibration import fit_calibration
@@ -348,6 +350,10 @@ def fit_response_model(
     )
     if assignment is not None:
         model.metadata["assignment"] = {**assignment.to_dict(), "ipw": config.ipw}
+    # the model card's data section and the verdict against the baselines (models/card.py,
+    # models/verdict.py)
+    model.metadata["training_data"] = training_data_summary(panel, therapies)
+    model.metadata["baseline_verdict"] = verdict_to_dict(model.metadata)
     return model, reports
 
 

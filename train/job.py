@@ -157,6 +157,7 @@ def run_training_job(
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())
                 _log_fold_runs(report)
+            mlflow.set_tags(verdict_tags(model))
             writes.close()
             with tempfile.TemporaryDirectory() as tmp:
                 artifacts = _write_artifacts(Path(tmp), model, reports, panel, config)
@@ -184,6 +185,33 @@ def run_training_job(
         out_dir=saved,
         artifacts=artifacts,
     )
+
+
+def verdict_tags(model: ResponseModel) -> dict[str, str]:
+    """MLflow tags of the verdict against the baselines (:mod:`cytoresp.models.verdict`).
+
+    ``cytoresp.beats_baselines.<therapy>`` is ``true``, ``false`` or ``untested`` for each
+    head; ``cytoresp.beats_baselines`` is ``false`` when any head is, ``true`` when every
+    head is, ``untested`` otherwise.
+
+    Examples
+    --------
+    >>> tags = verdict_tags(model)
+    >>> sorted(tags)
+    ['cytoresp.beats_baselines', 'cytoresp.beats_baselines.ga', 'cytoresp.beats_baselines.ifnb']
+    >>> set(tags.values()) <= {"true", "false", "untested"}
+    True
+    """
+    from cytoresp.models.verdict import baseline_verdicts, status
+
+    verdicts = baseline_verdicts(model.metadata)
+    per = {t: status(verdicts.get(t, {})) for t in model.therapies}
+    tags = {f"cytoresp.beats_baselines.{t}": s for t, s in per.items()}
+    values = set(per.values())
+    tags["cytoresp.beats_baselines"] = (
+        "false" if "false" in values else "true" if values == {"true"} else "untested"
+    )
+    return tags
 
 
 def _commit(
@@ -327,11 +355,16 @@ def _write_artifacts(
     panel: Panel,
     config: TrainConfig,
 ) -> list[str]:
+    from cytoresp.models.card import CARD_FILE, render_card
+    from cytoresp.models.persistence import library_versions
     from cytoresp.models.plots import plot_beeswarm, plot_importance
     from cytoresp.panels.write import atomic_output
     from cytoresp.train.plots import plot_reliability, plot_roc
 
     written = []
+    with atomic_output(root / CARD_FILE) as fh:  # the same card is in the model's folder
+        fh.write(render_card(model, versions=library_versions()))
+    written.append(CARD_FILE)
     with atomic_output(root / "config.json") as fh:
         fh.write(json.dumps(config.to_dict(), indent=1))
     summary = {t: r.flat_metrics() for t, r in reports.items()}

@@ -95,6 +95,33 @@ def test_bad_usage_exits_2_without_traceback(tmp_path, monkeypatch, capsys, args
     assert message in err
 
 
+def _verdict_and_card_are_logged(model_dir, err, capsys):
+    """One verdict line per head in the summary; the run's tags, its card artifact, the
+    model folder's card and ``cytoresp card`` on the registered model all agree."""
+    import mlflow
+
+    from cytoresp.models.card import CARD_FILE
+    from cytoresp.models.response_model import ResponseModel
+    from cytoresp.models.verdict import baseline_verdicts, status
+
+    model = ResponseModel.load(model_dir)
+    verdicts = baseline_verdicts(model.metadata)
+    (parent,) = mlflow.search_runs(experiment_names=["cytoresp"], output_format="list",
+                                   filter_string="tags.`cytoresp.job` = 'train'")
+    for t in ("ifnb", "ga"):
+        expected = status(verdicts[t])
+        assert expected in ("true", "false")  # n_boot = 100: tested, one way or the other
+        assert parent.data.tags[f"cytoresp.beats_baselines.{t}"] == expected
+        lines = [x for x in err.splitlines() if x.startswith((f"{t}: clearly above",
+                                                              f"WARNING {t}: this model"))]
+        assert len(lines) == 1 and lines[0].startswith("WARNING") == (expected == "false")
+    card = (model_dir / CARD_FILE).read_text(encoding="utf-8")
+    logged = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/{CARD_FILE}")
+    assert logged == card
+    assert run("card", "--model", "models:/e2e/1") == 0
+    assert capsys.readouterr().out == card
+
+
 @pytest.mark.slow
 def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlflow_store, capsys):
     model_dir = tmp_path / "model"
@@ -111,7 +138,9 @@ def test_train_predict_explain_end_to_end(cohort_csv, fast_config, tmp_path, mlf
         "--config",
         str(fast_config),
     )
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 0, err
+    _verdict_and_card_are_logged(model_dir, err, capsys)
     new = tmp_path / "new.csv"
     assert run("simulate", "--n", "120", "--seed", "9", "--out", str(new)) == 0
     preds = tmp_path / "preds.csv"

@@ -131,7 +131,7 @@ def test_html_is_self_contained_and_escapes_user_strings(report):
     assert "<script" not in page.lower()
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;$1" in page
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
-    assert sources and all(s.startswith("data:") for s in sources)
+    assert sources and all(s.startswith(("data:", "#")) for s in sources)
     assert not re.search(r"https?://", page)
     assert page.count('src="data:image/png;base64,') == 2
     assert "@import" not in page and "url(" not in page
@@ -201,3 +201,43 @@ def test_report_command_leaves_nothing_for_an_unknown_sample(
     code, panel_csv, out = _report(model_dir, new_table, tmp_path, "nobody")
     assert code == 2 and not out.exists() and list(tmp_path.iterdir()) == [panel_csv]
     assert "sample 'nobody' is not in the panel" in capsys.readouterr().err
+
+
+def _with_verdict(model, therapy_lower: dict[str, tuple[float, float]]):
+    """A copy of ``model`` whose stored verdict has these (logistic, prevalence) lower bounds."""
+    import copy
+    import dataclasses
+
+    from cytoresp.models.verdict import verdict_to_dict
+
+    meta = copy.deepcopy(model.metadata)
+    for t, lowers in therapy_lower.items():
+        for base, lower in zip(("logistic", "prevalence"), lowers, strict=True):
+            key = f"{t}_auc_diff_vs_{base}"
+            meta["cv_metrics"][t] |= {key: lower + 0.05, f"{key}_lower": lower,
+                                      f"{key}_upper": lower + 0.1}
+    meta["baseline_verdict"] = verdict_to_dict(meta)
+    return dataclasses.replace(model, metadata=meta)
+
+
+def test_a_head_that_did_not_beat_its_baselines_is_flagged_above_its_probability(
+    trained, new_table
+):
+    model, _ = trained
+    flagged = _with_verdict(model, {"ifnb": (-0.1, 0.1), "ga": (0.02, 0.2)})
+    rep = build_report(flagged, new_table, "P0002", plots=False)
+    assert rep.cautions == {
+        "ifnb": "this model did not beat a plain logistic regression in cross-validation; "
+                "treat its numbers with caution"
+    }
+    page = render_html(rep)
+    caution = page.index('id="caution-ifnb"')
+    assert page.index("<h2>Probability of response</h2>") < caution < page.index('id="p-ifnb"')
+    assert 'id="caution-ga"' not in page
+    # the model card, linked from the top of the page and shown at its end
+    assert page.index('href="#model-card"') < caution < page.index('id="model-card"')
+    assert "## Verdict against the baselines" in page
+    # both heads clearly above: no caution at all
+    clear = _with_verdict(model, {"ifnb": (0.01, 0.1), "ga": (0.02, 0.2)})
+    rep = build_report(clear, new_table, "P0002", plots=False)
+    assert rep.cautions == {} and 'class="warn caution"' not in render_html(rep)

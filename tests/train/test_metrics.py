@@ -253,7 +253,7 @@ def test_prevalence_dependent_intervals_cover_on_calibrated_predictions():
     """
     rng = np.random.default_rng(11)
     p_of = lambda n: expit(rng.normal(-0.4, 1.2, size=n))  # noqa: E731
-    big = p_of(2_000_000)
+    big = p_of(2_000_000)  # drawn (not integrated) to keep the replicates' random stream
     true_brier = float(np.mean(big * (1 - big)))  # E[(y - p)^2] when y ~ Bernoulli(p)
     covered = {"calibration_intercept": 0, "calibration_slope": 0, "brier": 0}
     truth = {"calibration_intercept": 0.0, "calibration_slope": 1.0, "brier": true_brier}
@@ -264,10 +264,11 @@ def test_prevalence_dependent_intervals_cover_on_calibrated_predictions():
         res = evaluate(y, p, n_boot=300, seed=run)
         for k in covered:
             covered[k] += res[k].lower <= truth[k] <= res[k].upper
-    # binomial(200, 0.95) stays above 178 with probability > 0.999
-    assert covered["calibration_intercept"] >= 178, covered
-    assert covered["brier"] >= 178, covered
-    assert covered["calibration_slope"] >= 170, covered  # percentile intervals of a slope
+    # measured: intercept 190, slope 186, Brier 186 of 200. binomial(200, 0.95) stays in
+    # [178, 196] (89%-98%) with probability > 0.99: too narrow and too wide both fail
+    assert 178 <= covered["calibration_intercept"] <= 196, covered
+    assert 178 <= covered["brier"] <= 196, covered
+    assert 170 <= covered["calibration_slope"] <= 196, covered  # percentile slope intervals
 
 
 def test_cluster_bootstrap_is_wider_when_rows_repeat_patients():
