@@ -32,6 +32,7 @@ Usage::
 
     nice python benchmarks/explanations.py --quick     # 1 cohort, small sizes
     nice python benchmarks/explanations.py             # 3 cohorts
+    nice python benchmarks/explanations.py --mechanisms default threshold other dense
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ class Case:
     new: pd.DataFrame
 
 
-def fit_cases(seed: int, n_train: int, n_new: int) -> list[Case]:
+def fit_cases(seed: int, n_train: int, n_new: int, mechanism: str = "default") -> list[Case]:
     """Both heads of both kinds on one training cohort, with new patients to explain."""
-    panel = read_panel(simulate_cohort(n_train, seed=seed).panel)
-    new_panel = read_panel(simulate_cohort(n_new, seed=seed + 1000).panel)
+    panel = read_panel(simulate_cohort(n_train, seed=seed, mechanism=mechanism).panel)
+    new_panel = read_panel(simulate_cohort(n_new, seed=seed + 1000, mechanism=mechanism).panel)
     out = []
     for therapy in THERAPIES:
         frame, y = therapy_rows(panel, therapy)
@@ -152,11 +153,19 @@ def per_10k(fn, rows: pd.DataFrame) -> float:
     return (time.perf_counter() - start) * 10_000 / len(rows)
 
 
-def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_time: int):
+def run(
+    seeds: list[int],
+    n_train: int,
+    n_new: int,
+    n_exact: int,
+    n_bg: int,
+    n_time: int,
+    mechanisms: tuple[str, ...] = ("default",),
+):
     rows = []
-    worst: dict[tuple[str, str, str], dict] = {}
-    for seed in seeds:
-        for case in fit_cases(seed, n_train, n_new):
+    worst: dict[tuple[str, ...], dict] = {}
+    for mechanism, seed in ((m, s) for m in mechanisms for s in seeds):
+        for case in fit_cases(seed, n_train, n_new, mechanism):
             head = case.head
             feats = head.pipeline.named_steps["features"]
             sample = np.random.default_rng(seed).choice(len(case.train), n_bg, replace=False)
@@ -185,6 +194,7 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
             for name, fn in methods.items():
                 contrib = fn(case.new)
                 row = {
+                    "truth": mechanism,
                     "seed": seed,
                     "therapy": case.therapy,
                     "head": case.kind,
@@ -196,7 +206,7 @@ def run(seeds: list[int], n_train: int, n_new: int, n_exact: int, n_bg: int, n_t
                     agree, n_pairs, per = sign_agreement(contrib, delta)
                     row[f"agree {ref}"] = agree
                     row[f"pairs {ref}"] = n_pairs
-                    worst[(case.therapy, case.kind, name, ref)] = per
+                    worst[(mechanism, case.therapy, case.kind, name, ref)] = per
                 base = timing_heads[name].cytokine_contributions(case.new)[0]
                 total = base + contrib.sum(axis=1).to_numpy()
                 row["max |sum - log-odds|"] = float(
@@ -225,9 +235,23 @@ def main() -> None:
     ap.add_argument("--n-exact", type=int, default=50)
     ap.add_argument("--background", type=int, default=100)
     ap.add_argument("--n-time", type=int, default=2000)
+    ap.add_argument(
+        "--mechanisms",
+        nargs="*",
+        default=["default"],
+        help="simulated truths (simulate_cohort's mechanism=): default dense threshold other",
+    )
     args = ap.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    table, worst = run(seeds, args.n_train, args.n_new, args.n_exact, args.background, args.n_time)
+    table, worst = run(
+        seeds,
+        args.n_train,
+        args.n_new,
+        args.n_exact,
+        args.background,
+        args.n_time,
+        tuple(args.mechanisms),
+    )
     cols = [
         "agree median",
         "pairs median",
@@ -242,12 +266,11 @@ def main() -> None:
     ]
     agg = {c: ("sum" if c.startswith("pairs") else "mean") for c in cols}
     agg.update({c: "max" for c in cols if c.startswith("max")})
-    summary = table.groupby(["head", "method"])[cols].agg(agg)
+    keys = ["truth", "head", "method"]
+    summary = table.groupby(keys)[cols].agg(agg)
     for ref in ("median", "background"):  # pooled over cases, not a mean of rates
         agreeing = (
-            (table[f"agree {ref}"] * table[f"pairs {ref}"])
-            .groupby([table["head"], table["method"]])
-            .sum()
+            (table[f"agree {ref}"] * table[f"pairs {ref}"]).groupby([table[k] for k in keys]).sum()
         )
         summary[f"agree {ref}"] = agreeing / summary[f"pairs {ref}"]
     print(table.round(3).to_string(index=False))
