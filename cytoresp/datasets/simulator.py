@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from cytoresp.datasets.mechanisms import MECHANISMS, SCENARIO_DRIVERS, scenario_shape
 from cytoresp.errors import UsageError
 from cytoresp.panels.panel import CLINICAL_COVARIATES, THERAPIES
 
@@ -40,6 +41,7 @@ __all__ = [
     "ANALYTES",
     "AXES",
     "HETEROGENEITY",
+    "MECHANISMS",
     "PLATFORMS",
     "SimulatedCohort",
     "drivers_of",
@@ -169,19 +171,58 @@ DRIVERS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _own_drivers(mechanism: str) -> dict[str, tuple[str, ...]]:
+    return DRIVERS if mechanism == "default" else SCENARIO_DRIVERS[mechanism]
 
-def drivers_of(heterogeneity: str = "large") -> dict[str, list[str]]:
-    """Per therapy, the inputs of its true logit at a heterogeneity level.
+
+def drivers_of(heterogeneity: str = "large", mechanism: str = "default") -> dict[str, list[str]]:
+    """Per therapy, the inputs of its true logit at a heterogeneity level and mechanism.
+
+    Parameters
+    ----------
+    heterogeneity : {"large", "small", "none"}
+        With ``"large"`` each therapy lists its own drivers, most important first; with
+        ``"small"`` or ``"none"`` both list the union (IFN-beta's first).
+    mechanism : {"default", "dense", "threshold", "other", "null"}
+        The truth (:data:`MECHANISMS`); ``"null"`` has no drivers.
+
+    Returns
+    -------
+    dict
+        ``{"ifnb": [...], "ga": [...]}``.
 
     Examples
     --------
     >>> drivers_of("none")["ga"][:3]
     ['IL17F', 'IFNG', 'CXCL10']
+    >>> drivers_of(mechanism="threshold")["ifnb"][:3]
+    ['TNF', 'age', 'IL6']
+    >>> drivers_of(mechanism="null")
+    {'ifnb': [], 'ga': []}
     """
+    _check_truth(heterogeneity, mechanism, "drivers_of")
+    own = _own_drivers(mechanism)
     if HETEROGENEITY[heterogeneity] == 1.0:
-        return {t: list(DRIVERS[t]) for t in THERAPIES}
-    union = list(dict.fromkeys(k for t in THERAPIES for k in DRIVERS[t]))
+        return {t: list(own[t]) for t in THERAPIES}
+    union = list(dict.fromkeys(k for t in THERAPIES for k in own[t]))
     return {t: list(union) for t in THERAPIES}
+
+
+def _check_truth(heterogeneity: Any, mechanism: Any, where: str) -> None:
+    problems = _truth_problems(heterogeneity, mechanism)
+    if problems:
+        raise UsageError(f"{where}: " + "; ".join(problems))
+
+
+def _truth_problems(heterogeneity: Any, mechanism: Any) -> list[str]:
+    problems = []
+    if not isinstance(heterogeneity, str) or heterogeneity not in HETEROGENEITY:
+        problems.append(
+            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {heterogeneity!r}"
+        )
+    if not isinstance(mechanism, str) or mechanism not in MECHANISMS:
+        problems.append(f"mechanism must be one of {list(MECHANISMS)}, got {mechanism!r}")
+    return problems
 
 
 # Reference population for the intercepts and the covariate standardisation: a fixed
@@ -228,6 +269,52 @@ def _shape_ga(latent: Mapping[str, Any]) -> np.ndarray:
 
 _SHAPES = {"ifnb": _shape_ifnb, "ga": _shape_ga}
 
+
+class _LatentInputs:
+    """The :class:`cytoresp.datasets.mechanisms.Inputs` of a latent mapping."""
+
+    def __init__(self, latent: Mapping[str, Any]) -> None:
+        self._latent = latent
+
+    def x(self, analyte: str) -> np.ndarray:
+        return _rel(self._latent, analyte)
+
+    def u(self, analyte: str) -> np.ndarray:
+        return _rel(self._latent, analyte) / _SPEC[analyte].sd_log2
+
+    def z(self, covariate: str) -> np.ndarray:
+        return _standardise(self.raw(covariate), covariate)
+
+    def raw(self, covariate: str) -> np.ndarray:
+        return np.asarray(self._latent[covariate], dtype=np.float64)
+
+
+def _n_rows(latent: Mapping[str, Any]) -> int:
+    if isinstance(latent, pd.DataFrame):
+        return len(latent)
+    for value in latent.values():
+        return int(np.asarray(value).shape[0])
+    raise UsageError("response_logits needs at least one latent column to know the cohort size")
+
+
+@functools.lru_cache(maxsize=8)
+def _scenario_scale(mechanism: str, therapy: str) -> float:
+    """Multiplier giving the scenario shape the default shape's sd on the reference."""
+    ref = _reference_population()
+    target = float(np.std(_SHAPES[therapy](ref)))
+    return target / float(np.std(scenario_shape(mechanism, therapy, _LatentInputs(ref))))
+
+
+def _shape(therapy: str, latent: Mapping[str, Any], mechanism: str) -> np.ndarray:
+    """A therapy's own log-odds shape under ``mechanism``, at signal strength 1."""
+    if mechanism == "default":
+        return _SHAPES[therapy](latent)
+    if mechanism == "null":
+        return np.zeros(_n_rows(latent))
+    scale = _scenario_scale(mechanism, therapy)
+    return scale * scenario_shape(mechanism, therapy, _LatentInputs(latent))
+
+
 #: Effect heterogeneity: the weight of each therapy's own mechanism in its logit; the rest
 #: is a mechanism shared by both therapies (docs/simulator.md, "Effect heterogeneity").
 #: ``large``: the two separate mechanisms above (the default, unchanged); ``small``: the
@@ -236,8 +323,8 @@ _SHAPES = {"ifnb": _shape_ifnb, "ga": _shape_ga}
 HETEROGENEITY: dict[str, float] = {"large": 1.0, "small": 0.25, "none": 0.0}
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_weights() -> tuple[float, float]:
+@functools.lru_cache(maxsize=8)
+def _shared_weights(mechanism: str = "default") -> tuple[float, float]:
     """(a_ifnb, a_ga): the shared shape is a_ifnb * shape_ifnb + a_ga * shape_ga.
 
     Each therapy's shape is standardised on the reference population, the two are
@@ -245,22 +332,24 @@ def _shared_weights() -> tuple[float, float]:
     deviations, so the shared mechanism is about as strong as either own mechanism.
     """
     ref = _reference_population()
-    sd = {t: float(np.std(_SHAPES[t](ref))) for t in THERAPIES}
-    raw = sum(_SHAPES[t](ref) / sd[t] for t in THERAPIES)
+    sd = {t: float(np.std(_shape(t, ref, mechanism))) for t in THERAPIES}
+    raw = sum(_shape(t, ref, mechanism) / sd[t] for t in THERAPIES)
     k = float(np.mean(list(sd.values()))) / float(np.std(raw))
     return k / sd["ifnb"], k / sd["ga"]
 
 
-def _mechanism(therapy: str, latent: Mapping[str, Any], heterogeneity: str) -> np.ndarray:
+def _mechanism(
+    therapy: str, latent: Mapping[str, Any], heterogeneity: str, mechanism: str = "default"
+) -> np.ndarray:
     """Log-odds of ``therapy`` before the intercept, at signal strength 1."""
     w = HETEROGENEITY[heterogeneity]
-    if w == 1.0:
-        return _SHAPES[therapy](latent)
-    a_ifnb, a_ga = _shared_weights()
-    shared = a_ifnb * _SHAPES["ifnb"](latent) + a_ga * _SHAPES["ga"](latent)
+    if w == 1.0 or mechanism == "null":  # null: both shapes are 0, nothing to share
+        return _shape(therapy, latent, mechanism)
+    a_ifnb, a_ga = _shared_weights(mechanism)
+    shared = a_ifnb * _shape("ifnb", latent, mechanism) + a_ga * _shape("ga", latent, mechanism)
     if w == 0.0:
         return shared
-    return (1.0 - w) * shared + w * _SHAPES[therapy](latent)
+    return (1.0 - w) * shared + w * _shape(therapy, latent, mechanism)
 
 
 def response_logits(
@@ -270,6 +359,7 @@ def response_logits(
     prevalence_ga: float = 0.55,
     signal_strength: float = 1.0,
     heterogeneity: str = "large",
+    mechanism: str = "default",
 ) -> dict[str, np.ndarray]:
     """True log-odds of response to each therapy, from latent values and covariates.
 
@@ -280,8 +370,8 @@ def response_logits(
     ----------
     latent : mapping or DataFrame
         True log2 concentrations (pg/mL) under the canonical analyte ids, and the
-        clinical covariates used (``edss``, ``relapses_prior_2y``, ``gd_lesions``),
-        e.g. :attr:`SimulatedCohort.latent`. Extra keys are ignored.
+        clinical covariates the mechanism uses (:func:`drivers_of` lists them), e.g.
+        :attr:`SimulatedCohort.latent`. Extra keys are ignored.
     prevalence_ifnb, prevalence_ga : float
         Population mean response probability the intercepts are solved for.
     signal_strength : float
@@ -290,6 +380,12 @@ def response_logits(
         How much the two therapies' mechanisms differ (:data:`HETEROGENEITY`). With
         ``"none"`` both therapies share one mechanism and one intercept, solved for the
         mean of the two prevalences, so the two log-odds are identical.
+    mechanism : {"default", "dense", "threshold", "other", "null"}
+        The truth (:data:`MECHANISMS`, docs/simulator.md "Other truths"): the default
+        mechanism, many small log-linear effects, steps and interactions, drivers
+        outside the default ratios and axes, or no signal at all. Each therapy's shape
+        has the default's standard deviation on the reference population; the
+        heterogeneity knob mixes the two therapies' shapes of the chosen mechanism.
 
     Returns
     -------
@@ -302,24 +398,34 @@ def response_logits(
     >>> logits = response_logits(cohort.latent)
     >>> bool(np.allclose(logits["ifnb"], cohort.truth["logit_ifnb"]))
     True
+    >>> flat = response_logits(cohort.latent, mechanism="null")
+    >>> float(np.ptp(flat["ga"]))
+    0.0
     """
-    missing = sorted({k for d in DRIVERS.values() for k in d} - set(latent.keys()))
+    if heterogeneity not in HETEROGENEITY:
+        raise UsageError(
+            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {heterogeneity!r}"
+        )
+    if not isinstance(mechanism, str) or mechanism not in MECHANISMS:
+        raise UsageError(f"mechanism must be one of {list(MECHANISMS)}, got {mechanism!r}")
+    needed = {k for d in _own_drivers(mechanism).values() for k in d}
+    missing = sorted(needed - set(latent.keys()))
     if missing:
         raise UsageError(
             f"response_logits needs the latent values of {missing}; "
             "pass SimulatedCohort.latent or a mapping with those keys"
         )
-    if heterogeneity not in HETEROGENEITY:
-        raise UsageError(
-            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {heterogeneity!r}"
-        )
     prevalences = _effective_prevalences(prevalence_ifnb, prevalence_ga, heterogeneity)
     out = {}
     for therapy in THERAPIES:
         b0 = _intercept(
-            therapy, float(prevalences[therapy]), float(signal_strength), heterogeneity
+            therapy,
+            float(prevalences[therapy]),
+            float(signal_strength),
+            heterogeneity,
+            mechanism,
         )
-        out[therapy] = b0 + signal_strength * _mechanism(therapy, latent, heterogeneity)
+        out[therapy] = b0 + signal_strength * _mechanism(therapy, latent, heterogeneity, mechanism)
     return out
 
 
@@ -333,10 +439,14 @@ def _effective_prevalences(p_ifnb: float, p_ga: float, heterogeneity: str) -> di
 
 @functools.lru_cache(maxsize=64)
 def _intercept(
-    therapy: str, prevalence: float, signal_strength: float, heterogeneity: str = "large"
+    therapy: str,
+    prevalence: float,
+    signal_strength: float,
+    heterogeneity: str = "large",
+    mechanism: str = "default",
 ) -> float:
     """Intercept b with mean(sigmoid(b + s * shape)) = prevalence over the reference."""
-    shape = signal_strength * _mechanism(therapy, _reference_population(), heterogeneity)
+    shape = signal_strength * _mechanism(therapy, _reference_population(), heterogeneity, mechanism)
     # The mean probability is increasing in b, from 0 at b = -40 to 1 at b = +40.
     return float(
         brentq(lambda b: float(expit(b + shape).mean()) - prevalence, -40.0, 40.0, xtol=1e-13)
@@ -687,10 +797,7 @@ def _check_args(**kw: Any) -> None:
         problems.append(
             f"assignment must be 'randomised' or 'confounded', got {kw['assignment']!r}"
         )
-    if kw["heterogeneity"] not in HETEROGENEITY:
-        problems.append(
-            f"heterogeneity must be one of {list(HETEROGENEITY)}, got {kw['heterogeneity']!r}"
-        )
+    problems += _truth_problems(kw["heterogeneity"], kw["mechanism"])
     if kw["platform"] not in PLATFORMS:
         problems.append(f"platform must be one of {list(PLATFORMS)}, got {kw['platform']!r}")
     v = kw["missing_rate"]
@@ -732,6 +839,7 @@ def simulate_cohort(
     platform: str = "luminex_hs",
     signal_strength: float = 1.0,
     heterogeneity: str = "large",
+    mechanism: str = "default",
 ) -> SimulatedCohort:
     """Simulate a relapsing-remitting MS cohort with a baseline cytokine panel.
 
@@ -772,6 +880,17 @@ def simulate_cohort(
         therapy's own. ``"none"``: one shared mechanism and one intercept (solved for the
         mean of the two prevalences): the true difference is 0 for every patient.
         Independent of ``assignment``: each level can be randomised or confounded.
+    mechanism : {"default", "dense", "threshold", "other", "null"}
+        The truth behind the response (docs/simulator.md, "Other truths"). ``"default"``:
+        the literature-grounded mechanism above (unchanged). ``"dense"``: every analyte
+        and covariate has a small log-linear effect. ``"threshold"``: steps, an AND of two
+        cytokines above their medians and effects that reverse with a covariate.
+        ``"other"``: within-axis contrasts, cytokine pairs outside the default ratios and
+        single cytokines. ``"null"``: no signal; each therapy's probability is its
+        prevalence for everyone. Every mechanism has the default's logit sd on the
+        reference population (at the same ``signal_strength``) and composes with every
+        ``heterogeneity`` level (the shared part mixes the chosen mechanism's two shapes).
+        Only the truth changes: the same seed gives the same patients and measurements.
 
     Returns
     -------
@@ -803,6 +922,7 @@ def simulate_cohort(
         platform=platform,
         signal_strength=signal_strength,
         heterogeneity=heterogeneity,
+        mechanism=mechanism,
     )
     n = int(n)
     plates = int(n_plates) if n_plates is not None else max(1, round(n / _SAMPLES_PER_PLATE))
@@ -830,6 +950,7 @@ def simulate_cohort(
         prevalence_ga=float(prevalence_ga),
         signal_strength=float(signal_strength),
         heterogeneity=heterogeneity,
+        mechanism=mechanism,
     )
     probs = {t: expit(logits[t]) for t in THERAPIES}
     u = r_outcome.random((len(THERAPIES), n))
@@ -903,10 +1024,13 @@ def simulate_cohort(
         "prevalence_ifnb": float(prevalence_ifnb),
         "prevalence_ga": float(prevalence_ga),
         "heterogeneity": heterogeneity,
+        "mechanism": mechanism,
         "intercept_ifnb": _intercept(
-            "ifnb", effective["ifnb"], float(signal_strength), heterogeneity
+            "ifnb", effective["ifnb"], float(signal_strength), heterogeneity, mechanism
         ),
-        "intercept_ga": _intercept("ga", effective["ga"], float(signal_strength), heterogeneity),
+        "intercept_ga": _intercept(
+            "ga", effective["ga"], float(signal_strength), heterogeneity, mechanism
+        ),
         "assignment": assignment,
         "confounding_strength": float(confounding_strength),
         "missing_rate": float(missing_rate),
@@ -931,7 +1055,7 @@ def simulate_cohort(
     return SimulatedCohort(
         panel=panel,
         truth=truth,
-        drivers=drivers_of(heterogeneity),
+        drivers=drivers_of(heterogeneity, mechanism),
         params=params,
         latent=latent_frame,
     )
