@@ -690,6 +690,32 @@ reg_lambda, gamma : XGBoost tree parameters
             best = int(np.flatnonzero(w @ d <= se)[0])
         return best, curve
 
+    def chosen_params(self) -> dict[str, Any]:
+        """Parameters that refit this classifier's inner choices without inner folds.
+
+        The linear part's penalty (``C_``, ``l1_ratio_``, ``C_ridge_``) and the number of
+        trees (``n_trees_``, early stopping off): a clone with these parameters fits one
+        logistic regression per penalty and a fixed number of trees. Used by the super
+        learner's out-of-fold fits (and the same choices as the bootstrap ensemble's).
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(120, 3)); y = (X[:, 0] + rng.normal(size=120) > 0).astype(int)
+        >>> clf = LinearBoostedClassifier(l1_ratio=0.0, n_estimators=0).fit(X, y)
+        >>> sorted(clf.chosen_params())
+        ['C', 'early_stopping', 'l1_ratio', 'n_estimators']
+        """
+        check_is_fitted(self, "linear_coef_")
+        out: dict[str, Any] = {"early_stopping": False, "n_estimators": int(self.n_trees_)}
+        if self.linear and self.C_ is not None:
+            out["C"] = float(self.C_)
+            if self.l1_ratio_ is not None:
+                out["l1_ratio"] = float(self.l1_ratio_)
+            if self.C_ridge_ is not None:
+                out["C_ridge"] = float(self.C_ridge_)
+        return out
+
     # -- persistence (JSON + native XGBoost, no pickle) ------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Parameters and fitted state as JSON-serialisable data (the trees excluded)."""

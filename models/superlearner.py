@@ -5,16 +5,18 @@ a few configurations (:data:`CANDIDATES`): an L2 (ridge) logistic regression, an
 logistic regression, an untuned shallow XGBoost, and the linear-boosted recipe (a lasso /
 ridge linear part with early-stopped trees boosted from its margin). Each candidate's
 log-odds ``m_k`` on the training rows are computed **out of fold** (``inner_splits``
-stratified folds; each fold's clone runs its own inner choices on the fold's training
-rows only). The combination is
+stratified folds). By default (``oof_choices="fixed"``) each candidate first makes its
+inner choices (penalty, number of trees) on all rows, and the fold fits reuse them, which
+keeps the cost near one candidate fit per fold; ``"nested"`` lets every fold's clone make
+its own choices on the fold's training rows only. The combination is
 
     g(x) = a + sum_k w_k m_k(x),    w_k >= 0,
 
 with ``(a, w)`` maximising the out-of-fold log-likelihood (a logistic regression of the
 outcome on the candidates' out-of-fold log-odds with non-negative slopes; van der Laan,
 Polley & Hubbard 2007, the ``NNloglik`` method of the R ``SuperLearner`` package). The
-weights are not forced to sum to one: their sum is a calibration slope. Then every
-candidate is refitted on all rows.
+weights are not forced to sum to one: their sum is a calibration slope. The combined
+head uses every candidate fitted on all rows.
 
 Why L-BFGS-B on the log-likelihood and not ``scipy.optimize.nnls``: NNLS minimises squared
 error, the wrong loss for a binary outcome and a poor one on the log-odds scale (a few
@@ -47,7 +49,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.model_selection import StratifiedKFold
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from cytoresp.errors import UsageError
@@ -216,6 +218,12 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
     inner_splits : int, default=5
         Stratified folds for the candidates' out-of-fold log-odds (fewer when a class
         has fewer rows).
+    oof_choices : {"fixed", "nested"}, default="fixed"
+        ``"fixed"``: each candidate makes its inner choices (penalty, number of trees) once,
+        on all rows, and its out-of-fold fits reuse them (one fit per fold, no inner
+        folds inside folds). ``"nested"``: every out-of-fold fit makes its own choices on
+        its fold's training rows (about five times the cost; docs/methods.md measures
+        both).
     n_jobs : int, default=1
         XGBoost threads of each candidate.
     random_state : int, default=0
@@ -260,12 +268,14 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
         candidates: Sequence[str] = DEFAULT_CANDIDATES,
         candidate_params: Mapping[str, Mapping[str, Any]] | None = None,
         inner_splits: int = 5,
+        oof_choices: str = "fixed",
         n_jobs: int = 1,
         random_state: int = 0,
     ):
         self.candidates = candidates
         self.candidate_params = candidate_params
         self.inner_splits = inner_splits
+        self.oof_choices = oof_choices
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -275,6 +285,7 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
         "candidates": [list, tuple],
         "candidate_params": [None, Mapping],
         "inner_splits": [Interval(Integral, 2, None, closed="left")],
+        "oof_choices": [StrOptions({"fixed", "nested"})],
         "n_jobs": [Integral],
         "random_state": [Interval(Integral, 0, None, closed="left")],
     }
@@ -309,6 +320,14 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
         sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         self.feature_names_in_ = np.asarray(feature_names, dtype=object)
         protos = [self._candidate(n) for n in names]
+        # every candidate on all rows first (its inner choices made there) ...
+        self.estimators_ = [clone(p).fit(arr, y_enc, sample_weight=sw) for p in protos]
+        if self.oof_choices == "fixed":
+            # ... then out of fold with those choices fixed: no inner folds inside folds
+            protos = [
+                clone(p).set_params(**e.chosen_params())
+                for p, e in zip(protos, self.estimators_, strict=True)
+            ]
         M = self._out_of_fold(protos, arr, y_enc, sw)
         a, w = fit_stack_weights(M, y_enc, sw)
         self.candidates_ = names
@@ -320,7 +339,6 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
             [_stack_loss(np.r_[0.0, 1.0], M[:, [k]], y_enc, ww)[0] for k in range(len(names))]
         )
         self.oof_logloss_ = _stack_loss(np.r_[a, w], M, y_enc, ww)[0]
-        self.estimators_ = [clone(p).fit(arr, y_enc, sample_weight=sw) for p in protos]
         self._combine()
         return self
 

@@ -192,3 +192,30 @@ def test_a_superlearner_head_is_calibrated_on_its_own_out_of_fold_margins(monkey
     # already maximise the same likelihood with a free intercept and slope
     a, b = result.folds[0]["calibration"]
     assert abs(a) < 1e-3 and abs(b - 1) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"l1_ratio": 0.0, "n_estimators": 0},  # ridge, C searched
+        {"n_estimators": 40, "inner_repeats": 1},  # lasso + ridge averaged, trees early-stopped
+    ],
+)
+def test_chosen_params_refit_the_same_classifier_without_inner_folds(params):
+    X, y = data(n=200, seed=4)
+    clf = LinearBoostedClassifier(**params).fit(X, y)
+    fixed = clone(clf).set_params(**clf.chosen_params())
+    assert fixed.get_params()["early_stopping"] is False and fixed.C != "auto"
+    np.testing.assert_allclose(
+        fixed.fit(X, y).decision_function(X), clf.decision_function(X), rtol=0, atol=1e-6
+    )
+
+
+def test_fixed_and_nested_out_of_fold_choices_agree_when_nothing_is_chosen():
+    X, y = data(n=150, seed=6)
+    quick = {"ridge": {"C": 0.3}, "xgb": {"n_estimators": 20}}
+    fixed = SuperLearnerClassifier(candidates=("ridge", "xgb"), candidate_params=quick).fit(X, y)
+    nested = clone(fixed).set_params(oof_choices="nested").fit(X, y)
+    np.testing.assert_allclose(fixed.oof_margin_, nested.oof_margin_, rtol=0, atol=1e-9)
+    with pytest.raises(UsageError, match="oof_choices"):
+        clone(fixed).set_params(oof_choices="both").fit(X, y)
