@@ -1,7 +1,8 @@
 """The classifier each therapy head ends in, and the other classifiers a config can choose.
 
 ``TrainConfig.model`` is a table of the classifier's parameters; its ``"classifier"`` key
-names which classifier (:data:`CLASSIFIERS`, default :data:`DEFAULT_CLASSIFIER`).
+names which classifier (:data:`CLASSIFIERS`; an empty table is :data:`DEFAULT_CLASSIFIER`,
+a table of parameters without the key is ``"linear_boosted"``).
 :func:`default_classifier` is what ``make_head(TrainConfig())`` ends in, for users who
 benchmark it on their own feature matrix.
 """
@@ -15,7 +16,13 @@ from cytoresp.errors import UsageError
 from cytoresp.models.estimator import LinearBoostedClassifier
 from cytoresp.models.superlearner import SuperLearnerClassifier
 
-__all__ = ["CLASSIFIERS", "DEFAULT_CLASSIFIER", "default_classifier", "make_classifier"]
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_CLASSIFIER",
+    "classifier_from_dict",
+    "default_classifier",
+    "make_classifier",
+]
 
 #: Classifiers a training config can name in ``model = {"classifier": ...}``.
 CLASSIFIERS: dict[str, type] = {
@@ -23,7 +30,7 @@ CLASSIFIERS: dict[str, type] = {
     "superlearner": SuperLearnerClassifier,
 }
 #: The classifier of a head when the config names none (docs/methods.md, "Default model").
-DEFAULT_CLASSIFIER = "linear_boosted"
+DEFAULT_CLASSIFIER = "superlearner"
 
 
 def make_classifier(params: Mapping[str, Any] | None = None, random_state: int | None = None):
@@ -33,6 +40,9 @@ def make_classifier(params: Mapping[str, Any] | None = None, random_state: int |
     ----------
     params : mapping, optional
         ``"classifier"`` (a name in :data:`CLASSIFIERS`) and that classifier's parameters.
+        Empty: :data:`DEFAULT_CLASSIFIER` with its defaults. Parameters without a
+        ``"classifier"``: the linear-boosted classifier's (configs written before the
+        super learner keep their meaning).
     random_state : int, optional
         Seed (overrides one in ``params``; 0 when neither gives one).
 
@@ -51,7 +61,9 @@ def make_classifier(params: Mapping[str, Any] | None = None, random_state: int |
     cytoresp.errors.UsageError: model classifier must be one of linear_boosted, ...; got 'forest'
     """
     params = dict(params or {})
-    name = params.pop("classifier", DEFAULT_CLASSIFIER)
+    # a table of parameters that names no classifier was written for the linear-boosted
+    # classifier (the only one before the super learner): it keeps meaning that
+    name = params.pop("classifier", "linear_boosted" if params else DEFAULT_CLASSIFIER)
     if name not in CLASSIFIERS:
         raise UsageError(
             f"model classifier must be one of {', '.join(CLASSIFIERS)}; got {name!r}"
@@ -91,3 +103,21 @@ def default_classifier(random_state: int | None = None):
     1
     """
     return make_classifier({}, random_state)
+
+
+def classifier_from_dict(state: dict[str, Any], trees: bytes | None):
+    """A fitted classifier from its ``to_dict`` state and its trees' bytes.
+
+    The state's ``"class"`` names the classifier; states without it (every model saved
+    before the super learner) are a LinearBoostedClassifier's.
+
+    Raises
+    ------
+    ValueError
+        If the state names a classifier this version does not know.
+    """
+    kinds = {cls.__name__: cls for cls in CLASSIFIERS.values()}
+    kind = state.get("class", "LinearBoostedClassifier")
+    if kind not in kinds:
+        raise ValueError(f"unknown classifier {kind!r} (a newer cytoresp saved this model?)")
+    return kinds[kind].from_dict(state, trees)

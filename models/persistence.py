@@ -219,17 +219,10 @@ def _load_background(state: Any, width: int):
 
 
 def classifier_from_dict(state: dict[str, Any], trees: bytes | None):
-    """A head's classifier from its stored state: its ``"class"`` names it (absent in
-    models saved before the super learner: a LinearBoostedClassifier)."""
-    from cytoresp.models.estimator import LinearBoostedClassifier
-    from cytoresp.models.superlearner import SuperLearnerClassifier
+    """A head's classifier from its stored state (``models.default.classifier_from_dict``)."""
+    from cytoresp.models.default import classifier_from_dict as rebuild
 
-    kinds = {"LinearBoostedClassifier": LinearBoostedClassifier,
-             "SuperLearnerClassifier": SuperLearnerClassifier}
-    kind = state.get("class", "LinearBoostedClassifier")
-    if kind not in kinds:
-        raise ValueError(f"unknown classifier {kind!r} (a newer cytoresp saved this model?)")
-    return kinds[kind].from_dict(state, trees)
+    return rebuild(state, trees)
 
 
 def load_model_dir(path: str | os.PathLike):

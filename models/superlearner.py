@@ -373,6 +373,25 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
             self.booster_.set_param({"nthread": int(self.n_jobs)})
         self.n_trees_ = 0 if self.booster_ is None else int(self.booster_.num_boosted_rounds())
 
+    def frozen_params(self) -> dict[str, Any]:
+        """Parameters that refit this learner with every candidate's inner choices fixed.
+
+        ``candidate_params`` holding each candidate's
+        :meth:`~cytoresp.models.estimator.LinearBoostedClassifier.chosen_params`: a refit
+        (the bootstrap ensemble's, ``train/ensemble.py``) runs no inner search, only the
+        out-of-fold fits and the weights.
+        """
+        check_is_fitted(self, "weights_")
+        if self.estimators_ is None:
+            raise UsageError("a loaded super learner keeps no candidates to refit from")
+        given = dict(self.candidate_params or {})
+        return {
+            "candidate_params": {
+                name: {**dict(given.get(name, {})), **est.chosen_params()}
+                for name, est in zip(self.candidates_, self.estimators_, strict=True)
+            }
+        }
+
     # -- persistence (JSON + native XGBoost, no pickle) ------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Parameters and fitted state as JSON-serialisable data (the trees excluded)."""

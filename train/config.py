@@ -185,13 +185,7 @@ class TrainConfig:
             raise UsageError(f"model must be a table of parameters, got {self.model!r}")
         from cytoresp.models.default import make_classifier
 
-        classifier = make_classifier(self.model)  # a known classifier and its parameters
-        if n_ens > 0 and not hasattr(classifier, "early_stopping"):
-            raise UsageError(
-                "n_ensemble (bootstrap refits for the report's spread) needs the "
-                "linear_boosted classifier; set n_ensemble = 0 or model.classifier = "
-                "'linear_boosted'"
-            )
+        make_classifier(self.model)  # a known classifier and its parameters
         if not 0 < self.recommend_level < 1:
             raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
         if not 0 < self.choice_alpha < 0.5:

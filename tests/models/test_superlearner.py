@@ -151,6 +151,8 @@ def test_make_classifier_names_the_classifier_and_checks_its_parameters():
     assert isinstance(make_classifier({"C": 0.3}), LinearBoostedClassifier)
     with pytest.raises(UsageError, match="unknown parameter.*'superlearner'"):
         make_classifier({"classifier": "superlearner", "C": 0.3})
+    with pytest.raises(UsageError, match="unknown parameter.*'linear_boosted'"):
+        make_classifier({"candidates": ["ridge"]})  # no classifier named: linear-boosted's
 
 
 def test_default_classifier_is_what_the_default_head_ends_in():
@@ -219,3 +221,19 @@ def test_fixed_and_nested_out_of_fold_choices_agree_when_nothing_is_chosen():
     np.testing.assert_allclose(fixed.oof_margin_, nested.oof_margin_, rtol=0, atol=1e-9)
     with pytest.raises(UsageError, match="oof_choices"):
         clone(fixed).set_params(oof_choices="both").fit(X, y)
+
+
+def test_bootstrap_ensemble_refits_a_superlearner_with_its_choices_fixed(fitted):
+    from cytoresp.models.recommend import BootstrapEnsemble
+    from cytoresp.train.ensemble import _fit_members
+
+    sl, X, y = fitted
+    frozen = sl.frozen_params()["candidate_params"]
+    assert frozen["boosted"]["early_stopping"] is False and "C" in frozen["ridge"]
+    members = _fit_members(sl, X, y, None, [(1, 1), (2, 2)])
+    assert all(isinstance(m, SuperLearnerClassifier) for m in members)
+    ens = BootstrapEnsemble(members={"ifnb": members}, level=0.9, seed=0)
+    state, files = ens.to_state()
+    again = BootstrapEnsemble.from_state(json.loads(json.dumps(state)), files.__getitem__)
+    for a, b in zip(members, again.members["ifnb"], strict=True):
+        np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
