@@ -12,7 +12,7 @@ calibration on the test cohort (intercept and slope of a logistic recalibration 
 raw log-odds, which the training job calibrates on its out-of-fold log-odds).
 
     nice -n 5 .venv/bin/python benchmarks/superlearner_explore.py --sizes 150 400 \
-        --seeds 0 --test-n 3000 --jobs 2 --out /tmp/s5/sl_explore.csv
+        --seeds 0 --test-n 3000 --jobs 2 --out /tmp/s5/sl_explore.csv   # then --seeds 1
 """
 
 from __future__ import annotations
