@@ -223,10 +223,16 @@ def _load_background(state: Any, width: int):
     return Background(Z, censored, weights)
 
 
+def classifier_from_dict(state: dict[str, Any], trees: bytes | None):
+    """A head's classifier from its stored state (``models.default.classifier_from_dict``)."""
+    from cytoresp.models.default import classifier_from_dict as rebuild
+
+    return rebuild(state, trees)
+
+
 def load_model_dir(path: str | os.PathLike):
     """Load a standalone model directory written by :func:`save_model_dir`."""
     from cytoresp.features.builder import PanelFeatures
-    from cytoresp.models.estimator import LinearBoostedClassifier
     from cytoresp.models.response_model import ResponseModel, TherapyHead
 
     root = Path(path)
@@ -239,7 +245,7 @@ def load_model_dir(path: str | os.PathLike):
             pipeline = Pipeline(
                 [
                     ("features", PanelFeatures.from_dict(h["features"])),
-                    ("model", LinearBoostedClassifier.from_dict(h["model"], trees)),
+                    ("model", classifier_from_dict(h["model"], trees)),
                 ]
             )
             heads[therapy] = TherapyHead(

@@ -269,6 +269,8 @@ class BootstrapEnsemble:
         ModelIntegrityError
             When the state is not a saved ensemble or is inconsistent.
         """
+        from cytoresp.models.default import classifier_from_dict
+
         if state.get("format") != "cytoresp.BootstrapEnsemble":
             raise ModelIntegrityError("the 'ensemble' entry is not a saved bootstrap ensemble")
         if state.get("format_version") != 1:
@@ -284,7 +286,7 @@ class BootstrapEnsemble:
                 if len(raw) != offsets[-1] or len(offsets) != len(entry["members"]) + 1:
                     raise ModelIntegrityError(f"the bootstrap ensemble of {t} is inconsistent")
                 members[t] = [
-                    LinearBoostedClassifier.from_dict(d, raw[lo:hi] if hi > lo else None)
+                    classifier_from_dict(d, raw[lo:hi] if hi > lo else None)
                     for d, lo, hi in zip(entry["members"], offsets[:-1], offsets[1:], strict=True)
                 ]
             return cls(members=members, level=float(state["level"]), seed=int(state["seed"]))

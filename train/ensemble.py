@@ -43,7 +43,9 @@ def _fit_members(
     # part's regularisation C_ and the number of trees n_trees_ (early stopping off).
     params: dict[str, Any] = {"n_jobs": 1}
     accepted = model.get_params()
-    if model.linear and getattr(model, "C_", None) is not None:
+    if hasattr(model, "frozen_params"):  # a super learner: its candidates' choices fixed
+        params.update(model.frozen_params())
+    elif model.linear and getattr(model, "C_", None) is not None:
         params["C"] = float(model.C_)
         # the penalty actually used (a ridge fallback sets it to 0), and the C of a ridge
         # fit averaged into the linear part: fixed too, so no refit runs inner folds
