@@ -49,6 +49,7 @@ __all__ = [
     "RIDGE_WEIGHT_DEFAULT",
     "ROUNDS_PER_STEP",
     "LinearBoostedClassifier",
+    "LinearTreesMixin",
     "state_to_json",
 ]
 
@@ -71,7 +72,78 @@ def _prevalence_logit(y: np.ndarray, sw: np.ndarray | None) -> float:
     return float(logit(float(np.average(y, weights=sw))))
 
 
-class LinearBoostedClassifier(MarginClassifierMixin, BaseEstimator):
+class LinearTreesMixin:
+    """Scoring and exact contributions of a head of the shape *linear part + trees*.
+
+    The log-odds are ``linear_intercept_ + sum_f linear_coef_f (x_f - linear_mean_f) /
+    linear_scale_f`` (a missing ``x_f`` taken at its mean) plus the sum of the trees of
+    ``booster_`` (None: no trees) evaluated with a zero base margin. Both
+    :class:`LinearBoostedClassifier` and the super learner
+    (:class:`cytoresp.models.superlearner.SuperLearnerClassifier`) are of this shape,
+    which is what :mod:`cytoresp.models.attribution` explains exactly.
+    """
+
+    linear_intercept_: float
+    linear_coef_: np.ndarray
+    linear_mean_: np.ndarray
+    linear_scale_: np.ndarray
+    booster_: xgb.Booster | None
+
+    @staticmethod
+    def _standardise_raw(arr: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        out = np.where(np.isfinite(arr), arr, mean)
+        return (out - mean) / scale
+
+    def _linear_terms(self, arr: np.ndarray) -> np.ndarray:
+        """Per-feature linear contributions beta_k (x_k - mean_k) / scale_k (NaN -> 0)."""
+        return self._standardise_raw(arr, self.linear_mean_, self.linear_scale_) * self.linear_coef_
+
+    def _dmatrix(self, arr: np.ndarray) -> xgb.DMatrix:
+        return xgb.DMatrix(
+            arr,
+            base_margin=np.zeros(arr.shape[0]),
+            missing=np.nan,
+            feature_names=[f"f{i}" for i in range(arr.shape[1])],
+        )
+
+    def _margin(self, arr: np.ndarray) -> np.ndarray:
+        """Log-odds of the positive class (linear part + trees)."""
+        margin = self.linear_intercept_ + self._linear_terms(arr).sum(axis=1)
+        if self.booster_ is not None:
+            margin = margin + self.booster_.predict(self._dmatrix(arr), output_margin=True)
+        return margin
+
+    def contributions(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Exact additive contributions in log-odds.
+
+        Returns
+        -------
+        base : ndarray of shape (n_samples,)
+            The expected log-odds (linear intercept + the trees' expected value).
+        phi : ndarray of shape (n_samples, n_features)
+            Linear SHAP of the linear part plus TreeSHAP of the trees, so that
+            ``base + phi.sum(axis=1) == decision_function(X)`` (within float32 precision
+            of XGBoost, about 1e-5).
+        """
+        arr = self._check_features(X)
+        phi = self._linear_terms(arr)
+        base = np.full(arr.shape[0], self.linear_intercept_)
+        if self.booster_ is not None:
+            contrib = self.booster_.predict(self._dmatrix(arr), pred_contribs=True)
+            phi = phi + contrib[:, :-1]
+            base = base + contrib[:, -1]
+        return base, phi
+
+
+    def booster_bytes(self) -> bytes | None:
+        """The trees as XGBoost's native UBJSON (None without trees)."""
+        if self.booster_ is None:
+            return None
+        return bytes(self.booster_.save_raw(raw_format="ubj"))
+
+
+
+class LinearBoostedClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstimator):
     """Shallow gradient-boosted trees boosted from a regularised-logistic base margin.
 
     Parameters
@@ -618,52 +690,6 @@ reg_lambda, gamma : XGBoost tree parameters
             best = int(np.flatnonzero(w @ d <= se)[0])
         return best, curve
 
-    # -- prediction -------------------------------------------------------------------
-    @staticmethod
-    def _standardise_raw(arr: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        out = np.where(np.isfinite(arr), arr, mean)
-        return (out - mean) / scale
-
-    def _linear_terms(self, arr: np.ndarray) -> np.ndarray:
-        """Per-feature linear contributions beta_k (x_k - mean_k) / scale_k (NaN -> 0)."""
-        return self._standardise_raw(arr, self.linear_mean_, self.linear_scale_) * self.linear_coef_
-
-    def _dmatrix(self, arr: np.ndarray) -> xgb.DMatrix:
-        return xgb.DMatrix(
-            arr,
-            base_margin=np.zeros(arr.shape[0]),
-            missing=np.nan,
-            feature_names=[f"f{i}" for i in range(arr.shape[1])],
-        )
-
-    def _margin(self, arr: np.ndarray) -> np.ndarray:
-        """Log-odds of the positive class (linear part + trees)."""
-        margin = self.linear_intercept_ + self._linear_terms(arr).sum(axis=1)
-        if self.booster_ is not None:
-            margin = margin + self.booster_.predict(self._dmatrix(arr), output_margin=True)
-        return margin
-
-    def contributions(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Exact additive contributions in log-odds.
-
-        Returns
-        -------
-        base : ndarray of shape (n_samples,)
-            The expected log-odds (linear intercept + the trees' expected value).
-        phi : ndarray of shape (n_samples, n_features)
-            Linear SHAP of the linear part plus TreeSHAP of the trees, so that
-            ``base + phi.sum(axis=1) == decision_function(X)`` (within float32 precision
-            of XGBoost, about 1e-5).
-        """
-        arr = self._check_features(X)
-        phi = self._linear_terms(arr)
-        base = np.full(arr.shape[0], self.linear_intercept_)
-        if self.booster_ is not None:
-            contrib = self.booster_.predict(self._dmatrix(arr), pred_contribs=True)
-            phi = phi + contrib[:, :-1]
-            base = base + contrib[:, -1]
-        return base, phi
-
     # -- persistence (JSON + native XGBoost, no pickle) ------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Parameters and fitted state as JSON-serialisable data (the trees excluded)."""
@@ -681,12 +707,6 @@ reg_lambda, gamma : XGBoost tree parameters
             "C_ridge": self.C_ridge_,
             "n_trees": int(self.n_trees_),
         }
-
-    def booster_bytes(self) -> bytes | None:
-        """The trees as XGBoost's native UBJSON (None without trees)."""
-        if self.booster_ is None:
-            return None
-        return bytes(self.booster_.save_raw(raw_format="ubj"))
 
     @classmethod
     def from_dict(cls, state: dict[str, Any], booster: bytes | None) -> LinearBoostedClassifier:

@@ -218,10 +218,23 @@ def _load_background(state: Any, width: int):
     return Background(Z, censored, weights)
 
 
+def classifier_from_dict(state: dict[str, Any], trees: bytes | None):
+    """A head's classifier from its stored state: its ``"class"`` names it (absent in
+    models saved before the super learner: a LinearBoostedClassifier)."""
+    from cytoresp.models.estimator import LinearBoostedClassifier
+    from cytoresp.models.superlearner import SuperLearnerClassifier
+
+    kinds = {"LinearBoostedClassifier": LinearBoostedClassifier,
+             "SuperLearnerClassifier": SuperLearnerClassifier}
+    kind = state.get("class", "LinearBoostedClassifier")
+    if kind not in kinds:
+        raise ValueError(f"unknown classifier {kind!r} (a newer cytoresp saved this model?)")
+    return kinds[kind].from_dict(state, trees)
+
+
 def load_model_dir(path: str | os.PathLike):
     """Load a standalone model directory written by :func:`save_model_dir`."""
     from cytoresp.features.builder import PanelFeatures
-    from cytoresp.models.estimator import LinearBoostedClassifier
     from cytoresp.models.response_model import ResponseModel, TherapyHead
 
     root = Path(path)
@@ -234,7 +247,7 @@ def load_model_dir(path: str | os.PathLike):
             pipeline = Pipeline(
                 [
                     ("features", PanelFeatures.from_dict(h["features"])),
-                    ("model", LinearBoostedClassifier.from_dict(h["model"], trees)),
+                    ("model", classifier_from_dict(h["model"], trees)),
                 ]
             )
             heads[therapy] = TherapyHead(

@@ -42,7 +42,11 @@ class TrainConfig:
     n_jobs : int
         Outer folds fitted in parallel (processes).
     model : dict
-        Parameters of :class:`cytoresp.models.estimator.LinearBoostedClassifier`.
+        The classifier of each head: ``classifier`` names it (``"linear_boosted"``:
+        :class:`cytoresp.models.estimator.LinearBoostedClassifier`; ``"superlearner"``:
+        :class:`cytoresp.models.superlearner.SuperLearnerClassifier`; default
+        :data:`cytoresp.models.default.DEFAULT_CLASSIFIER`), the other keys are its
+        parameters.
     features : dict
         Parameters of :class:`cytoresp.features.builder.PanelFeatures`.
     n_ensemble : int
@@ -177,6 +181,17 @@ class TrainConfig:
         n_ens = self.n_ensemble
         if isinstance(n_ens, bool) or not isinstance(n_ens, int) or n_ens < 0:
             raise UsageError(f"n_ensemble must be an integer >= 0, got {self.n_ensemble!r}")
+        if not isinstance(self.model, dict):
+            raise UsageError(f"model must be a table of parameters, got {self.model!r}")
+        from cytoresp.models.default import make_classifier
+
+        classifier = make_classifier(self.model)  # a known classifier and its parameters
+        if n_ens > 0 and not hasattr(classifier, "early_stopping"):
+            raise UsageError(
+                "n_ensemble (bootstrap refits for the report's spread) needs the "
+                "linear_boosted classifier; set n_ensemble = 0 or model.classifier = "
+                "'linear_boosted'"
+            )
         if not 0 < self.recommend_level < 1:
             raise UsageError(f"recommend_level must be in (0, 1), got {self.recommend_level!r}")
         if not 0 < self.choice_alpha < 0.5:

@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from cytoresp.errors import InputError, Problem
 from cytoresp.features.builder import PanelFeatures
+from cytoresp.models.default import make_classifier
 from cytoresp.models.estimator import LinearBoostedClassifier
 from cytoresp.panels.panel import CLINICAL_COVARIATES
 from cytoresp.train.calibration import fit_calibration
@@ -43,18 +44,37 @@ def plate_params(config: TrainConfig) -> dict[str, Any]:
 
 
 def make_head(config: TrainConfig, seed: int | None = None) -> Pipeline:
-    """The default therapy head: panel features -> trees boosted from a ridge-logistic margin.
+    """A therapy head: panel features -> the configured classifier.
 
-    With ``config.plate_normalisation`` the features step holds the per-plate normaliser,
-    so it is fitted wherever the head is: on each outer and inner training part.
+    The classifier is ``config.model``'s (:func:`cytoresp.models.default.make_classifier`;
+    by default :func:`cytoresp.models.default_classifier`). With
+    ``config.plate_normalisation`` the features step holds the per-plate normaliser, so it
+    is fitted wherever the head is: on each outer and inner training part.
     """
-    params = {"random_state": config.seed if seed is None else seed, **config.model}
+    model = dict(config.model)
+    seed = model.pop("random_state", config.seed if seed is None else seed)
     return Pipeline(
         [
             ("features", PanelFeatures(**{**config.features, **plate_params(config)})),
-            ("model", LinearBoostedClassifier(**params)),
+            ("model", make_classifier(model, seed)),
         ]
     )
+
+
+def calibration_margins(
+    head: Pipeline, X: pd.DataFrame, y: np.ndarray, n_splits: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold log-odds of a fitted head on its training rows, for its calibration.
+
+    A classifier that computes its own out-of-fold log-odds while fitting (the super
+    learner's ``oof_margin_``: its combination on the candidates' out-of-fold log-odds)
+    gives them; otherwise clones of the head are fitted on inner folds
+    (:func:`inner_oof_margins`).
+    """
+    own = getattr(head.named_steps["model"], "oof_margin_", None)
+    if own is not None:
+        return np.asarray(own, dtype=np.float64)
+    return inner_oof_margins(head, X, y, n_splits, seed)
 
 
 class PrevalenceClassifier:
@@ -220,7 +240,7 @@ def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) 
     head = make_head(config, seed).fit(X_train, y_train)
     margin = head.decision_function(X_test)
 
-    inner_margin = inner_oof_margins(head, X_train, y_train, config.inner_splits, seed)
+    inner_margin = calibration_margins(head, X_train, y_train, config.inner_splits, seed)
     calibrator, threshold = fit_calibration(inner_margin, y_train, config)
     p = calibrator.predict_proba(margin)[:, 1]
     oof = pd.DataFrame(

@@ -195,14 +195,24 @@ def fit_head(
     cv: CVResult,
     sample_weight: np.ndarray | None = None,
 ) -> TherapyHead:
-    """Fit the head on all rows; calibration and threshold from the first CV repeat.
+    """Fit the head on all rows, then its calibration and threshold on out-of-fold log-odds.
+
+    The out-of-fold log-odds are the ones each outer fold of the cross-validation was
+    calibrated on, computed the same way on all rows: the classifier's own (the super
+    learner's ``oof_margin_``), or else the first CV repeat's outer out-of-fold log-odds
+    (out-of-fold fits of the same head, as the outer folds' inner clones are).
 
     ``sample_weight`` (e.g. inverse-propensity weights) weights the final fit only.
     """
     fit_params = {} if sample_weight is None else {"model__sample_weight": sample_weight}
     pipeline = make_head(config).fit(frame, y, **fit_params)
-    first = cv.oof[cv.oof["repeat"] == 0]
-    margin, labels = first["margin"].to_numpy(), first["y"].to_numpy()
+    own = getattr(pipeline.named_steps["model"], "oof_margin_", None)
+    if own is not None:
+        # the classifier's own out-of-fold log-odds: what each outer fold was calibrated on
+        margin, labels = np.asarray(own, dtype=np.float64), np.asarray(y)
+    else:
+        first = cv.oof[cv.oof["repeat"] == 0]
+        margin, labels = first["margin"].to_numpy(), first["y"].to_numpy()
     calibrator, threshold = fit_calibration(margin, labels, config)
     features = pipeline.named_steps["features"]
     Z = features.transform_inputs(frame)

@@ -321,3 +321,58 @@ def test_signs_agree_with_one_at_a_time_changes_from_the_background(small_head):
         total += int(clear.sum())
     assert total > 100
     assert agree / total >= 0.99, (agree, total)
+
+
+@pytest.fixture(scope="module")
+def small_sl_head(small_head):
+    """The same inputs and features with a super learner (ridge, untuned XGBoost, the
+    linear-boosted recipe; fixed penalties, few trees): one linear part + merged trees."""
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from cytoresp.models.superlearner import SuperLearnerClassifier
+
+    head, frame = small_head
+    y = head.pipeline.named_steps["model"].classes_[
+        (head.pipeline.named_steps["model"].predict_proba(head.engineered(frame))[:, 1]
+         > np.random.default_rng(1).uniform(size=len(frame))).astype(int)
+    ]
+    clf = SuperLearnerClassifier(
+        candidate_params={
+            "ridge": {"C": 0.3},
+            "xgb": {"n_estimators": 40},
+            "boosted": {"C": 0.1, "C_ridge": 0.3, "n_estimators": 40, "early_stopping": False},
+        },
+        inner_splits=3,
+    )
+    features = clone(head.pipeline.named_steps["features"])
+    pipe = Pipeline([("features", features), ("model", clf)]).fit(frame, y)
+    assert (clf.weights_ > 0).sum() >= 2 and clf.booster_ is not None  # a real combination
+    return dataclasses.replace(head, pipeline=pipe), frame
+
+
+def test_superlearner_trees_score_as_xgboost_and_as_its_candidates(small_sl_head):
+    head, frame = small_sl_head
+    clf = head.pipeline.named_steps["model"]
+    arr = head.engineered(frame)
+    trees = TreeTable.from_booster(clf.booster_)
+    ours = sum(trees.evaluate(t, lambda f: arr[:, f]) for t in range(len(trees.trees)))
+    np.testing.assert_allclose(ours, clf.booster_.predict(clf._dmatrix(arr), output_margin=True),
+                               atol=2e-5)
+    parts = sum(w * e.booster_.predict(e._dmatrix(arr), output_margin=True)
+                for w, e in zip(clf.weights_, clf.estimators_, strict=True) if e.booster_)
+    np.testing.assert_allclose(ours, parts, atol=2e-5)
+
+
+def test_superlearner_contributions_are_exact_and_equal_the_enumeration(small_sl_head):
+    head, frame = small_sl_head
+    feats = head.pipeline.named_steps["features"]
+    patients = messy(frame.sample(8, random_state=3), 3)
+    bg = background_sample(feats, messy(frame, 4), size=12, seed=3)
+    base, ours = dataclasses.replace(head, background_sample=bg).cytokine_contributions(patients)
+    ref_base, ref = head_shapley(head, patients, bg)
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base, ref_base, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        base + ours.sum(axis=1).to_numpy(), head.calibrated_margin(patients), rtol=0, atol=1e-12
+    )
