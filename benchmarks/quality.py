@@ -29,8 +29,10 @@ an unfitted classifier that takes the feature matrix, missing values included):
   5-fold log-loss: ``LinearBoostedClassifier(l1_ratio=0, n_estimators=0)``), ``xgb``
   (untuned XGBoost: depth 2, 200 trees, learning rate 0.05, subsample 0.8), ``tuned``
   (:class:`cytoresp.train.tuning.TunedXGBClassifier`);
-* candidates: ``default`` (the classifier of ``make_head(TrainConfig())``) and, when
-  importable, ``superlearner`` (:class:`cytoresp.models.superlearner.SuperLearnerClassifier`).
+* candidates: ``default`` (the classifier of ``make_head(TrainConfig())``, i.e.
+  :func:`cytoresp.models.default_classifier`) and, when importable, ``superlearner``
+  (``make_classifier({"classifier": "superlearner"})``:
+  :class:`cytoresp.models.superlearner.SuperLearnerClassifier` with its defaults).
 
 Seeds: candidates are compared on :data:`EXPLORATION_SEEDS` (and their own test cohort);
 the table in docs/results.md is made with :data:`CONFIRMATION_SEEDS` (``--seeds
@@ -158,9 +160,10 @@ def _tuned(seed: int, tuned_iter: int) -> Any:
 
 
 def _superlearner(seed: int, tuned_iter: int) -> Any:
-    from cytoresp.models.superlearner import SuperLearnerClassifier
+    # the head a config with model = {"classifier": "superlearner"} ends in
+    from cytoresp.models.default import make_classifier
 
-    return SuperLearnerClassifier(random_state=seed)
+    return make_classifier({"classifier": "superlearner"}, seed)
 
 
 ModelFactory = Callable[[int, int], Any]
@@ -178,7 +181,7 @@ def available_models() -> dict[str, ModelFactory]:
     """:data:`MODEL_FACTORIES` plus the super learner when its module is importable."""
     out = dict(MODEL_FACTORIES)
     try:
-        import cytoresp.models.superlearner  # noqa: F401
+        import cytoresp.models.default  # noqa: F401
     except ImportError:
         pass
     else:
@@ -239,11 +242,12 @@ class Settings:
     n_jobs: int = 2
     real: bool = True
     timing: bool = False
+    loo: bool = True
     loo_tuned: bool = True
 
     @classmethod
     def quick(cls, **kw: Any) -> Settings:
-        """Fewer sizes, seeds, repeats and tuning iterations (minutes, not hours)."""
+        """Fewer sizes, seeds, repeats and tuning iterations, no leave-one-out (minutes)."""
         base = cls(
             sizes=(100, 300),
             seeds=2,
@@ -251,6 +255,7 @@ class Settings:
             cv_repeats=2,
             tuned_iter=6,
             n_boot=300,
+            loo=False,
             loo_tuned=False,
         )
         return replace(base, **kw)
@@ -591,7 +596,7 @@ def run(
         if "cv" in ds.protocols:
             for r in range(settings.cv_repeats):
                 real_tasks.append((real_cv_job, (ds, "cv", r, settings, names)))
-        if "loo" in ds.protocols:
+        if "loo" in ds.protocols and settings.loo:
             loo = [m for m in names if settings.loo_tuned or m != "tuned"]
             real_tasks.append((real_cv_job, (ds, "loo", 0, settings, loo)))
     log(
