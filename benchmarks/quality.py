@@ -379,6 +379,7 @@ def summarise_simulated(raw: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame
             if any(b in names for b in BASELINES):
                 rec[f"{cand}_gap"] = gap_to_best(means, cand)
             rec[f"{cand}_ratio"] = means[cand] / rec["oracle"].value
+        rec["best_ratio"] = max(means.values()) / rec["oracle"].value
         rec["default_trees"] = float(g["default_trees"].mean())
         out.append(rec)
     frame = pd.DataFrame(out)
@@ -722,6 +723,10 @@ def format_timing(out: Outcome) -> str:
     return "\n".join(lines)
 
 
+def _best(ratio: float) -> str:
+    return f" [best model {ratio:.3f}]"
+
+
 def _verdict(ok: bool, by: float) -> str:
     return "**met**" if ok else f"**missed** by {by:.3f}"
 
@@ -730,21 +735,24 @@ def targets(out: Outcome) -> list[str]:
     """Issue 14's targets for every candidate, each met or missed, with the numbers."""
     lines = []
     sim = out.simulated
+    # Under `null` every AUC is 0.5 plus noise, and the best of three noisy baselines is
+    # biased upwards: the gap target is judged where there is a signal; `null` has its own.
+    signal = sim[sim["scenario"] != "null"] if len(sim) else sim
     for c in candidates_of(out.names):
         title = TITLES.get(c, c)
-        if len(sim) and f"{c}_gap" in sim:
-            gaps = sim[f"{c}_gap"]
-            worst = sim.loc[gaps.idxmin()]
-            missed = sim[gaps < GAP_TARGET]
+        if len(signal) and f"{c}_gap" in signal:
+            gaps = signal[f"{c}_gap"]
+            worst = signal.loc[gaps.idxmin()]
+            missed = signal[gaps < GAP_TARGET]
             detail = "; ".join(
                 f"`{r['scenario']}` {r['n']} {r['therapy']} {r[f'{c}_gap']:+.3f}"
                 for _, r in missed.iterrows()
             )
             lines.append(
                 f"- {title} within {-GAP_TARGET:.2f} AUC of the best baseline at every "
-                f"simulated scenario, size and therapy: worst {worst[f'{c}_gap']:+.3f} "
-                f"(`{worst['scenario']}`, {worst['n']} per therapy, {worst['therapy']}); "
-                f"{len(missed)} of {len(sim)} cells below: "
+                f"simulated scenario with a signal, size and therapy: worst "
+                f"{worst[f'{c}_gap']:+.3f} (`{worst['scenario']}`, {worst['n']} per therapy, "
+                f"{worst['therapy']}); {len(missed)} of {len(signal)} cells below: "
                 + _verdict(missed.empty, GAP_TARGET - float(gaps.min()))
                 + (f" ({detail})" if detail else "")
                 + "."
@@ -753,7 +761,9 @@ def targets(out: Outcome) -> list[str]:
         if len(at):
             ratios = at[f"{c}_ratio"]
             per = ", ".join(
-                f"`{r['scenario']}` {r['therapy']} {r[f'{c}_ratio']:.3f}" for _, r in at.iterrows()
+                f"`{r['scenario']}` {r['therapy']} {r[f'{c}_ratio']:.3f}"
+                + ("" if r[f"{c}_ratio"] >= RATIO_TARGET else _best(r["best_ratio"]))
+                for _, r in at.iterrows()
             )
             lines.append(
                 f"- {title} ≥ {RATIO_TARGET} × oracle AUC at {RATIO_SIZE} per therapy, every "
@@ -837,7 +847,10 @@ def render(out: Outcome) -> str:
         "training patients); tuned XGBoost with "
         f"{s.tuned_iter} random-search iterations. *− best baseline*: the candidate's mean "
         "minus the best mean of the three baselines (target ≥ −0.01); */ oracle*: its "
-        "mean over the oracle AUC (target ≥ 0.95 at 300 per therapy where there is a signal).",
+        "mean over the oracle AUC (target ≥ 0.95 at 300 per therapy where there is a signal; "
+        "*[best model]*: the best of all models, to show whether any reaches it). The gap "
+        "target leaves out `null`, where every AUC is 0.5 plus noise and the best of three "
+        "baselines is biased upwards; `null` is judged by |AUC − 0.5|.",
         "",
         format_simulated(out) if len(out.simulated) else "(no simulated scenario run)",
         "",

@@ -94,6 +94,7 @@ def test_gap_target_met_or_missed(quality, gap_default, met):
         names=["logistic", "xgb", "tuned", "default"],
     )
     line = next(x for x in quality.targets(out) if "of the best baseline at every" in x)
+    assert f"{0 if met else 1} of 1 cells below" in line
     assert f"worst {gap_default:+.3f}" in line
     assert ("**met**" in line) == met
     if not met:
@@ -111,6 +112,10 @@ def test_targets_report_ratio_null_and_real_with_numbers(quality):
     ratio = next(x for x in lines if "× oracle AUC" in x)
     # 0.785 / 0.84 = 0.9345: missed by 0.0155 (null excluded: it has no signal)
     assert "lowest 0.935" in ratio and "missed** by 0.015" in ratio and "`null`" not in ratio
+    assert "[best model 0.940]" in ratio  # logistic, xgb and tuned: 0.79 / 0.84
+    gap = next(x for x in lines if "of the best baseline at every" in x)
+    # one cell: null (its default gap is +0.005 here) is judged by |AUC - 0.5| instead
+    assert "0 of 1 cells below" in gap and "worst -0.005 (`dense`" in gap
     null = next(x for x in lines if x.startswith("- `null`"))
     # xgb 0.485 and default 0.515 are the farthest from 0.5: within the 0.02 tolerance
     assert "largest |AUC − 0.5| 0.015" in null and "**met**" in null
