@@ -46,6 +46,7 @@ def _raw(rows):
     for m in ("logistic", "xgb", "tuned", "default"):
         raw[f"{m}_sec"] = 1.0
     raw["default_trees"] = 3.0
+    raw["null_se"] = 0.005  # 3 x 0.005 < 0.02: the fixed tolerance applies
     return raw
 
 
@@ -58,6 +59,27 @@ HAND = _raw(
         ("null", 300, 2, "ga", 300, 0.50, 0.50, 0.48, 0.50, 0.52),
     ]
 )
+
+
+def test_null_auc_se_worked_by_hand_and_covers(quality):
+    # (n + 1) / (12 n1 n0) with n1 = 60, n0 = 40: 101 / 28,800
+    y = np.array([0] * 40 + [1] * 60)
+    assert quality.null_auc_se(y) == pytest.approx(math.sqrt(101 / 28_800))
+    # scores unrelated to the labels: the AUC's sd over 400 draws matches it
+    rng = np.random.default_rng(0)
+    aucs = [quality.roc_auc(y, rng.random(100)) for _ in range(400)]
+    assert np.std(aucs) == pytest.approx(quality.null_auc_se(y), rel=0.15)
+
+
+def test_null_tolerance_widens_with_a_small_test_cohort(quality):
+    rows = [("null", 300, 1, "ga", 300, 0.5, 0.52, 0.47, 0.5, 0.5)]
+    raw = _raw(rows)
+    raw["null_se"] = 0.013  # a 2,000-patient test cohort: 3 se = 0.039
+    names = ["logistic", "xgb", "tuned", "default"]
+    out = quality.Outcome(simulated=quality.summarise_simulated(raw, names), names=names)
+    line = next(x for x in quality.targets(out) if x.startswith("- `null`"))
+    assert "within 0.039 of 0.5" in line and "largest |AUC − 0.5| 0.030" in line
+    assert "**met**" in line
 
 
 def test_gap_to_best_worked_by_hand(quality):
