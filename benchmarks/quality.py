@@ -345,7 +345,7 @@ def null_auc_se(y: np.ndarray) -> float:
     Examples
     --------
     >>> round(null_auc_se(np.array([0] * 40 + [1] * 60)), 4)
-    0.0295
+    0.0592
     """
     y = np.asarray(y)
     n1 = int((y == 1).sum())
