@@ -1,6 +1,7 @@
 """benchmarks/quality.py: its helpers worked by hand, and a tiny run of its code path
 (seconds, not a measurement)."""
 
+import doctest
 import importlib.util
 import math
 import sys
@@ -80,6 +81,11 @@ def test_null_tolerance_widens_with_a_small_test_cohort(quality):
     line = next(x for x in quality.targets(out) if x.startswith("- `null`"))
     assert "within 0.039 of 0.5" in line and "largest |AUC − 0.5| 0.030" in line
     assert "**met**" in line
+
+
+def test_examples_run(quality):
+    failures, tried = doctest.testmod(quality)
+    assert tried >= 2 and failures == 0
 
 
 def test_gap_to_best_worked_by_hand(quality):
