@@ -153,6 +153,10 @@ def test_make_classifier_names_the_classifier_and_checks_its_parameters():
         make_classifier({"classifier": "superlearner", "C": 0.3})
     with pytest.raises(UsageError, match="unknown parameter.*'linear_boosted'"):
         make_classifier({"candidates": ["ridge"]})  # no classifier named: linear-boosted's
+    from cytoresp.train.config import TrainConfig
+
+    with pytest.raises(UsageError, match="unknown parameter.*C_ridge"):  # at config time
+        TrainConfig.from_dict({"model": {"classifier": "superlearner", "C_ridge": 0.3}})
 
 
 def test_default_classifier_is_what_the_default_head_ends_in():
