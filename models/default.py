@@ -30,7 +30,7 @@ CLASSIFIERS: dict[str, type] = {
     "superlearner": SuperLearnerClassifier,
 }
 #: The classifier of a head when the config names none (docs/methods.md, "Default model").
-DEFAULT_CLASSIFIER = "linear_boosted"
+DEFAULT_CLASSIFIER = "superlearner"
 
 
 def make_classifier(params: Mapping[str, Any] | None = None, random_state: int | None = None):

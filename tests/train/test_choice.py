@@ -157,9 +157,26 @@ def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort
 # -- the issue-15 acceptance check: a small null cohort ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def null_model():
-    """400 patients, both therapies one mechanism (true difference 0), fast heads."""
+#: Fast heads of each classifier: fixed penalties, fixed tree counts (the super learner's
+#: candidates too; its weights are still fitted out of fold).
+FAST_HEADS = {
+    "linear_boosted": {"n_estimators": 30, "early_stopping": False, "C": 0.1, "C_ridge": 1.0},
+    "superlearner": {
+        "classifier": "superlearner",
+        "inner_splits": 3,
+        "candidate_params": {
+            "ridge": {"C": 0.3},
+            "xgb": {"n_estimators": 60},
+            "boosted": {"n_estimators": 30, "early_stopping": False, "C": 0.1, "C_ridge": 1.0},
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FAST_HEADS))
+def null_model(request):
+    """400 patients, both therapies one mechanism (true difference 0), fast heads of the
+    default classifier (the super learner) and of the linear-boosted one."""
     from cytoresp.datasets import simulate_cohort
     from cytoresp.train.config import TrainConfig
     from cytoresp.train.fitting import fit_response_model
@@ -174,7 +191,7 @@ def null_model():
         n_boot=0,
         n_jobs=1,
         n_ensemble=0,
-        model={"n_estimators": 30, "early_stopping": False, "C": 0.1, "C_ridge": 1.0},
+        model=FAST_HEADS[request.param],
     )
     return fit_response_model(train.panel, config=config)[0]
 
