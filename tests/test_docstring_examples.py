@@ -32,7 +32,7 @@ FAST_TRAINING = {
     "n_splits": 3,
     "n_boot": 0,
     "n_jobs": 1,
-    "n_ensemble": 0,
+    "n_ensemble": 3,  # models/recommend.py's examples read the ensemble
     "model": {"n_estimators": 20, "early_stopping": False, "C": 1.0, "C_ridge": 1.0},
 }
 
