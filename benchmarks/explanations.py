@@ -66,8 +66,8 @@ from cytoresp.train.cv import make_head
 from cytoresp.train.fitting import therapy_rows
 
 HEADS = {
-    "default": {},
-    "300 trees": {"early_stopping": False, "n_estimators": 300},
+    "default": {},  # the default head (the super learner)
+    "300 trees": {"early_stopping": False, "n_estimators": 300},  # linear-boosted, 300 trees
 }
 
 
@@ -80,7 +80,9 @@ class Case:
     new: pd.DataFrame
 
 
-def fit_cases(seed: int, n_train: int, n_new: int, mechanism: str = "default") -> list[Case]:
+def fit_cases(
+    seed: int, n_train: int, n_new: int, mechanism: str = "default", heads: tuple = tuple(HEADS)
+) -> list[Case]:
     """Both heads of both kinds on one training cohort, with new patients to explain."""
     panel = read_panel(simulate_cohort(n_train, seed=seed, mechanism=mechanism).panel)
     new_panel = read_panel(simulate_cohort(n_new, seed=seed + 1000, mechanism=mechanism).panel)
@@ -88,7 +90,7 @@ def fit_cases(seed: int, n_train: int, n_new: int, mechanism: str = "default") -
     for therapy in THERAPIES:
         frame, y = therapy_rows(panel, therapy)
         new = new_panel.to_model_frame()[list(frame.columns)]
-        for kind, params in HEADS.items():
+        for kind, params in ((k, HEADS[k]) for k in heads):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pipe = make_head(TrainConfig(model=params)).fit(frame, y)
@@ -161,11 +163,12 @@ def run(
     n_bg: int,
     n_time: int,
     mechanisms: tuple[str, ...] = ("default",),
+    heads: tuple[str, ...] = tuple(HEADS),
 ):
     rows = []
     worst: dict[tuple[str, ...], dict] = {}
     for mechanism, seed in ((m, s) for m in mechanisms for s in seeds):
-        for case in fit_cases(seed, n_train, n_new, mechanism):
+        for case in fit_cases(seed, n_train, n_new, mechanism, heads):
             head = case.head
             feats = head.pipeline.named_steps["features"]
             sample = np.random.default_rng(seed).choice(len(case.train), n_bg, replace=False)
@@ -241,6 +244,7 @@ def main() -> None:
         default=["default"],
         help="simulated truths (simulate_cohort's mechanism=): default dense threshold other",
     )
+    ap.add_argument("--heads", nargs="*", default=list(HEADS), choices=list(HEADS))
     args = ap.parse_args()
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     table, worst = run(
@@ -251,6 +255,7 @@ def main() -> None:
         args.background,
         args.n_time,
         tuple(args.mechanisms),
+        tuple(args.heads),
     )
     cols = [
         "agree median",
