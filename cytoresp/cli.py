@@ -530,32 +530,20 @@ def card(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Print the model card (Markdown): data, model, evaluation against the baselines, limits."""
-    from pathlib import Path
-
-    from cytoresp.models.card import CARD_FILE, render_card
+    from cytoresp.models.card import render_card
     from cytoresp.panels.write import atomic_output, check_writable
 
     if output is not None:
         check_writable(output)
     loaded = _load(model, tracking_uri)  # checks the folder's manifest, card included
-    stored = Path(model) / CARD_FILE
-    if not _is_uri(model) and stored.is_file():
-        text = stored.read_text(encoding="utf-8")
-    else:
-        text = render_card(loaded)
-        if not _is_uri(model):
-            _warn(f"{model} holds no {CARD_FILE} (saved before model cards existed): the "
-                  "card below is built from what the model stores")
+    # Rendered from what the model stores: the same text as the model_card.md written
+    # beside it (tested), wherever that file sits (a folder, an MLflow model's data
+    # folder, a registry URI), and a card for folders saved before cards existed.
+    text = render_card(loaded)
     with atomic_output(output or "-") as fh:
         fh.write(text if text.endswith("\n") else text + "\n")
     if output is not None and output != "-":
         _log(f"wrote the model card to {output}")
-
-
-def _is_uri(model: str) -> bool:
-    from cytoresp.models.mlflow_flavour import is_uri
-
-    return is_uri(model)
 
 
 @app.command()

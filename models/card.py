@@ -232,8 +232,8 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         comps = verdicts.get(t, {})
         s = status(comps)
         if s == "true":
-            text = ("clearly beat a plain logistic regression and a constant prediction in "
-                    "cross-validation")
+            beaten = [BASELINE_NAMES.get(b, b) for b, c in comps.items() if c.beats]
+            text = f"clearly beat {' and '.join(beaten)} in cross-validation"
         elif s == "false":
             lost = [BASELINE_NAMES[b] for b in lost_baselines(comps)]
             text = (f"**did not beat {' nor '.join(lost)} in cross-validation: treat its "
@@ -352,6 +352,14 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         except Exception:  # noqa: BLE001 - a head type without a state summary
             state = {}
         detail = []
+        if state.get("class") == "SuperLearnerClassifier":
+            weights = ", ".join(
+                f"{name} {float(w):.2f}"
+                for name, w in zip(
+                    state.get("candidates", []), state.get("weights", []), strict=True
+                )
+            )
+            detail.append(f"weights: {weights}" if weights else "weights not stored")
         if "n_trees" in state:
             detail.append(f"{state['n_trees']} trees")
         if state.get("C") is not None:
@@ -378,12 +386,24 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     out.append("")
 
     # -- evaluation -----------------------------------------------------------------------------
+    # A super-learner head is calibrated on its own stacked out-of-fold log-odds (its own
+    # inner folds), not on clones refitted on the config's inner folds (train/cv.py).
+    stacked = {
+        t: int(model.heads[t].model.inner_splits)
+        for t in therapies
+        if type(model.heads[t].model).__name__ == "SuperLearnerClassifier"
+    }
+    if stacked:
+        k = sorted(set(stacked.values()))
+        where = (f"the stacked out-of-fold log-odds of the super learner's own "
+                 f"{'/'.join(map(str, k))} inner folds")
+    else:
+        where = f"{config.get('inner_splits', '?')} inner folds of each outer training part"
     out += ["## Evaluation", ""]
     if config:
         out.append(
             f"{config.get('n_repeats', '?')}× repeated {config.get('n_splits', '?')}-fold "
-            f"nested cross-validation (calibration and threshold fitted on "
-            f"{config.get('inner_splits', '?')} inner folds of each outer training part); "
+            f"nested cross-validation (calibration and threshold fitted on {where}); "
             "every step fitted inside the fold; baselines scored on the same folds. "
             f"95% intervals: patient bootstrap ({config.get('n_boot', '?')} resamples; "
             "ROC AUC and the threshold metrics within each class, the others over all "
@@ -435,18 +455,33 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
     )
     out.append("")
     k_in, k_out = config.get("inner_splits", "?"), config.get("n_splits", "?")
-    out.append(
-        "How the evaluated and the deployed calibration relate: in cross-validation each "
-        "outer fold's head is recalibrated (Platt) on the out-of-fold log-odds of heads "
-        f"fitted on {k_in} inner folds of its training part; the deployed head, fitted on "
-        "every patient, is recalibrated by the same procedure on the out-of-fold log-odds "
-        f"of the first repeat's {k_out} outer-fold heads. Same procedure, different number "
-        "of folds, so the heads behind the calibration see a slightly different share of "
-        "the data"
-        + ("; and the deployed head is fitted with inverse-propensity weights while the "
-           "cross-validated heads were not, so the weighted head itself was not evaluated."
-           if config.get("ipw") else ".")
-    )
+    if stacked:
+        out.append(
+            "How the evaluated and the deployed calibration relate: every head here is a "
+            "super learner, calibrated (in each outer fold of the cross-validation and in "
+            "the deployed model alike) on its own stacked out-of-fold log-odds, whose "
+            "weights and intercept already maximise their likelihood, so the Platt step is "
+            "the identity. Its candidates' inner choices (penalty, number of trees) are made "
+            "on all of the rows it is given before the out-of-fold refits, which makes those "
+            "log-odds slightly optimistic; the outer cross-validation above measures the "
+            "result on patients none of it saw"
+            + ("; and the deployed head is fitted with inverse-propensity weights while "
+               "the cross-validated heads were not, so the weighted head itself was not "
+               "evaluated." if config.get("ipw") else ".")
+        )
+    else:
+        out.append(
+            "How the evaluated and the deployed calibration relate: in cross-validation "
+            "each outer fold's head is recalibrated (Platt) on the out-of-fold log-odds of "
+            f"heads fitted on {k_in} inner folds of its training part; the deployed head, "
+            "fitted on every patient, is recalibrated by the same procedure on the "
+            f"out-of-fold log-odds of the first repeat's {k_out} outer-fold heads. Same "
+            "procedure, different number of folds, so the heads behind the calibration see "
+            "a slightly different share of the data"
+            + ("; and the deployed head is fitted with inverse-propensity weights while "
+               "the cross-validated heads were not, so the weighted head itself was not "
+               "evaluated." if config.get("ipw") else ".")
+        )
     out.append("")
 
     # -- therapy choice ---------------------------------------------------------------------------

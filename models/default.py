@@ -78,7 +78,13 @@ def make_classifier(params: Mapping[str, Any] | None = None, random_state: int |
             f"model: unknown parameter(s) {', '.join(unknown)} for classifier {name!r}; "
             f"known: {', '.join(sorted(accepted))}"
         )
-    return cls(**params)
+    est = cls(**params)
+    # values too, not only names, so that a config is refused when it is read, not at the
+    # first fit inside cross-validation
+    est._validate_params()
+    if hasattr(est, "check_candidates"):
+        est.check_candidates()
+    return est
 
 
 def default_classifier(random_state: int | None = None):

@@ -34,8 +34,10 @@ from cytoresp.models.card import CARD_FILE, render_card
 from cytoresp.panels.write import atomic_dir
 
 FORMAT_NAME = "cytoresp-model"
-FORMAT_VERSION = 3  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
+FORMAT_VERSION = 4  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
 #                      3: a head stores its explanation background sample
+#                      4: a head's classifier may be a SuperLearnerClassifier ("class" in
+#                         its state); the folder holds model_card.md
 MANIFEST = "manifest.json"
 SPEC = "model.json"
 

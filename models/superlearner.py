@@ -290,6 +290,24 @@ class SuperLearnerClassifier(LinearTreesMixin, MarginClassifierMixin, BaseEstima
         "random_state": [Interval(Integral, 0, None, closed="left")],
     }
 
+    def check_candidates(self) -> None:
+        """Refuse unknown candidates and their bad parameters before any fit.
+
+        Raises
+        ------
+        UsageError
+            If a candidate name, a candidate parameter or its value is not accepted.
+
+        Examples
+        --------
+        >>> SuperLearnerClassifier(candidates=["ridg"]).check_candidates()
+        Traceback (most recent call last):
+        ...
+        cytoresp.errors.UsageError: candidates must be distinct names among ...
+        """
+        for name in _check_candidates(self.candidates, self.candidate_params):
+            self._candidate(name)._validate_params()
+
     def _candidate(self, name: str) -> LinearBoostedClassifier:
         params = {**CANDIDATES[name], **dict((self.candidate_params or {}).get(name, {}))}
         params.update(n_jobs=self.n_jobs, random_state=self.random_state)

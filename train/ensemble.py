@@ -40,22 +40,10 @@ def _fit_members(
     seeds: list[tuple[int, int]],
 ) -> list[LinearBoostedClassifier]:
     # The main head's choices are reused, nothing is tuned inside a refit: the linear
-    # part's regularisation C_ and the number of trees n_trees_ (early stopping off).
-    params: dict[str, Any] = {"n_jobs": 1}
-    accepted = model.get_params()
-    if hasattr(model, "frozen_params"):  # a super learner: its candidates' choices fixed
-        params.update(model.frozen_params())
-    elif model.linear and getattr(model, "C_", None) is not None:
-        params["C"] = float(model.C_)
-        # the penalty actually used (a ridge fallback sets it to 0), and the C of a ridge
-        # fit averaged into the linear part: fixed too, so no refit runs inner folds
-        if getattr(model, "l1_ratio_", None) is not None and "l1_ratio" in accepted:
-            params["l1_ratio"] = float(model.l1_ratio_)
-        if getattr(model, "C_ridge_", None) is not None and "C_ridge" in accepted:
-            params["C_ridge"] = float(model.C_ridge_)
-    if "early_stopping" in model.get_params():
-        params["early_stopping"] = False
-        params["n_estimators"] = int(getattr(model, "n_trees_", model.n_estimators))
+    # part's penalties and the number of trees (early stopping off); for a super learner,
+    # every candidate's (its weights are refitted out of fold).
+    frozen = model.frozen_params() if hasattr(model, "frozen_params") else model.chosen_params()
+    params: dict[str, Any] = {"n_jobs": 1, **frozen}
     classes = [np.flatnonzero(y == c) for c in np.unique(y)]
     out = []
     for resample_seed, model_seed in seeds:

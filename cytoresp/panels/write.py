@@ -232,6 +232,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
             except OSError as exc:
                 raise _output_error(dest, exc) from None
         yield tmp
+        _UNCOMMITTED.pop(str(tmp), None)  # before the rename: never removed once committed
         _commit(tmp, dest)
     except BaseException:
         if tmp is not None:
@@ -288,6 +289,7 @@ def atomic_output(dest: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours umask
+        _UNCOMMITTED.pop(tmp, None)  # before the rename: never removed once committed
         _commit(Path(tmp), path)
     except BaseException as exc:
         if fd is not None:

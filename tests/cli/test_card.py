@@ -69,7 +69,6 @@ def test_card_of_an_old_folder_is_built_from_what_the_model_stores(model_dir, tm
     old = _without_card(model_dir, tmp_path / "old")
     assert main(["card", "--model", str(old)]) == 0
     captured = capsys.readouterr()
-    assert f"holds no {CARD_FILE} (saved before model cards existed)" in captured.err
     assert captured.out == (model_dir / CARD_FILE).read_text(encoding="utf-8")
 
 
@@ -86,7 +85,7 @@ def test_card_of_a_model_storing_little_says_what_is_missing(trained):
     "change, code, message",
     [
         (lambda d: (d / CARD_FILE).write_text("# a better model\n"), 2, "was modified"),
-        (lambda d: shutil.rmtree(d), 2, ""),
+        (lambda d: shutil.rmtree(d), 2, "no model at"),
     ],
 )
 def test_card_command_refuses_a_tampered_or_missing_model(

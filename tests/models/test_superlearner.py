@@ -241,3 +241,22 @@ def test_bootstrap_ensemble_refits_a_superlearner_with_its_choices_fixed(fitted)
     again = BootstrapEnsemble.from_state(json.loads(json.dumps(state)), files.__getitem__)
     for a, b in zip(members, again.members["ifnb"], strict=True):
         np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"classifier": "superlearner", "candidates": ["ridg"]}, "candidates must be distinct"),
+        ({"classifier": "superlearner", "oof_choices": "both"}, "'oof_choices' parameter"),
+        ({"classifier": "superlearner", "candidate_params": {"ridge": {"depth": 3}}},
+         "candidate 'ridge'.*depth"),
+        ({"classifier": "superlearner", "candidate_params": {"xgb": {"max_depth": -1}}},
+         "'max_depth' parameter"),
+        ({"C": -1.0}, "'C' parameter"),
+    ],
+)
+def test_a_bad_classifier_config_is_refused_when_the_config_is_read(model, message):
+    from cytoresp.train.config import TrainConfig
+
+    with pytest.raises(UsageError, match=message):
+        TrainConfig.from_dict({"model": model})

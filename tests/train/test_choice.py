@@ -211,3 +211,16 @@ def test_null_cohort_gives_almost_no_confident_call(null_model):
             .str.startswith("the training cohort shows no evidence")
             .all()
         )
+
+
+def test_model_card_describes_the_calibration_each_classifier_gets(null_model):
+    """A super-learner head is calibrated on its own stacked out-of-fold log-odds, a
+    linear-boosted head on clones refitted on the config's inner folds: the card says which,
+    and lists the super learner's weights."""
+    from cytoresp.models.card import render_card
+
+    card = render_card(null_model)
+    stacked = type(null_model.heads["ifnb"].model).__name__ == "SuperLearnerClassifier"
+    assert ("stacked out-of-fold log-odds" in card) is stacked
+    assert ("inner folds of each outer training part" in card) is not stacked
+    assert ("weights: ridge" in card) is stacked
