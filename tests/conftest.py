@@ -37,15 +37,18 @@ _START_HANDLERS = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.
 def _start_up_signal_handlers():
     """Every test starts and ends with the start-up SIGINT / SIGTERM handlers.
 
-    Something run earlier in the same xdist worker (which, was not pinned down) left a
-    handler that swallowed SIGINT: a fresh-clone run failed
-    tests/test_interrupts.py::test_without_handling_nothing_is_recorded that way, while
-    the same test passed in other orders. Tests must not depend on what ran before them.
+    Tests leave handlers behind: pyspark's SparkContext installs its own SIGINT handler
+    (recorded after tests/predict/test_spark.py). Note that the start-up handler of an
+    xdist worker may be SIG_IGN, so a test that needs Python's own SIGINT handler installs
+    it (tests/test_interrupts.py). Tests must not depend on what ran before them.
     """
 
     def reset() -> None:
+        # Unconditionally: signal.getsignal reports Python's record, not the C-level
+        # handler, so a library that replaced the C handler behind Python's back would
+        # otherwise go unnoticed (signal.signal re-installs Python's trampoline).
         for sig, handler in _START_HANDLERS.items():
-            if handler is not None and signal.getsignal(sig) is not handler:
+            if handler is not None:
                 signal.signal(sig, handler)
 
     reset()
