@@ -149,11 +149,13 @@ def test_equals_shaps_exact_explainer_on_raw_inputs(small_head):
     np.testing.assert_allclose(base, exact.base_values, atol=2e-5)
 
 
-def test_wired_contributions_equal_the_reference_enumeration(small_head):
+@pytest.mark.parametrize("which", ["small_head", "small_sl_head"])
+def test_wired_contributions_equal_the_reference_enumeration(which, request):
     """head.cytokine_contributions (HeadExplainer: closed-form and per-pattern affine linear
     terms, one matrix product per tree group) equals the coalition-by-coalition
-    enumeration, on messy patients with a messy background."""
-    head, frame = small_head
+    enumeration, on messy patients with a messy background, for a linear-boosted head and
+    a super-learner head (one linear part plus weighted merged trees)."""
+    head, frame = request.getfixturevalue(which)
     feats = head.pipeline.named_steps["features"]
     patients = messy(frame.sample(15, random_state=7), 7)
     bg = background_sample(feats, messy(frame, 8), size=20, seed=2)
@@ -365,17 +367,3 @@ def test_superlearner_trees_score_as_xgboost_and_as_its_candidates(small_sl_head
     parts = sum(w * e.booster_.predict(e._dmatrix(arr), output_margin=True)
                 for w, e in zip(clf.weights_, clf.estimators_, strict=True) if e.booster_)
     np.testing.assert_allclose(ours, parts, atol=2e-5)
-
-
-def test_superlearner_contributions_are_exact_and_equal_the_enumeration(small_sl_head):
-    head, frame = small_sl_head
-    feats = head.pipeline.named_steps["features"]
-    patients = messy(frame.sample(8, random_state=3), 3)
-    bg = background_sample(feats, messy(frame, 4), size=12, seed=3)
-    base, ours = dataclasses.replace(head, background_sample=bg).cytokine_contributions(patients)
-    ref_base, ref = head_shapley(head, patients, bg)
-    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(base, ref_base, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(
-        base + ours.sum(axis=1).to_numpy(), head.calibrated_margin(patients), rtol=0, atol=1e-12
-    )

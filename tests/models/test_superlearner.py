@@ -165,7 +165,9 @@ def test_default_classifier_is_what_the_default_head_ends_in():
 
     head_clf = make_head(TrainConfig()).named_steps["model"]
     mine = default_classifier(random_state=0)
-    assert type(mine) is type(head_clf) and mine.get_params() == head_clf.get_params()
+    # the shipped default is the super learner (docs/methods.md, "Default model")
+    assert type(mine) is SuperLearnerClassifier and type(head_clf) is SuperLearnerClassifier
+    assert mine.get_params() == head_clf.get_params()
 
 
 def test_a_superlearner_head_is_calibrated_on_its_own_out_of_fold_margins(monkeypatch):
