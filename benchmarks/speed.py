@@ -21,9 +21,17 @@ trained on 600 simulated patients with the default configuration, or given with
 Targets (2 cores): at the largest size, both therapies, ``predict`` <= 2x the floor and
 ``predict --explain 3`` <= 5x the floor; peak memory at 1M rows <= 1.3x at 250k rows.
 
+``--cohort messy`` scores instead a cohort written the way instrument exports and
+registries write them (issue 15, item 7): the same simulated patients, but instrument-style
+headers with units (``IL-17A (pg/mL)``), brand names in the therapy column (``Avonex``,
+``Copaxone``...), an extra column the model does not know, about 12% of each cytokine's
+cells censored as text (``<0.41``, ``OOR <``, ``> 2500``), 1% extrapolated (``*12.3``)
+and 5% missing (empty, ``NA``, ``N/A``). The floor reads and writes that same file.
+
 Usage::
 
     nice python benchmarks/speed.py [--rows 250000 1000000] [--model DIR] [--write]
+    nice python benchmarks/speed.py --cohort messy [--rows ...] [--write]
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import replace_section  # noqa: E402
 
 SECTION = "## Scoring speed"
+SECTION_MESSY = "## Scoring speed on a messy cohort (issue 15)"
+BRANDS = {"ifnb": ("Avonex", "Rebif", "Betaferon", "interferon beta-1a"),
+          "ga": ("Copaxone", "Glatopa", "glatiramer acetate")}
 TARGET_PLAIN, TARGET_EXPLAIN, TARGET_MEMORY = 2.0, 5.0, 1.3
 
 FLOOR = """
@@ -109,6 +120,46 @@ def cytoresp_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "cytoresp.cli"]
 
 
+def messy_panel(panel, seed: int = 11):
+    """The simulated panel rewritten as a messy export (see the module docstring)."""
+    import numpy as np
+
+    from cytoresp.datasets.simulator import ANALYTES
+    from cytoresp.panels.registry import display_name
+
+    rng = np.random.default_rng(seed)
+    out = panel.copy()
+    n = len(out)
+    therapy = out["therapy"].to_numpy(dtype=object)
+    for code, names in BRANDS.items():
+        rows = np.flatnonzero(therapy == code)
+        therapy[rows] = np.asarray(names, dtype=object)[rng.integers(len(names), size=rows.size)]
+    out["therapy"] = therapy
+    out.insert(2, "site_comment", np.where(rng.random(n) < 0.3, "re-run, see log", ""))
+    renames = {}
+    for spec in ANALYTES:
+        cells = out[spec.id].to_numpy(dtype=object).copy()
+        values = np.asarray(
+            [float(c) if isinstance(c, str) and c[:1].isdigit() else np.nan for c in cells]
+        )
+        low = np.nanquantile(values, 0.10)
+        u = rng.random(n)
+        below = (values < low) & (u < 0.8)
+        cells[below] = f"<{low:.3g}"
+        cells[(values < low) & (u >= 0.8)] = "OOR <"
+        high = np.nanquantile(values, 0.98)
+        cells[values > high] = f"> {high:.4g}"
+        flag = ~np.isnan(values) & (values >= low) & (values <= high) & (rng.random(n) < 0.01)
+        cells[flag] = ["*" + c for c in cells[flag]]
+        gone = rng.random(n)
+        cells[gone < 0.05] = np.asarray(["", "NA", "N/A"], dtype=object)[
+            rng.integers(3, size=int((gone < 0.05).sum()))
+        ]
+        out[spec.id] = cells
+        renames[spec.id] = f"{display_name(spec.id)} (pg/mL)"
+    return out.rename(columns=renames)
+
+
 def get_model(model_dir: str | None, workdir: Path) -> Path:
     if model_dir:
         return Path(model_dir)
@@ -134,9 +185,9 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = RESULTS) -> None:
+def write_section(text: str, path: Path = RESULTS, section: str = SECTION) -> None:
     """Replace (or append) this benchmark's section, keeping everything else."""
-    replace_section(SECTION, text, path)
+    replace_section(section, text, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="a model directory (default: train one)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default=None, help="where the big files go (default: temp)")
+    parser.add_argument("--cohort", choices=("simulated", "messy"), default="simulated",
+                        help="messy: censored text cells, missing values, brand names")
     parser.add_argument("--write", action="store_true", help="update docs/results.md")
     args = parser.parse_args(argv)
 
@@ -162,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(args.rows)
     for n in sizes:
         src = work / f"panel_{n}.csv"
-        simulate_cohort(n, seed=args.seed).panel.to_csv(src, index=False)
+        panel = simulate_cohort(n, seed=args.seed).panel
+        if args.cohort == "messy":
+            panel = messy_panel(panel, seed=args.seed)
+        panel.to_csv(src, index=False)
         mb = src.stat().st_size / 2**20
         with open(src, encoding="utf-8") as fh:
             n_cols = len(fh.readline().split(","))
@@ -218,11 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
+    messy = args.cohort == "messy"
     text = [
-        SECTION,
+        SECTION_MESSY if messy else SECTION,
         "",
-        f"`nice python benchmarks/speed.py --rows {' '.join(map(str, sizes))}`: simulated "
-        f"panels (canonical CSV, {n_cols} columns), model trained on 600 simulated "
+        f"`nice python benchmarks/speed.py {'--cohort messy ' if messy else ''}--rows "
+        f"{' '.join(map(str, sizes))}`: simulated panels "
+        + (
+            f"written as a messy export ({n_cols} columns: instrument headers with units, "
+            "brand names, an unknown column, ~12% censored text cells, 1% extrapolated, 5% "
+            "missing; see the module docstring)"
+            if messy
+            else f"(canonical CSV, {n_cols} columns)"
+        )
+        + ", model trained on 600 simulated "
         f"patients with the default configuration; each run a fresh process, wall time "
         f"including start-up and model loading; {platform.machine()}, {os.cpu_count()} CPUs "
         f"shared with other work (load average {load_before[0]:.1f} before, "
@@ -240,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     out = "\n".join(text)
     print(out)
     if args.write:
-        write_section(out)
+        write_section(out, section=SECTION_MESSY if messy else SECTION)
         print(f"\nwrote the section {SECTION!r} of {RESULTS}", file=sys.stderr)
     tmp.cleanup()
     return 0
