@@ -338,7 +338,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
                              column=table.names[j], about_rows=True)
 
     analyte_ids, V, C = _parse_analytes(table, roles, problems, notes)
-    patient, month = parse_visits(table, roles.single, problems)
+    patient, month = parse_visits(table, roles.single, problems, notes)
 
     therapy = None
     if "therapy" in roles.single:

@@ -4,8 +4,9 @@ A panel may hold a ``patient_id`` and a ``month`` column (months since the thera
 started; 0 = the baseline sample) next to ``sample_id``. Then each row is one visit of a
 patient, and:
 
-* ``patient_id`` and ``month`` come together (one without the other is an error), every
-  row has both, ``month`` is a finite number >= 0 (fractions allowed: 1.5 months);
+* ``patient_id`` and ``month`` come together (``month`` alone is an error; ``patient_id``
+  alone is a baseline cohort when its ids are unique, an error otherwise), every row has
+  both, ``month`` is a finite number >= 0 (fractions allowed: 1.5 months);
 * a patient has at most one sample per month (duplicates of (``patient_id``, ``month``)
   are listed in the error);
 * therapy, responder and the clinical covariates are per patient: different values on
@@ -67,12 +68,16 @@ def _text(col: Any) -> np.ndarray:
                       dtype=object)
 
 
-def parse_visits(table: Table, single: dict[str, int], problems: Problems
+def parse_visits(table: Table, single: dict[str, int], problems: Problems,
+                 notes: list[str] | None = None
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The ``patient_id`` (object) and ``month`` (float64) of every row, or (None, None).
 
-    Problems (one column without the other, empty cells, a month that is not a number
-    >= 0, several samples of a patient at one month) go to ``problems``.
+    Problems (a month without patients, a patient with several rows but no month, empty
+    cells, a month that is not a number >= 0, several samples of a patient at one month)
+    go to ``problems``. A ``patient_id`` column without ``month`` whose ids are unique is
+    the common export of a baseline cohort: each row stays one patient's baseline sample,
+    with a note in ``notes``.
 
     Parameters
     ----------
@@ -82,17 +87,32 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems
         Role -> column position (``"patient_id"``, ``"month"`` among them when present).
     problems : Problems
         The collector of the whole validation.
+    notes : list of str, optional
+        Where the non-fatal findings go (the panel's warnings).
     """
     jp, jm = single.get("patient_id"), single.get("month")
     if jp is None and jm is None:
         return None, None
-    if jp is None or jm is None:
-        have, lacks = (("patient_id", "month") if jm is None else ("month", "patient_id"))
-        name = table.names[jp if jm is None else jm]
-        problems.add(f"column {name!r} gives the {have} of each sample but there is no "
-                     f"{lacks!r} column; samples of several visits need both 'patient_id' "
-                     f"and 'month' (months since the therapy started, 0 = baseline), a "
-                     f"panel of baseline samples needs neither")
+    if jm is None:
+        name = table.names[jp]
+        ids = pd.Series(_text(table.columns[jp]))
+        dup = ids[(ids != "") & ids.duplicated(keep=False)]
+        if len(dup):
+            first = dup.iloc[0]
+            problems.add(f"column {name!r}: patient {quote_cell(first)} has "
+                         f"{int((ids == first).sum())} rows (and {dup.nunique() - 1} other "
+                         f"patients more than one) but there is no 'month' column; samples of "
+                         f"several visits need 'month' (months since the therapy started, "
+                         f"0 = baseline)")
+        elif notes is not None:
+            notes.append(f"column {name!r} holds patient ids but there is no 'month' column: "
+                         f"each row is taken as one patient's baseline sample")
+        return None, None
+    if jp is None:
+        problems.add(f"column {table.names[jm]!r} gives the month of each sample but there is "
+                     f"no 'patient_id' column; samples of several visits need both "
+                     f"'patient_id' and 'month' (months since the therapy started, 0 = "
+                     f"baseline), a panel of baseline samples needs neither")
         return None, None
     rows = table.rows
     pname, mname = table.names[jp], table.names[jm]

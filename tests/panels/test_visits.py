@@ -68,12 +68,19 @@ def test_a_panel_without_visits_is_unchanged():
     assert f["patient_id"].tolist() == ["s1", "s2"] and f["month"].tolist() == [0.0, 0.0]
 
 
+def test_unique_patient_ids_without_month_are_a_baseline_cohort():
+    """The common export of one sample per patient keeps working (with a note)."""
+    p = read_panel(io.StringIO("sample_id,patient_id,IL10\ns1,A,1\ns2,B,2\n"))
+    assert not p.has_visits and p.sample_ids.tolist() == ["s1", "s2"]
+    assert any("each row is taken as one patient's baseline sample" in w for w in p.warnings)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("sample_id,patient_id,IL10\ns1,A,1\n",
-         "column 'patient_id' gives the patient_id of each sample but there is no 'month' "
-         "column"),
+        ("sample_id,patient_id,IL10\ns1,A,1\ns2,B,2\ns3,A,3\n",
+         "column 'patient_id': patient 'A' has 2 rows (and 0 other patients more than one) "
+         "but there is no 'month' column; samples of several visits need 'month'"),
         ("sample_id,month,IL10\ns1,0,1\n",
          "column 'month' gives the month of each sample but there is no 'patient_id' column"),
         ("sample_id,patient_id,month,IL10\ns1,A,0,1\ns2,A,0,2\ns3,A,3,1\ns4,A,3.0,2\n",
