@@ -22,6 +22,7 @@ standing for the patient.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from cytoresp.panels._table import (
     Table,
     list_rows,
     quoted_at,
+    text_at,
 )
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.values import as_text, format_numbers, is_numeric_column
@@ -139,7 +141,8 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems,
         bad = ~m_empty & (~np.isfinite(month) | (month < 0))
     problems.add_cells(bad, rows, jm, mname,
                        lambda i: f"month must be a number >= 0 (months since the therapy "
-                                 f"started, 0 = baseline), got {quoted_at(mcol, i)}")
+                                 f"started, 0 = baseline), got {quoted_at(mcol, i)}"
+                                 f"{_month_hint(text_at(mcol, i))}")
     month[m_empty | bad] = np.nan
     patient[p_empty] = None
 
@@ -159,6 +162,31 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems,
                              f"sample per patient and month (average replicates first)",
                              column=mname, about_rows=True)
     return patient, month
+
+
+_VISIT_LABEL = re.compile(r"(?:m|mo|month|months)\s*([0-9]+(?:\.[0-9]+)?)|"
+                          r"([0-9]+(?:\.[0-9]+)?)\s*(?:m|mo|month|months)", re.IGNORECASE)
+_BASELINE_LABEL = re.compile(r"baseline|bl|base|pre|pre-?treatment|t0|v0|visit ?0",
+                             re.IGNORECASE)
+
+
+def _month_hint(cell: str) -> str:
+    """A hint for a visit label written as text: ``'M3'`` -> write ``3``.
+
+    Examples
+    --------
+    >>> _month_hint("M3"), _month_hint("6 months"), _month_hint("x")
+    (' (write the number of months: 3)', ' (write the number of months: 6)', '')
+    >>> _month_hint("Baseline")
+    ' (write 0 for the baseline sample)'
+    """
+    text = cell.strip()
+    m = _VISIT_LABEL.fullmatch(text)
+    if m:
+        return f" (write the number of months: {m.group(1) or m.group(2)})"
+    if _BASELINE_LABEL.fullmatch(text):
+        return " (write 0 for the baseline sample)"
+    return ""
 
 
 def patient_has(patient: np.ndarray | None, mask: np.ndarray) -> np.ndarray:

@@ -95,6 +95,12 @@ def test_unique_patient_ids_without_month_are_a_baseline_cohort():
          "started, 0 = baseline), got '-3'"),
         ("sample_id,patient_id,month,IL10\ns1,A,three,1\n",
          "row 2, column 'month': month must be a number >= 0"),
+        ("sample_id,patient_id,month,IL10\ns1,A,M3,1\n",     # a visit label: a hint
+         "0 = baseline), got 'M3' (write the number of months: 3)"),
+        ("sample_id,patient_id,month,IL10\ns1,A,Month 1.5,1\n",
+         "got 'Month 1.5' (write the number of months: 1.5)"),
+        ("sample_id,patient_id,month,IL10\ns1,A,Baseline,1\n",
+         "got 'Baseline' (write 0 for the baseline sample)"),
         ("sample_id,patient_id,month,IL10\ns1,A,inf,1\n",
          "row 2, column 'month': month must be a number >= 0"),
         ("sample_id,patient_id,month,IL10\ns1,A,,1\n",
