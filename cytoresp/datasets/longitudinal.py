@@ -52,8 +52,8 @@ __all__ = [
 ON_TREATMENT = ("literature", "none")
 
 #: Sd of the change in a person's true log2 concentration between two visits, apart from
-#: the therapy's effect (assumption: cytokine levels of one person vary between visits
-#: roughly half as much as between persons, sd_log2 0.7-2.2 in the baseline model).
+#: the therapy's effect (assumption, no source: 0.18 to 0.56 times the between-person
+#: sd_log2 of the baseline model, 0.72 to 2.24).
 WITHIN_PERSON_SD_LOG2 = 0.4
 
 #: Samples per plate (as at baseline).

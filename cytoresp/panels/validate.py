@@ -44,7 +44,12 @@ from cytoresp.panels.therapies import (
 )
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
-from cytoresp.panels.visits import parse_visits, patient_has, patient_level
+from cytoresp.panels.visits import (
+    BASELINE_MONTH,
+    parse_visits,
+    patient_has,
+    patient_level,
+)
 
 __all__ = ["panel_from_table"]
 
@@ -394,22 +399,29 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
         covs.update(_parse_declared(table.columns[j], table.names[j].strip(), decl, j, rows,
                                     problems))
 
+    visit_notes: list[str] = []
     if patient is not None:
-        per_patient: dict[str, tuple[str, np.ndarray]] = {}
+        raw = {r: table.columns[roles.single[r]] for r in ("therapy", "responder",
+                                                            *CLINICAL_COVARIATES)
+               if r in roles.single}
+        labels: dict[str, tuple[str, np.ndarray]] = {}
         if therapy is not None:
-            per_patient["therapy"] = (table.names[roles.single["therapy"]], therapy)
+            labels["therapy"] = (table.names[roles.single["therapy"]], therapy)
         if responder is not None:
-            per_patient["responder"] = (table.names[roles.single["responder"]], responder)
-        for role in CLINICAL_COVARIATES:
-            if role in covs:
-                per_patient[role] = (table.names[roles.single[role]], covs[role])
-        filled = patient_level(patient, per_patient, rows, problems)
+            labels["responder"] = (table.names[roles.single["responder"]], responder)
+        filled = patient_level(patient, labels, rows, problems, raw=raw)
         therapy = filled.get("therapy", therapy)
         responder = filled.get("responder", responder)
-        covs.update({r: v for r, v in filled.items() if r in covs})
+        # covariates recorded at every visit (age, disease duration, EDSS) are common: the
+        # baseline row's value is the patient's, with a warning where the rows differ
+        clinical = {r: (table.names[roles.single[r]], covs[r]) for r in CLINICAL_COVARIATES
+                    if r in covs}
+        covs.update(patient_level(patient, clinical, rows, problems, raw=raw,
+                                  baseline=month == BASELINE_MONTH, notes=visit_notes))
+        notes.extend(visit_notes)
 
     plate = None
-    strict: list[str] = []
+    strict: list[str] = list(visit_notes)
     if "plate" in roles.single:
         name = table.names[roles.single["plate"]]
         text = as_text(table.columns[roles.single["plate"]])

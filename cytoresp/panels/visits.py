@@ -9,9 +9,10 @@ patient, and:
   both, ``month`` is a finite number >= 0 (fractions allowed: 1.5 months);
 * a patient has at most one sample per month (duplicates of (``patient_id``, ``month``)
   are listed in the error);
-* therapy, responder and the clinical covariates are per patient: different values on
-  two rows of one patient are an error; a row where they are empty takes the patient's
-  value from its other rows;
+* therapy, responder and the clinical covariates are per patient: different therapies or
+  responses on two rows of one patient are an error; a clinical covariate recorded at
+  every visit (age, disease duration, EDSS) takes the baseline row's value, with a
+  warning where the rows differ; a row where they are empty takes the patient's value;
 * a patient without a month-0 sample is allowed (it can be scored on its on-treatment
   sample) and reported (:func:`patients_without_baseline`, :func:`baseline_note`).
 
@@ -21,6 +22,7 @@ standing for the patient.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from cytoresp.panels._table import (
     Table,
     list_rows,
     quoted_at,
+    text_at,
 )
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.values import as_text, format_numbers, is_numeric_column
@@ -98,12 +101,12 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems,
         ids = pd.Series(_text(table.columns[jp]))
         dup = ids[(ids != "") & ids.duplicated(keep=False)]
         if len(dup):
-            first = dup.iloc[0]
+            first, others = dup.iloc[0], dup.nunique() - 1
+            also = f" (and {others} other patient(s) several)" if others else ""
             problems.add(f"column {name!r}: patient {quote_cell(first)} has "
-                         f"{int((ids == first).sum())} rows (and {dup.nunique() - 1} other "
-                         f"patients more than one) but there is no 'month' column; samples of "
-                         f"several visits need 'month' (months since the therapy started, "
-                         f"0 = baseline)")
+                         f"{int((ids == first).sum())} rows{also} but there is no 'month' "
+                         f"column; samples of several visits need 'month' (months since the "
+                         f"therapy started, 0 = baseline)")
         elif notes is not None:
             notes.append(f"column {name!r} holds patient ids but there is no 'month' column: "
                          f"each row is taken as one patient's baseline sample")
@@ -138,7 +141,8 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems,
         bad = ~m_empty & (~np.isfinite(month) | (month < 0))
     problems.add_cells(bad, rows, jm, mname,
                        lambda i: f"month must be a number >= 0 (months since the therapy "
-                                 f"started, 0 = baseline), got {quoted_at(mcol, i)}")
+                                 f"started, 0 = baseline), got {quoted_at(mcol, i)}"
+                                 f"{_month_hint(text_at(mcol, i))}")
     month[m_empty | bad] = np.nan
     patient[p_empty] = None
 
@@ -160,6 +164,31 @@ def parse_visits(table: Table, single: dict[str, int], problems: Problems,
     return patient, month
 
 
+_VISIT_LABEL = re.compile(r"(?:m|mo|month|months)\s*([0-9]+(?:\.[0-9]+)?)|"
+                          r"([0-9]+(?:\.[0-9]+)?)\s*(?:m|mo|month|months)", re.IGNORECASE)
+_BASELINE_LABEL = re.compile(r"baseline|bl|base|pre|pre-?treatment|t0|v0|visit ?0",
+                             re.IGNORECASE)
+
+
+def _month_hint(cell: str) -> str:
+    """A hint for a visit label written as text: ``'M3'`` -> write ``3``.
+
+    Examples
+    --------
+    >>> _month_hint("M3"), _month_hint("6 months"), _month_hint("x")
+    (' (write the number of months: 3)', ' (write the number of months: 6)', '')
+    >>> _month_hint("Baseline")
+    ' (write 0 for the baseline sample)'
+    """
+    text = cell.strip()
+    m = _VISIT_LABEL.fullmatch(text)
+    if m:
+        return f" (write the number of months: {m.group(1) or m.group(2)})"
+    if _BASELINE_LABEL.fullmatch(text):
+        return " (write 0 for the baseline sample)"
+    return ""
+
+
 def patient_has(patient: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
     """Rows whose patient has ``mask`` True on some row (all False without visits).
 
@@ -170,14 +199,24 @@ def patient_has(patient: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
     """
     if patient is None:
         return np.zeros(len(mask), dtype=bool)
-    has = np.array([p is not None for p in patient], dtype=bool)
-    with_mask = set(patient[has & mask].tolist())
-    return np.array([p is not None and p in with_mask for p in patient], dtype=bool)
+    s = pd.Series(patient, dtype=object)
+    has = s.notna().to_numpy()
+    return has & s.isin(pd.unique(patient[has & mask])).to_numpy()
 
 
 def patient_level(patient: np.ndarray, columns: dict[str, tuple[str, np.ndarray]],
-                  rows: np.ndarray, problems: Problems) -> dict[str, np.ndarray]:
-    """Per-patient columns checked for agreement and filled within each patient.
+                  rows: np.ndarray, problems: Problems, *,
+                  raw: dict[str, Any] | None = None,
+                  baseline: np.ndarray | None = None,
+                  notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-patient columns: one value per patient, on every row of the patient.
+
+    Without ``baseline`` (therapy, responder) every row of a patient must agree: a patient
+    whose rows differ is an error in ``problems``, and an empty cell takes the value of the
+    patient's other rows. With ``baseline`` (the clinical covariates, which registries
+    often record at every visit: age, disease duration, EDSS) the patient's value is the
+    one of its baseline row, else of its first row with a value, and rows that differ are
+    a warning in ``notes`` (the model's covariates are baseline covariates).
 
     Parameters
     ----------
@@ -188,12 +227,20 @@ def patient_level(patient: np.ndarray, columns: dict[str, tuple[str, np.ndarray]
     rows : ndarray of int
         Spreadsheet row of each data row.
     problems : Problems
-        Where a patient whose rows disagree is reported.
+        Where a patient whose rows disagree is reported (without ``baseline``).
+    raw : dict, optional
+        Role -> the column as read, to quote the cells as written in messages (else the
+        parsed values are shown).
+    baseline : ndarray of bool, optional
+        The baseline rows (month 0): their value is the patient's, and disagreement is a
+        warning.
+    notes : list of str, optional
+        Where the warnings go with ``baseline``.
 
     Returns
     -------
     dict
-        Role -> values, each empty cell given the value of the patient's other rows.
+        Role -> values, each row given its patient's value.
 
     Examples
     --------
@@ -203,29 +250,65 @@ def patient_level(patient: np.ndarray, columns: dict[str, tuple[str, np.ndarray]
     ...                     np.array([2, 3, 4]), p)
     >>> out["age"].tolist(), bool(p)
     ([30.0, 30.0, 40.0], False)
+    >>> notes = []
+    >>> out = patient_level(np.array(["a", "a"], dtype=object),
+    ...                     {"age": ("age", np.array([31.0, 30.5]))}, np.array([2, 3]), p,
+    ...                     baseline=np.array([False, True]), notes=notes)
+    >>> out["age"].tolist(), bool(p), len(notes)
+    ([30.5, 30.5], False, 1)
     """
-    has = np.array([p is not None for p in patient], dtype=bool)
+    has = pd.notna(pd.Series(patient, dtype=object)).to_numpy()
     codes = pd.factorize(pd.Series(patient, dtype=object), use_na_sentinel=True)[0]
     out: dict[str, np.ndarray] = {}
     for role, (name, values) in columns.items():
         s = pd.Series(values)
-        s_known = s[has]
-        g = s_known.groupby(codes[has], sort=False)
-        n_distinct = g.nunique(dropna=True)
-        for k, code in enumerate(n_distinct.index[n_distinct.to_numpy() > 1]):
-            if k >= MAX_PROBLEMS:
-                break
-            at = np.flatnonzero((codes == code) & s.notna().to_numpy())
-            vals = pd.unique(s.iloc[at])[:5]
-            shown = ", ".join(quote_cell(_show(v)) for v in vals)
-            problems.add(f"patient {quote_cell(patient[at[0]])} has different values in "
-                         f"column {name!r} (rows {list_rows(rows[at].tolist())}): {shown}; "
-                         f"{role} is per patient and must agree across the patient's rows",
-                         column=name, about_rows=True)
+        known = has & s.notna().to_numpy()
+        n_distinct = s[known].groupby(codes[known], sort=False).nunique()
+        differ = n_distinct.index[n_distinct.to_numpy() > 1].to_numpy()
+        if len(differ):
+            col = None if raw is None else raw.get(role)
+            lines = []
+            for code in differ[:MAX_PROBLEMS if baseline is None else 3]:
+                at = np.flatnonzero((codes == code) & known)
+                who, where = quote_cell(patient[at[0]]), list_rows(rows[at].tolist())
+                shown = _distinct_cells(col, s, at)
+                if baseline is None:
+                    problems.add(f"patient {who} has different values in column {name!r} "
+                                 f"(rows {where}): {shown}; {role} is per patient and must "
+                                 f"agree across the patient's rows", column=name,
+                                 about_rows=True)
+                else:
+                    lines.append(f"patient {who} (rows {where}): {shown}")
+            if lines and notes is not None:
+                more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+                notes.append(f"column {name!r} differs between the rows of {len(differ)} "
+                             f"patient(s): {'; '.join(lines)}{more}; {role} is taken per "
+                             f"patient, from the baseline (month 0) row, else the patient's "
+                             f"first row with a value")
+        # the patient's value: its baseline row's where known, else its first known row
+        idx = np.flatnonzero(known)
+        if baseline is not None:
+            idx = idx[np.argsort(~baseline[idx], kind="stable")]
+        first = pd.Series(s.to_numpy()[idx]).groupby(codes[idx], sort=False).first()
         filled = s.copy()
-        filled[has] = g.transform("first")
+        filled[has] = first.reindex(codes[has]).to_numpy()
         out[role] = filled.to_numpy(dtype=values.dtype)
     return out
+
+
+def _distinct_cells(col: Any, parsed: pd.Series, at: np.ndarray) -> str:
+    """The distinct values at rows ``at`` (at most 5), as written in the file if known."""
+    if col is None:
+        vals = pd.unique(parsed.iloc[at])[:5]
+        return ", ".join(quote_cell(_show(v)) for v in vals)
+    seen: dict[Any, str] = {}
+    for i in at.tolist():
+        key = parsed.iloc[i]
+        if key not in seen:
+            seen[key] = quoted_at(col, i)
+        if len(seen) == 5:
+            break
+    return ", ".join(seen.values())
 
 
 def _show(v: Any) -> str:

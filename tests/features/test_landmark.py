@@ -117,3 +117,15 @@ def test_a_missing_value_at_the_latest_visit_stays_missing():
     t = landmark_table(frame, 6)
     assert np.isnan(t.loc["A", "TNF@on"]) and t.loc["A", "IL10@on"] == 3.0
     assert t.loc["A", "month_on"] == 6.0
+
+
+@pytest.mark.parametrize(("month", "kept"), [(4.0, True), (4.000001, False), (1e-9, True)])
+def test_window_edges_are_open_at_0_and_closed_at_landmark_plus_window(month, kept):
+    """(0, L + window]: a sample exactly at L + window counts, one just after does not,
+    and any sample after the baseline day counts (the window has no lower bound)."""
+    frame = pd.DataFrame({"patient_id": ["A", "A"], "month": [0.0, month],
+                          "IL10": [1.0, 2.0]})
+    t = landmark_table(frame, 3, window=1.0)
+    assert (t.index.tolist() == ["A"]) is kept
+    if kept:
+        assert t.loc["A", "month_on"] == month and t.loc["A", "IL10@on"] == 2.0

@@ -79,8 +79,11 @@ def test_unique_patient_ids_without_month_are_a_baseline_cohort():
     ("text", "expected"),
     [
         ("sample_id,patient_id,IL10\ns1,A,1\ns2,B,2\ns3,A,3\n",
-         "column 'patient_id': patient 'A' has 2 rows (and 0 other patients more than one) "
-         "but there is no 'month' column; samples of several visits need 'month'"),
+         "column 'patient_id': patient 'A' has 2 rows but there is no 'month' column; "
+         "samples of several visits need 'month'"),
+        ("sample_id,patient_id,IL10\ns1,A,1\ns2,B,2\ns3,A,3\ns4,B,3\ns5,C,3\n",
+         "column 'patient_id': patient 'A' has 2 rows (and 1 other patient(s) several) but "
+         "there is no 'month' column"),
         ("sample_id,month,IL10\ns1,0,1\n",
          "column 'month' gives the month of each sample but there is no 'patient_id' column"),
         ("sample_id,patient_id,month,IL10\ns1,A,0,1\ns2,A,0,2\ns3,A,3,1\ns4,A,3.0,2\n",
@@ -92,6 +95,12 @@ def test_unique_patient_ids_without_month_are_a_baseline_cohort():
          "started, 0 = baseline), got '-3'"),
         ("sample_id,patient_id,month,IL10\ns1,A,three,1\n",
          "row 2, column 'month': month must be a number >= 0"),
+        ("sample_id,patient_id,month,IL10\ns1,A,M3,1\n",     # a visit label: a hint
+         "0 = baseline), got 'M3' (write the number of months: 3)"),
+        ("sample_id,patient_id,month,IL10\ns1,A,Month 1.5,1\n",
+         "got 'Month 1.5' (write the number of months: 1.5)"),
+        ("sample_id,patient_id,month,IL10\ns1,A,Baseline,1\n",
+         "got 'Baseline' (write 0 for the baseline sample)"),
         ("sample_id,patient_id,month,IL10\ns1,A,inf,1\n",
          "row 2, column 'month': month must be a number >= 0"),
         ("sample_id,patient_id,month,IL10\ns1,A,,1\n",
@@ -100,13 +109,9 @@ def test_unique_patient_ids_without_month_are_a_baseline_cohort():
          "row 2, column 'patient_id': empty patient id"),
         ("sample_id,patient_id,month,IL10,therapy\ns1,A,0,1,ifnb\ns2,A,3,1,GA\n",
          "column 'therapy': patient 'A' has different values in column 'therapy' (rows 2, 3): "
-         "'ifnb', 'ga'; therapy is per patient and must agree across the patient's rows"),
-        ("sample_id,patient_id,month,IL10,responder\ns1,A,0,1,1\ns2,A,3,1,0\n",
-         "patient 'A' has different values in column 'responder' (rows 2, 3): '1', '0'"),
-        ("sample_id,patient_id,month,IL10,sex\ns1,A,0,1,F\ns2,A,3,1,M\n",
-         "patient 'A' has different values in column 'sex'"),
-        ("sample_id,patient_id,month,IL10,age\ns1,A,0,1,30\ns2,A,3,1,31\n",
-         "patient 'A' has different values in column 'age' (rows 2, 3): '30', '31'"),
+         "'ifnb', 'GA'; therapy is per patient and must agree across the patient's rows"),
+        ("sample_id,patient_id,month,IL10,responder\ns1,A,0,1,1\ns2,A,3,1,no\n",
+         "patient 'A' has different values in column 'responder' (rows 2, 3): '1', 'no'"),
     ],
 )
 def test_visit_problems_are_named(text, expected):
@@ -239,3 +244,32 @@ def test_visits_round_trip_and_duplicates_are_found_exactly(tmp_path_factory, vi
     assert list(zip(q.patient_id, q.month, strict=True)) == keys
     assert patients_without_baseline(q) == [x for x in dict.fromkeys(k[0] for k in keys)
                                             if (x, 0.0) not in keys]
+
+
+def test_covariates_recorded_at_every_visit_take_the_baseline_value():
+    """Registries record age, disease duration and EDSS at every visit: such a file is read
+    (it was refused), each patient gets its baseline row's value on every row, and the
+    warning names the patients whose rows differ, with the cells as written."""
+    text = ("sample_id,patient_id,month,sex,age,edss,IL10\n"
+            "a3,A,3,F,31,2,1\na0,A,0,female,30,1.5,2\n"
+            "b0,B,0,M,40,,1\nb3,B,3,F,40.5,3,2\n"
+            "c3,C,3,,52,,1\n")
+    p = read_panel(io.StringIO(text))
+    cov = p.covariates
+    assert cov["age"].tolist() == [30.0, 30.0, 40.0, 40.0, 52.0]   # baseline rows' values
+    np.testing.assert_array_equal(cov["edss"], [1.5, 1.5, 3.0, 3.0, np.nan])  # B: first value
+    assert cov["sex"].tolist()[:4] == [1.0, 1.0, 0.0, 0.0]   # B's baseline says M
+    age = next(w for w in p.warnings if w.startswith("column 'age'"))
+    assert age == ("column 'age' differs between the rows of 2 patient(s): patient 'A' "
+                   "(rows 2, 3): '31', '30'; patient 'B' (rows 4, 5): '40', '40.5'; age is "
+                   "taken per patient, from the baseline (month 0) row, else the patient's "
+                   "first row with a value")
+    # the cells as written, not the parsed codes ('M', 'F', not '0', '1'); F / female agree
+    assert any("column 'sex' differs between the rows of 1 patient(s): patient 'B' "
+               "(rows 4, 5): 'M', 'F'" in w for w in p.warnings)
+    assert age in p.strict_notes   # --strict refuses it
+    # no note where the rows agree, or where only empty cells were filled
+    q = read_panel(io.StringIO("sample_id,patient_id,month,age,IL10\n"
+                               "a0,A,0,30,1\na3,A,3,,2\na6,A,6,30,2\n"))
+    assert q.covariates["age"].tolist() == [30.0] * 3
+    assert not any("differs between" in w for w in q.warnings)
