@@ -22,6 +22,15 @@ Usage::
     python benchmarks/policy.py --seeds 5 --sizes 100 300 --quick
     python benchmarks/policy.py ... --write             # also write docs/results.md,
                                                         # section "## Choosing a therapy"
+
+The grid can be run in pieces: ``--out FILE`` appends every training cohort's row to
+``FILE`` as soon as it is scored, and skips the (scenario, size, seed) cells already there
+(so an interrupted run resumes where it stopped); ``--from-csv FILE ...`` fits nothing and
+builds the table from the rows of one or more such files::
+
+    python benchmarks/policy.py --quick --scenarios none --sizes 100 --out /tmp/a.csv
+    python benchmarks/policy.py --quick --scenarios large --sizes 300 --out /tmp/b.csv
+    python benchmarks/policy.py --from-csv /tmp/a.csv /tmp/b.csv --write
 """
 
 from __future__ import annotations
@@ -272,6 +281,9 @@ def run_one(scn: Scenario, seed: int, size: int, test, config: TrainConfig) -> d
         gate_passed=model.choice.gate_passed,
         gate_p=pair.p_value,
         slope=pair.slope,
+        slope_se=pair.slope_se,
+        average_difference=pair.intercept,
+        score_scale=pair.score_scale,
         fit_seconds=seconds,
     )
     return out
@@ -312,17 +324,79 @@ def write_section(body: str, path: Path = RESULTS) -> None:
     replace_section(SECTION, f"{SECTION}\n\n{body.strip()}\n", path)
 
 
+KEY = ["scenario", "size", "seed"]
+
+
+def done_cells(path: Path | None) -> set[tuple[str, int, int]]:
+    """The (scenario, size, seed) cells already in a raw-rows CSV (empty if none)."""
+    if path is None or not path.exists() or path.stat().st_size == 0:
+        return set()
+    old = pd.read_csv(path, usecols=KEY)
+    return {(str(a), int(b), int(c)) for a, b, c in old.itertuples(index=False)}
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one raw row to ``path`` (header when the file is new), flushed at once."""
+    new = not path.exists() or path.stat().st_size == 0
+    frame = pd.DataFrame([row])
+    if not new:
+        # keep the file's column order; a column the file lacks is an error, not a shift
+        columns = list(pd.read_csv(path, nrows=0).columns)
+        if set(columns) != set(frame.columns):
+            raise UsageError(
+                f"{path} holds rows with other columns ({sorted(set(columns) ^ set(frame.columns))}); "
+                "write to a new file"
+            )
+        frame = frame[columns]
+    with open(path, "a", encoding="utf-8") as fh:
+        frame.to_csv(fh, header=new, index=False)
+
+
+def load_rows(paths: list[Path]) -> pd.DataFrame:
+    """Raw rows of one or more ``--out`` files, one row per (scenario, size, seed).
+
+    A cell present in several files is kept once (the last file wins); cells are ordered
+    by scenario (in the order first seen), size and seed.
+    """
+    frames = [pd.read_csv(p) for p in paths]
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates(KEY, keep="last")
+    order = {name: k for k, name in enumerate(dict.fromkeys(rows["scenario"]))}
+    rows = rows.assign(_o=rows["scenario"].map(order))
+    return rows.sort_values(["_o", "size", "seed"]).drop(columns="_o").reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="training cohorts per cell")
+    parser.add_argument("--first-seed", type=int, default=0, help="first training seed")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 800])
     parser.add_argument("--scenarios", nargs="+", default=[s.name for s in SCENARIOS])
     parser.add_argument("--n-test", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="fixed-penalty heads (QUICK_MODEL)")
-    parser.add_argument("--out", type=Path, help="also write the raw rows as CSV")
+    parser.add_argument(
+        "--out", type=Path,
+        help="append the raw rows to this CSV as they come; cells already there are skipped",
+    )
+    parser.add_argument(
+        "--from-csv", type=Path, nargs="+", metavar="FILE",
+        help="fit nothing: build the table from these --out files",
+    )
     parser.add_argument("--write", action="store_true", help="write docs/results.md")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    command = "python benchmarks/policy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.from_csv:
+        missing = [str(p) for p in args.from_csv if not p.exists()]
+        if missing:
+            parser.error(f"no such file: {', '.join(missing)}")
+        results = load_rows(args.from_csv)
+        n_test = sorted(set(results["n_test"])) if "n_test" in results else [args.n_test]
+        body = tables(results, n_test[0] if len(n_test) == 1 else n_test, command.strip())
+        print(body)
+        if args.write:
+            write_section(body + "\n\n" + EXPLANATION)
+            print(f"wrote {RESULTS} ({SECTION})", file=sys.stderr)
+        return 0
     known = {s.name: s for s in SCENARIOS}
     unknown = [s for s in args.scenarios if s not in known]
     if unknown:
@@ -339,18 +413,25 @@ def main(argv: list[str] | None = None) -> int:
             n_jobs=1,
             model=dict(QUICK_MODEL),
         )
+    done = done_cells(args.out)
     tests: dict[str, Any] = {}
     rows = []
     for name in args.scenarios:
         scn = known[name]
-        if scn.heterogeneity not in tests:
-            tests[scn.heterogeneity] = simulate_cohort(
-                args.n_test, seed=424242, heterogeneity=scn.heterogeneity, **scn.prevalences()
-            )
         for size in args.sizes:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                if (scn.name, size, seed) in done:
+                    continue
+                if scn.heterogeneity not in tests:
+                    tests[scn.heterogeneity] = simulate_cohort(
+                        args.n_test, seed=424242, heterogeneity=scn.heterogeneity,
+                        **scn.prevalences(),
+                    )
                 row = run_one(scn, seed, size, tests[scn.heterogeneity], config)
+                row.update(heads="quick" if args.quick else "default", n_test=args.n_test)
                 rows.append(row)
+                if args.out:
+                    append_row(args.out, row)
                 print(
                     f"{scn.name:>24} {size:>4}/therapy seed {seed}: gate "
                     f"{'pass' if row['gate_passed'] else 'fail'} (p {row['gate_p']:.3f}, slope "
@@ -361,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    results = pd.DataFrame(rows)
-    if args.out:
-        results.to_csv(args.out, index=False)
-    command = "python benchmarks/policy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = load_rows([args.out]) if args.out and args.out.exists() else pd.DataFrame(rows)
+    if results.empty:
+        print("nothing to do: every cell is already in --out", file=sys.stderr)
+        return 0
     body = tables(results, args.n_test, command.strip())
     print(body)
     if args.write:

@@ -23,6 +23,14 @@ that uses it, are in :mod:`cytoresp.models.choice`. Here:
    squares on ``[1, tau_hat - mean(tau_hat)]``, ``tau_hat = mu_a - mu_b``, with HC3
    standard errors. The one-sided test of the slope is the gate; with more than two
    therapies the pairs' p-values are Holm-adjusted.
+5. **Score scale** (:func:`score_rescaling`): the line is fitted on the out-of-fold
+   predicted differences of the fold heads but applied at scoring to the final heads'
+   (refitted on all patients, with their own calibration). Their spreads differ from one
+   training cohort to the next (in simulated cohorts of 100 per therapy the ratio of
+   standard deviations on the same new patients ranged from 0.7 to 1.4), which moved
+   the line away from the one the final heads need. The final heads' predicted difference
+   is therefore standardised onto the out-of-fold one: its mean and standard deviation
+   on the training patients are matched to the out-of-fold mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ __all__ = [
     "fit_therapy_choice",
     "holm_passed",
     "propensity_matrix",
+    "score_rescaling",
 ]
 
 
@@ -246,12 +255,36 @@ def holm_passed(p_values: Sequence[float], alpha: float) -> list[bool]:
     return passed
 
 
+def score_rescaling(oof, final) -> tuple[float, float]:
+    """``(score_center, score_scale)`` that put ``final`` on the scale of ``oof``.
+
+    ``score_center`` is the mean of ``final`` and ``score_scale`` the ratio of standard
+    deviations ``sd(oof) / sd(final)`` (1 when either does not vary), both over the same
+    patients, so that ``mean(oof) + score_scale * (final - score_center)`` has the mean
+    and standard deviation of ``oof``.
+
+    Examples
+    --------
+    >>> center, scale = score_rescaling([0.1, 0.2, 0.3], [0.0, 0.2, 0.4])
+    >>> round(center, 6), round(scale, 6)
+    (0.2, 0.5)
+    """
+    oof = np.asarray(oof, dtype=np.float64)
+    final = np.asarray(final, dtype=np.float64)
+    if oof.shape != final.shape or oof.ndim != 1 or len(oof) < 2:
+        raise UsageError("the score rescaling needs one final score per out-of-fold score")
+    sd_oof, sd_final = float(np.std(oof)), float(np.std(final))
+    scale = sd_oof / sd_final if sd_oof > 1e-12 and sd_final > 1e-12 else 1.0
+    return float(np.mean(final)), float(scale)
+
+
 def fit_therapy_choice(
     y,
     given: pd.Series,
     mu: pd.DataFrame,
     propensity: pd.DataFrame,
     *,
+    final: pd.DataFrame | None = None,
     level: float = DEFAULT_LEVEL,
     alpha: float = DEFAULT_ALPHA,
     propensity_source: str = "cross-fitted",
@@ -270,6 +303,11 @@ def fit_therapy_choice(
         therapy, in the model's order.
     propensity : DataFrame
         :func:`propensity_matrix`.
+    final : DataFrame, optional
+        The final heads' P(response | therapy, x) of the same patients, columns as ``mu``:
+        the scores the calibration will be applied to (:func:`score_rescaling`). None:
+        scoring uses ``mu``'s scale unchanged (the final heads are assumed to spread like
+        the fold heads).
     level, alpha : float
         Interval level stored for scoring; family-wise level of the gate.
     propensity_source : str
@@ -298,11 +336,18 @@ def fit_therapy_choice(
     """
     therapies = list(mu.columns)
     pseudo = dr_pseudo_outcomes(y, given, mu, propensity)
-    fits = []
+    fits, rescale = [], []
     for a, b in pair_keys(therapies):
         tau = (mu[a] - mu[b]).to_numpy()
         g = (pseudo[a] - pseudo[b]).to_numpy()
         fits.append((a, b, *blp_regression(g, tau)))
+        if final is not None:
+            tau_final = (final[a] - final[b]).reindex(mu.index).to_numpy(dtype=np.float64)
+            if np.isnan(tau_final).any():
+                raise UsageError("the final heads' predictions miss some training patients")
+            rescale.append(score_rescaling(tau, tau_final))
+        else:
+            rescale.append((None, 1.0))
     passed = holm_passed([f[-1] for f in fits], alpha)
     pairs = [
         PairCalibration(
@@ -315,8 +360,10 @@ def fit_therapy_choice(
             n=len(given),
             p_value=p,
             passed=ok,
+            score_center=sc,
+            score_scale=ss,
         )
-        for (a, b, b0, b1, cov, c, p), ok in zip(fits, passed, strict=True)
+        for (a, b, b0, b1, cov, c, p), ok, (sc, ss) in zip(fits, passed, rescale, strict=True)
     ]
     return TherapyChoice(
         therapies=therapies,

@@ -334,7 +334,15 @@ def fit_response_model(
         )
     choice = None
     if len(therapies) > 1:
-        choice = fit_choice(panel, given, {t: reports[t].cv for t in therapies}, assignment, config)
+        # the final heads' probabilities of the same patients: the scores the calibration
+        # is applied to at scoring time (put on the out-of-fold scale, train/choice.py)
+        final = pd.DataFrame(
+            {t: heads[t].response_probability(frame_labelled) for t in therapies},
+            index=given.index,
+        )
+        choice = fit_choice(
+            panel, given, {t: reports[t].cv for t in therapies}, assignment, config, final
+        )
         log(choice.summary())
     frame_all = panel.to_model_frame()
     model = ResponseModel(
@@ -376,8 +384,19 @@ def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:
     )
 
 
-def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: TrainConfig):
-    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations."""
+def fit_choice(
+    panel: Panel,
+    given: pd.Series,
+    cvs: dict,
+    assignment,
+    config: TrainConfig,
+    final: pd.DataFrame | None = None,
+):
+    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations.
+
+    ``final``: the final heads' probabilities of the labelled patients (index as
+    ``given``, one column per therapy), for the score rescaling.
+    """
     from cytoresp.train.choice import (
         crossfit_response,
         fit_therapy_choice,
@@ -411,13 +430,15 @@ def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: Tr
         given,
         mu,
         e,
+        final=final,
         level=config.recommend_level,
         alpha=config.choice_alpha,
         propensity_source=source,
         info={
             "folds": f"{config.n_repeats}x{config.n_splits}",
             "propensity_clip": config.ipw_clip,
-            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test",
+            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test; "
+            "final heads' predicted difference standardised onto the out-of-fold one",
         },
     )
 
