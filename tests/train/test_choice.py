@@ -154,6 +154,29 @@ def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort
     np.testing.assert_allclose(mu.loc[given == "ga", "ifnb"], expected)
 
 
+def test_final_heads_scores_get_the_out_of_fold_mean_and_spread(trained, cohort):
+    """The line is fitted on out-of-fold differences; the stored rescaling gives the final
+    heads' differences on the training patients the same mean and standard deviation, so
+    the line applied to them has the spread it has on the scores it was fitted on."""
+    from cytoresp.panels.read import read_panel
+    from cytoresp.train.fitting import labelled_therapies
+
+    model, reports = trained
+    panel = read_panel(cohort.panel)
+    given = labelled_therapies(panel, model.therapies)
+    mu = crossfit_response({t: reports[t].cv for t in model.therapies}, given)
+    final = model.predict_proba(panel).loc[given.index]
+    pc = model.choice.pairs[0]
+    tau_oof = (mu[pc.first] - mu[pc.second]).to_numpy()
+    tau_final = (final[f"p_response_{pc.first}"] - final[f"p_response_{pc.second}"]).to_numpy()
+    assert pc.score_center == pytest.approx(tau_final.mean())
+    assert pc.score_scale == pytest.approx(tau_oof.std() / tau_final.std())
+    on_final = pc.calibrated(tau_final)[0]
+    on_oof = pc.intercept + pc.slope * (tau_oof - pc.center)
+    assert on_final.mean() == pytest.approx(on_oof.mean())
+    assert on_final.std() == pytest.approx(on_oof.std())
+
+
 # -- the issue-15 acceptance check: a small null cohort ------------------------------------------
 
 
