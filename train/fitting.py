@@ -398,13 +398,14 @@ def fit_choice(
     ``given``, one column per therapy), for the score rescaling.
     """
     from cytoresp.train.choice import (
-        crossfit_response,
+        crossfit_by_repeat,
         fit_therapy_choice,
         propensity_matrix,
     )
 
     therapies = list(cvs)
-    mu = crossfit_response(cvs, given)
+    folds = crossfit_by_repeat(cvs, given)
+    mu = sum(m for m, _ in folds) / len(folds)
     estimated, source = None, "observed shares (randomised assignment assumed)"
     if assignment is not None and not assignment.auc > assignment.auc_chance:
         # Assignment is not predictable beyond chance: the noise of an estimated
@@ -430,6 +431,7 @@ def fit_choice(
         given,
         mu,
         e,
+        folds=folds,
         final=final,
         level=config.recommend_level,
         alpha=config.choice_alpha,
@@ -437,7 +439,9 @@ def fit_choice(
         info={
             "folds": f"{config.n_repeats}x{config.n_splits}",
             "propensity_clip": config.ipw_clip,
-            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test; "
+            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, per fold and repeat; "
+            "averaged, covariance from the folds' covariances and spread; one-sided "
+            "slope test; "
             "final heads' predicted difference standardised onto the out-of-fold one",
         },
     )
