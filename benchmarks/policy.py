@@ -298,23 +298,29 @@ def fmt(values: pd.Series, pct: bool = True, digits: int = 1) -> str:
 
 
 def tables(results: pd.DataFrame, n_test: int, command: str) -> str:
+    """The markdown table of ``results`` (one raw row per training cohort)."""
+    heads = sorted(set(results["heads"])) if "heads" in results else ["?"]
     lines = [
-        f"Command: `{command}`. Independent test cohort of {n_test:,} patients per "
-        "heterogeneity level (randomised). Per row: mean over training cohorts; rates in %.",
+        f"Command: `{command}`. Heads: {', '.join(heads)}. Independent test cohort of "
+        f"{n_test:,} patients per heterogeneity level (randomised). Per row: mean over "
+        "training cohorts; rates in %.",
         "",
         "| scenario | per therapy | cohorts | gate passed | confident, mean (max) "
-        "| cohorts with ≤ 5% confident | confident calls right | gain captured "
-        "| covers true difference | covers BLP target | fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cohorts with ≤ 5% confident | confident calls right (cohorts) | gain captured "
+        "| covers BLP target | covers true difference | slope z: mean, sd | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, size), g in results.groupby(["scenario", "size"], sort=False):
         conf = g["confident_share"]
+        right = g["agreement_confident"].dropna()
+        z = g["slope"] / g["slope_se"] if "slope_se" in g else pd.Series(dtype=float)
+        zt = f"{z.mean():+.2f}, {z.std():.2f}" if len(z.dropna()) > 1 else "–"
         lines.append(
             f"| {name} | {size} | {len(g)} | {int(g['gate_passed'].sum())}/{len(g)} "
             f"| {100 * conf.mean():.1f} ({100 * conf.max():.1f}) "
-            f"| {int((conf <= 0.05).sum())}/{len(g)} | {fmt(g['agreement_confident'])} "
-            f"| {fmt(g['gain_captured'])} | {fmt(g['interval_coverage'])} "
-            f"| {fmt(g['target_coverage'])} | {g['fit_seconds'].mean():.0f} |"
+            f"| {int((conf <= 0.05).sum())}/{len(g)} | {fmt(right)} ({len(right)}) "
+            f"| {fmt(g['gain_captured'])} | {fmt(g['target_coverage'])} "
+            f"| {fmt(g['interval_coverage'])} | {zt} | {g['fit_seconds'].mean():.0f} |"
         )
     return "\n".join(lines)
 
@@ -390,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             parser.error(f"no such file: {', '.join(missing)}")
         results = load_rows(args.from_csv)
-        n_test = sorted(set(results["n_test"])) if "n_test" in results else [args.n_test]
-        body = tables(results, n_test[0] if len(n_test) == 1 else n_test, command.strip())
+        sizes = sorted(set(results["n_test"])) if "n_test" in results else [args.n_test]
+        if len(sizes) > 1:
+            parser.error(f"the files hold rows scored on test cohorts of {sizes} patients")
+        body = tables(results, int(sizes[0]), command.strip())
         print(body)
         if args.write:
             write_section(body + "\n\n" + EXPLANATION)
