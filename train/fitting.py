@@ -440,8 +440,8 @@ def fit_choice(
             "folds": f"{config.n_repeats}x{config.n_splits}",
             "propensity_clip": config.ipw_clip,
             "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, per fold and repeat; "
-            "averaged, covariance from the folds' covariances and spread; one-sided "
-            "slope test; "
+            "averaged, covariance bounded by the folds' average (valid under any "
+            "dependence between folds); one-sided slope test; "
             "final heads' predicted difference standardised onto the out-of-fold one",
         },
     )
