@@ -349,10 +349,8 @@ def append_row(path: Path, row: dict) -> None:
         # keep the file's column order; a column the file lacks is an error, not a shift
         columns = list(pd.read_csv(path, nrows=0).columns)
         if set(columns) != set(frame.columns):
-            raise UsageError(
-                f"{path} holds rows with other columns ({sorted(set(columns) ^ set(frame.columns))}); "
-                "write to a new file"
-            )
+            differ = sorted(set(columns) ^ set(frame.columns))
+            raise UsageError(f"{path} holds rows with other columns ({differ}); use a new file")
         frame = frame[columns]
     with open(path, "a", encoding="utf-8") as fh:
         frame.to_csv(fh, header=new, index=False)
