@@ -463,23 +463,29 @@ def main(argv: list[str] | None = None) -> int:
 EXPLANATION = """\
 How to read it (method in `docs/methods.md`, "Choosing a therapy"):
 
-- *gate passed*: training cohorts whose heterogeneity test (BLP slope, one-sided, 5%)
-  passed; when it fails every recommendation is `either`.
+- *gate passed*: training cohorts whose heterogeneity test (averaged per-fold BLP slope,
+  one-sided, 5%, against the covariance bound) passed; when it fails every
+  recommendation is `either`.
 - *confident*: share of test patients given a therapy rather than `either`; the issue-15
   target for `none` is at most 5% in at least 19 of 20 cohorts at every size (next column).
-- *confident calls right*: among confident calls, the share naming the truly better
-  therapy (– when there were none); target for `small`: at least 80%.
+- *confident calls right (cohorts)*: among confident calls, the share naming a therapy at
+  least as good as the other (mean over the cohorts that made confident calls, their
+  number in brackets; – when none did); target for `small`: at least 80%.
 - *gain captured*: (response rate following the recommendation, `either` given the
   leading therapy, minus the best single therapy) / (oracle minus best single therapy);
   undefined for `none` (the oracle gains nothing). Target for `large` at 300 per therapy:
   no worse than the 85% of the previous (bootstrap-ensemble) method.
+- *covers BLP target*: share of test patients for whom the 90% interval holds the best
+  linear approximation of the true difference given the heads' predicted difference
+  (computed on the test cohort): the quantity the interval is built for. Under `none`
+  that is 0.
 - *covers true difference*: share of test patients whose own true difference lies in the
   90% interval. The interval is not built for this (it is a confidence interval for an
   average over patients with the same predicted difference), so expect less than 90%
   wherever the true difference varies among such patients.
-- *covers BLP target*: share of test patients for whom the interval holds the best linear
-  approximation of the true difference given the heads' predicted difference (computed
-  on the test cohort): the quantity the interval is built for.
+- *slope z*: the averaged slope over its bounded standard error, mean and standard
+  deviation over the cohorts; under `none` the standard deviation is below 1 because the
+  bound is conservative.
 """
 
 
