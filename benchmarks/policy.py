@@ -22,6 +22,15 @@ Usage::
     python benchmarks/policy.py --seeds 5 --sizes 100 300 --quick
     python benchmarks/policy.py ... --write             # also write docs/results.md,
                                                         # section "## Choosing a therapy"
+
+The grid can be run in pieces: ``--out FILE`` appends every training cohort's row to
+``FILE`` as soon as it is scored, and skips the (scenario, size, seed) cells already there
+(so an interrupted run resumes where it stopped); ``--from-csv FILE ...`` fits nothing and
+builds the table from the rows of one or more such files::
+
+    python benchmarks/policy.py --quick --scenarios none --sizes 100 --out /tmp/a.csv
+    python benchmarks/policy.py --quick --scenarios large --sizes 300 --out /tmp/b.csv
+    python benchmarks/policy.py --from-csv /tmp/a.csv /tmp/b.csv --write
 """
 
 from __future__ import annotations
@@ -272,6 +281,9 @@ def run_one(scn: Scenario, seed: int, size: int, test, config: TrainConfig) -> d
         gate_passed=model.choice.gate_passed,
         gate_p=pair.p_value,
         slope=pair.slope,
+        slope_se=pair.slope_se,
+        average_difference=pair.intercept,
+        score_scale=pair.score_scale,
         fit_seconds=seconds,
     )
     return out
@@ -286,23 +298,29 @@ def fmt(values: pd.Series, pct: bool = True, digits: int = 1) -> str:
 
 
 def tables(results: pd.DataFrame, n_test: int, command: str) -> str:
+    """The markdown table of ``results`` (one raw row per training cohort)."""
+    heads = sorted(set(results["heads"])) if "heads" in results else ["?"]
     lines = [
-        f"Command: `{command}`. Independent test cohort of {n_test:,} patients per "
-        "heterogeneity level (randomised). Per row: mean over training cohorts; rates in %.",
+        f"Command: `{command}`. Heads: {', '.join(heads)}. Independent test cohort of "
+        f"{n_test:,} patients per heterogeneity level (randomised). Per row: mean over "
+        "training cohorts; rates in %.",
         "",
         "| scenario | per therapy | cohorts | gate passed | confident, mean (max) "
-        "| cohorts with ≤ 5% confident | confident calls right | gain captured "
-        "| covers true difference | covers BLP target | fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cohorts with ≤ 5% confident | confident calls right (cohorts) | gain captured "
+        "| covers BLP target | covers true difference | slope z: mean, sd | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (name, size), g in results.groupby(["scenario", "size"], sort=False):
         conf = g["confident_share"]
+        right = g["agreement_confident"].dropna()
+        z = g["slope"] / g["slope_se"] if "slope_se" in g else pd.Series(dtype=float)
+        zt = f"{z.mean():+.2f}, {z.std():.2f}" if len(z.dropna()) > 1 else "–"
         lines.append(
             f"| {name} | {size} | {len(g)} | {int(g['gate_passed'].sum())}/{len(g)} "
             f"| {100 * conf.mean():.1f} ({100 * conf.max():.1f}) "
-            f"| {int((conf <= 0.05).sum())}/{len(g)} | {fmt(g['agreement_confident'])} "
-            f"| {fmt(g['gain_captured'])} | {fmt(g['interval_coverage'])} "
-            f"| {fmt(g['target_coverage'])} | {g['fit_seconds'].mean():.0f} |"
+            f"| {int((conf <= 0.05).sum())}/{len(g)} | {fmt(right)} ({len(right)}) "
+            f"| {fmt(g['gain_captured'])} | {fmt(g['target_coverage'])} "
+            f"| {fmt(g['interval_coverage'])} | {zt} | {g['fit_seconds'].mean():.0f} |"
         )
     return "\n".join(lines)
 
@@ -312,17 +330,79 @@ def write_section(body: str, path: Path = RESULTS) -> None:
     replace_section(SECTION, f"{SECTION}\n\n{body.strip()}\n", path)
 
 
+KEY = ["scenario", "size", "seed"]
+
+
+def done_cells(path: Path | None) -> set[tuple[str, int, int]]:
+    """The (scenario, size, seed) cells already in a raw-rows CSV (empty if none)."""
+    if path is None or not path.exists() or path.stat().st_size == 0:
+        return set()
+    old = pd.read_csv(path, usecols=KEY)
+    return {(str(a), int(b), int(c)) for a, b, c in old.itertuples(index=False)}
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one raw row to ``path`` (header when the file is new), flushed at once."""
+    new = not path.exists() or path.stat().st_size == 0
+    frame = pd.DataFrame([row])
+    if not new:
+        # keep the file's column order; a column the file lacks is an error, not a shift
+        columns = list(pd.read_csv(path, nrows=0).columns)
+        if set(columns) != set(frame.columns):
+            differ = sorted(set(columns) ^ set(frame.columns))
+            raise UsageError(f"{path} holds rows with other columns ({differ}); use a new file")
+        frame = frame[columns]
+    with open(path, "a", encoding="utf-8") as fh:
+        frame.to_csv(fh, header=new, index=False)
+
+
+def load_rows(paths: list[Path]) -> pd.DataFrame:
+    """Raw rows of one or more ``--out`` files, one row per (scenario, size, seed).
+
+    A cell present in several files is kept once (the last file wins); cells are ordered
+    by scenario (in the order first seen), size and seed.
+    """
+    frames = [pd.read_csv(p) for p in paths]
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates(KEY, keep="last")
+    order = {name: k for k, name in enumerate(dict.fromkeys(rows["scenario"]))}
+    rows = rows.assign(_o=rows["scenario"].map(order))
+    return rows.sort_values(["_o", "size", "seed"]).drop(columns="_o").reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="training cohorts per cell")
+    parser.add_argument("--first-seed", type=int, default=0, help="first training seed")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 800])
     parser.add_argument("--scenarios", nargs="+", default=[s.name for s in SCENARIOS])
     parser.add_argument("--n-test", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="fixed-penalty heads (QUICK_MODEL)")
-    parser.add_argument("--out", type=Path, help="also write the raw rows as CSV")
+    parser.add_argument(
+        "--out", type=Path,
+        help="append the raw rows to this CSV as they come; cells already there are skipped",
+    )
+    parser.add_argument(
+        "--from-csv", type=Path, nargs="+", metavar="FILE",
+        help="fit nothing: build the table from these --out files",
+    )
     parser.add_argument("--write", action="store_true", help="write docs/results.md")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    command = "python benchmarks/policy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.from_csv:
+        missing = [str(p) for p in args.from_csv if not p.exists()]
+        if missing:
+            parser.error(f"no such file: {', '.join(missing)}")
+        results = load_rows(args.from_csv)
+        sizes = sorted(set(results["n_test"])) if "n_test" in results else [args.n_test]
+        if len(sizes) > 1:
+            parser.error(f"the files hold rows scored on test cohorts of {sizes} patients")
+        body = tables(results, int(sizes[0]), command.strip())
+        print(body)
+        if args.write:
+            write_section(body + "\n\n" + EXPLANATION)
+            print(f"wrote {RESULTS} ({SECTION})", file=sys.stderr)
+        return 0
     known = {s.name: s for s in SCENARIOS}
     unknown = [s for s in args.scenarios if s not in known]
     if unknown:
@@ -339,18 +419,25 @@ def main(argv: list[str] | None = None) -> int:
             n_jobs=1,
             model=dict(QUICK_MODEL),
         )
+    done = done_cells(args.out)
     tests: dict[str, Any] = {}
     rows = []
     for name in args.scenarios:
         scn = known[name]
-        if scn.heterogeneity not in tests:
-            tests[scn.heterogeneity] = simulate_cohort(
-                args.n_test, seed=424242, heterogeneity=scn.heterogeneity, **scn.prevalences()
-            )
         for size in args.sizes:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                if (scn.name, size, seed) in done:
+                    continue
+                if scn.heterogeneity not in tests:
+                    tests[scn.heterogeneity] = simulate_cohort(
+                        args.n_test, seed=424242, heterogeneity=scn.heterogeneity,
+                        **scn.prevalences(),
+                    )
                 row = run_one(scn, seed, size, tests[scn.heterogeneity], config)
+                row.update(heads="quick" if args.quick else "default", n_test=args.n_test)
                 rows.append(row)
+                if args.out:
+                    append_row(args.out, row)
                 print(
                     f"{scn.name:>24} {size:>4}/therapy seed {seed}: gate "
                     f"{'pass' if row['gate_passed'] else 'fail'} (p {row['gate_p']:.3f}, slope "
@@ -361,10 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    results = pd.DataFrame(rows)
-    if args.out:
-        results.to_csv(args.out, index=False)
-    command = "python benchmarks/policy.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = load_rows([args.out]) if args.out and args.out.exists() else pd.DataFrame(rows)
+    if results.empty:
+        print("nothing to do: every cell is already in --out", file=sys.stderr)
+        return 0
     body = tables(results, args.n_test, command.strip())
     print(body)
     if args.write:
@@ -376,23 +463,29 @@ def main(argv: list[str] | None = None) -> int:
 EXPLANATION = """\
 How to read it (method in `docs/methods.md`, "Choosing a therapy"):
 
-- *gate passed*: training cohorts whose heterogeneity test (BLP slope, one-sided, 5%)
-  passed; when it fails every recommendation is `either`.
+- *gate passed*: training cohorts whose heterogeneity test (averaged per-fold BLP slope,
+  one-sided, 5%, against the covariance bound) passed; when it fails every
+  recommendation is `either`.
 - *confident*: share of test patients given a therapy rather than `either`; the issue-15
   target for `none` is at most 5% in at least 19 of 20 cohorts at every size (next column).
-- *confident calls right*: among confident calls, the share naming the truly better
-  therapy (– when there were none); target for `small`: at least 80%.
+- *confident calls right (cohorts)*: among confident calls, the share naming a therapy at
+  least as good as the other (mean over the cohorts that made confident calls, their
+  number in brackets; – when none did); target for `small`: at least 80%.
 - *gain captured*: (response rate following the recommendation, `either` given the
   leading therapy, minus the best single therapy) / (oracle minus best single therapy);
   undefined for `none` (the oracle gains nothing). Target for `large` at 300 per therapy:
   no worse than the 85% of the previous (bootstrap-ensemble) method.
+- *covers BLP target*: share of test patients for whom the 90% interval holds the best
+  linear approximation of the true difference given the heads' predicted difference
+  (computed on the test cohort): the quantity the interval is built for. Under `none`
+  that is 0.
 - *covers true difference*: share of test patients whose own true difference lies in the
   90% interval. The interval is not built for this (it is a confidence interval for an
   average over patients with the same predicted difference), so expect less than 90%
   wherever the true difference varies among such patients.
-- *covers BLP target*: share of test patients for whom the interval holds the best linear
-  approximation of the true difference given the heads' predicted difference (computed
-  on the test cohort): the quantity the interval is built for.
+- *slope z*: the averaged slope over its bounded standard error, mean and standard
+  deviation over the cohorts; under `none` the standard deviation is below 1 because the
+  bound is conservative.
 """
 
 

@@ -404,10 +404,10 @@ def predict(
     """Score a panel file: probability of response per therapy, recommendation, drivers.
 
     With two or more therapies: the calibrated difference between the two leading ones
-    with a 90% confidence interval for the average difference among patients with the same
-    predicted difference (not for one patient's own difference), and recommended_therapy
-    (a therapy, or 'either' when the training cohort's heterogeneity test failed or the
-    interval includes 0; the reason is in recommendation_reason).
+    with a conservative 90% confidence interval for the average difference among patients
+    with the same predicted difference (not for one patient's own difference), and
+    recommended_therapy (a therapy, or 'either' when the training cohort's heterogeneity
+    test failed or the interval includes 0; the reason is in recommendation_reason).
     """
     from cytoresp.panels.write import check_writable, output_format
     from cytoresp.predict.batch import score_file

@@ -11,8 +11,13 @@ cross-fitted doubly robust (DR) pseudo-outcomes:
   predicted difference of the heads; the slope is tested against 0 (one-sided, HC3
   standard error). A slope indistinguishable from 0 means ranking patients by the
   predicted difference does not separate who benefits from which therapy;
-* **the calibrated difference** of a new patient: ``intercept + slope * (tau_hat(x) -
-  center)`` with its HC3 standard error, from the same regression. Its interval covers
+* **the calibrated difference** of a new patient: ``intercept + slope * g`` with its HC3
+  standard error, from the same regression, where ``g = score_scale * (tau_final(x) -
+  score_center)`` puts the *final* heads' predicted difference ``tau_final`` on the scale
+  of the out-of-fold one the line was fitted on (the fold heads and the final heads are
+  different fits, and their spreads of predicted differences differed by up to a third in
+  simulated cohorts: ``score_center`` and ``score_scale`` match the final heads' mean and
+  standard deviation on the training patients to the out-of-fold ones). Its interval covers
   the *best linear approximation of the average true difference among patients with
   the same predicted difference*; it is not a prediction interval for one patient's own
   (unobservable) difference, which varies around that average.
@@ -26,7 +31,7 @@ difference is recommended when
 2. the ``level`` interval of the calibrated difference excludes 0;
 
 otherwise the answer is ``either``, and ``recommendation_reason`` says which condition
-failed. Scoring needs the heads' probabilities and six numbers per pair, so the rule adds
+failed. Scoring needs the heads' probabilities and eight numbers per pair, so the rule adds
 almost nothing to the cost of ``predict``.
 """
 
@@ -114,6 +119,14 @@ class PairCalibration:
         One-sided p-value of the slope (H0: slope <= 0).
     passed : bool
         Whether the gate passed for this pair (after the Holm adjustment over pairs).
+    score_center : float, optional
+        Mean of the *final* heads' predicted difference on the training patients (None:
+        ``center``, as in models saved before it existed).
+    score_scale : float
+        Standard deviation of the out-of-fold predicted difference over that of the final
+        heads' on the training patients (1: no rescaling). At scoring the final heads'
+        predicted difference enters the line as ``score_scale * (predicted -
+        score_center)``.
 
     Examples
     --------
@@ -122,6 +135,13 @@ class PairCalibration:
     >>> d, se = pc.calibrated([0.21, 0.01])
     >>> d.round(3).tolist(), se.round(3).tolist()
     ([0.18, 0.02], [0.022, 0.01])
+
+    Final heads whose predicted differences spread twice as wide as the out-of-fold ones:
+
+    >>> wide = PairCalibration("ifnb", "ga", 0.02, 0.8, ((1e-4, 0.0), (0.0, 0.01)),
+    ...                        0.01, 400, 0.0, True, score_center=0.01, score_scale=0.5)
+    >>> wide.calibrated([0.41, 0.01])[0].round(3).tolist()
+    [0.18, 0.02]
     """
 
     first: str
@@ -133,6 +153,8 @@ class PairCalibration:
     n: int
     p_value: float
     passed: bool
+    score_center: float | None = None
+    score_scale: float = 1.0
 
     @property
     def slope_se(self) -> float:
@@ -151,7 +173,8 @@ class PairCalibration:
         -------
         difference, se : ndarray
         """
-        g = np.asarray(predicted, dtype=np.float64) - self.center
+        origin = self.center if self.score_center is None else self.score_center
+        g = self.score_scale * (np.asarray(predicted, dtype=np.float64) - origin)
         (v00, v01), (_, v11) = self.cov
         var = v00 + 2.0 * g * v01 + g * g * v11
         return self.intercept + self.slope * g, np.sqrt(np.maximum(var, 0.0))
@@ -168,6 +191,8 @@ class PairCalibration:
             "n": int(self.n),
             "p_value": float(self.p_value),
             "passed": bool(self.passed),
+            "score_center": None if self.score_center is None else float(self.score_center),
+            "score_scale": float(self.score_scale),
         }
 
     @classmethod
@@ -184,6 +209,8 @@ class PairCalibration:
             n=int(d["n"]),
             p_value=float(d["p_value"]),
             passed=bool(d["passed"]),
+            score_center=None if d.get("score_center") is None else float(d["score_center"]),
+            score_scale=float(d.get("score_scale", 1.0)),
         )
 
 
@@ -260,7 +287,8 @@ class TherapyChoice:
             lines.append(
                 f"  {p.first} - {p.second}: average difference {p.intercept:+.3f} "
                 f"(se {np.sqrt(max(p.cov[0][0], 0.0)):.3f}), slope {p.slope:.2f} "
-                f"(se {p.slope_se:.2f}), p = {p.p_value:.2g}, n = {p.n}: {verdict}"
+                f"(se {p.slope_se:.2f}), p = {p.p_value:.2g}, n = {p.n}, "
+                f"score scale {p.score_scale:.2f}: {verdict}"
             )
         return "\n".join(lines)
 
@@ -274,13 +302,14 @@ class TherapyChoice:
             out[f"{k}_slope_se"] = p.slope_se
             out[f"{k}_p_value"] = p.p_value
             out[f"{k}_passed"] = float(p.passed)
+            out[f"{k}_score_scale"] = p.score_scale
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (stored in the model's ``model.json``)."""
         return {
             "format": "cytoresp.TherapyChoice",
-            "format_version": 1,
+            "format_version": 2,
             "therapies": list(self.therapies),
             "pairs": [p.to_dict() for p in self.pairs],
             "level": self.level,
@@ -298,8 +327,14 @@ class TherapyChoice:
         ModelIntegrityError
             When the entry is not a saved therapy choice.
         """
-        if d.get("format") != "cytoresp.TherapyChoice" or d.get("format_version") != 1:
-            raise ModelIntegrityError("the 'choice' entry is not a saved therapy choice (v1)")
+        version = d.get("format_version")
+        if d.get("format") != "cytoresp.TherapyChoice" or version not in (1, 2):
+            if d.get("format") == "cytoresp.TherapyChoice" and isinstance(version, int):
+                raise ModelIntegrityError(
+                    f"the therapy choice was written by a newer cytoresp (version {version}); "
+                    "upgrade"
+                )
+            raise ModelIntegrityError("the 'choice' entry is not a saved therapy choice")
         try:
             return cls(
                 therapies=[str(t) for t in d["therapies"]],

@@ -581,10 +581,10 @@ def render_html(report: PatientReport) -> str:
         out.append(f'<p id="recommendation"><strong>{_e(report.recommendation)}</strong></p>')
         if report.choice_test:
             out.append(
-                '<p class="muted" id="choice-test">The interval is a confidence interval for '
-                "the average true difference among patients with the same predicted "
-                "difference (best linear approximation), not for this patient's own "
-                "difference. Training cohort: "
+                '<p class="muted" id="choice-test">The interval is a conservative confidence '
+                "interval for the average true difference among patients with the same "
+                "predicted difference (best linear approximation), not for this patient's "
+                "own difference. Training cohort: "
                 f"{_e(report.choice_test)}</p>"
             )
 

@@ -334,7 +334,15 @@ def fit_response_model(
         )
     choice = None
     if len(therapies) > 1:
-        choice = fit_choice(panel, given, {t: reports[t].cv for t in therapies}, assignment, config)
+        # the final heads' probabilities of the same patients: the scores the calibration
+        # is applied to at scoring time (put on the out-of-fold scale, train/choice.py)
+        final = pd.DataFrame(
+            {t: heads[t].response_probability(frame_labelled) for t in therapies},
+            index=given.index,
+        )
+        choice = fit_choice(
+            panel, given, {t: reports[t].cv for t in therapies}, assignment, config, final
+        )
         log(choice.summary())
     frame_all = panel.to_model_frame()
     model = ResponseModel(
@@ -376,16 +384,28 @@ def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:
     )
 
 
-def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: TrainConfig):
-    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations."""
+def fit_choice(
+    panel: Panel,
+    given: pd.Series,
+    cvs: dict,
+    assignment,
+    config: TrainConfig,
+    final: pd.DataFrame | None = None,
+):
+    """The therapy choice (:mod:`cytoresp.train.choice`) from the heads' cross-validations.
+
+    ``final``: the final heads' probabilities of the labelled patients (index as
+    ``given``, one column per therapy), for the score rescaling.
+    """
     from cytoresp.train.choice import (
-        crossfit_response,
+        crossfit_by_repeat,
         fit_therapy_choice,
         propensity_matrix,
     )
 
     therapies = list(cvs)
-    mu = crossfit_response(cvs, given)
+    folds = crossfit_by_repeat(cvs, given)
+    mu = sum(m for m, _ in folds) / len(folds)
     estimated, source = None, "observed shares (randomised assignment assumed)"
     if assignment is not None and not assignment.auc > assignment.auc_chance:
         # Assignment is not predictable beyond chance: the noise of an estimated
@@ -411,13 +431,18 @@ def fit_choice(panel: Panel, given: pd.Series, cvs: dict, assignment, config: Tr
         given,
         mu,
         e,
+        folds=folds,
+        final=final,
         level=config.recommend_level,
         alpha=config.choice_alpha,
         propensity_source=source,
         info={
             "folds": f"{config.n_repeats}x{config.n_splits}",
             "propensity_clip": config.ipw_clip,
-            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, one-sided slope test",
+            "method": "BLP on cross-fitted DR pseudo-outcomes, HC3, per fold and repeat; "
+            "averaged, covariance bounded by the folds' average (valid under any "
+            "dependence between folds); one-sided slope test; "
+            "final heads' predicted difference standardised onto the out-of-fold one",
         },
     )
 

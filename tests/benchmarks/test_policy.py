@@ -44,3 +44,23 @@ def test_policy_metrics_by_hand(policy):
 def test_policy_module_examples_run(policy):
     failures, tried = doctest.testmod(policy, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+def test_raw_rows_append_resume_and_combine(policy, tmp_path):
+    """--out appends row by row and knows which cells are done; --from-csv keeps one row per
+    (scenario, size, seed), the last file winning, in scenario order of first appearance."""
+    from cytoresp.errors import UsageError
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert policy.done_cells(first) == set()
+    for seed in (0, 1):
+        policy.append_row(first, {"scenario": "none", "size": 100, "seed": seed, "x": seed})
+    policy.append_row(second, {"scenario": "large", "size": 300, "seed": 0, "x": 5})
+    policy.append_row(second, {"scenario": "none", "size": 100, "seed": 1, "x": 9})
+    assert policy.done_cells(first) == {("none", 100, 0), ("none", 100, 1)}
+    rows = policy.load_rows([first, second])
+    assert rows[["scenario", "seed", "x"]].values.tolist() == [
+        ["none", 0, 0], ["none", 1, 9], ["large", 0, 5]
+    ]
+    with pytest.raises(UsageError, match="other columns"):
+        policy.append_row(first, {"scenario": "none", "size": 100, "seed": 2, "y": 1})

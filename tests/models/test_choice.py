@@ -156,6 +156,36 @@ def test_state_round_trips_and_bad_state_is_refused():
         TherapyChoice.from_dict(bad)
 
 
+def test_final_scores_are_put_on_the_out_of_fold_scale():
+    """score_center / score_scale map the final heads' difference onto the line's scale."""
+    oof_line = pair(intercept=0.02, slope=0.8, center=0.01)
+    # final heads spreading 1.5 times wider around another mean
+    wide = dataclasses.replace(oof_line, score_center=0.05, score_scale=1 / 1.5)
+    tau_oof = np.array([-0.2, 0.01, 0.3])
+    tau_final = 0.05 + 1.5 * (tau_oof - 0.01)
+    for got, want in zip(wide.calibrated(tau_final), oof_line.calibrated(tau_oof), strict=True):
+        np.testing.assert_allclose(got, want)
+    # unscaled, the same final scores would spread 1.5 times wider
+    ratio = np.ptp(oof_line.calibrated(tau_final)[0]) / np.ptp(wide.calibrated(tau_final)[0])
+    assert ratio == pytest.approx(1.5)
+
+
+def test_a_version_1_choice_reads_without_rescaling_and_a_newer_one_is_refused():
+    choice = TherapyChoice(["ifnb", "ga"], [pair(intercept=0.03, slope=0.7, center=0.02)])
+    old = choice.to_dict()
+    old["format_version"] = 1
+    for k in ("score_center", "score_scale"):
+        del old["pairs"][0][k]
+    again = TherapyChoice.from_dict(old)
+    assert again.pairs[0].score_scale == 1.0 and again.pairs[0].score_center is None
+    np.testing.assert_allclose(
+        again.pairs[0].calibrated([0.12])[0], 0.03 + 0.7 * (0.12 - 0.02)
+    )
+    newer = {**choice.to_dict(), "format_version": 3}
+    with pytest.raises(ModelIntegrityError, match="newer cytoresp .*upgrade"):
+        TherapyChoice.from_dict(newer)
+
+
 # -- the trained session model -----------------------------------------------------------------
 def test_trained_model_stores_the_gate_and_reports_it(trained):
     model, _ = trained

@@ -10,6 +10,8 @@ from scipy.special import expit
 from cytoresp.errors import UsageError
 from cytoresp.train.choice import (
     blp_regression,
+    combine_folds,
+    crossfit_by_repeat,
     crossfit_response,
     dr_pseudo_outcomes,
     fit_therapy_choice,
@@ -73,6 +75,53 @@ def test_calibrated_difference_interval_covers_the_true_line():
         hits += np.abs(d - true_at) <= z * se
     coverage = hits / reps
     assert ((coverage > 0.86) & (coverage < 0.94)).all(), coverage
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.9, 1.0])
+def test_combined_folds_never_exceed_the_gate_level_whatever_their_correlation(rho):
+    """Five correlated per-fold slopes under H0 (each with its own correct variance): the
+    averaged slope tested against combine_folds' bound rejects at most at the nominal 5%,
+    about 5% when the folds are completely dependent, far less when they are not.
+
+    The plain variance of an average of independent estimates (sigma^2 / K), which is
+    what a regression pooled over folds assumes, rejects far more often once the folds
+    are correlated (on null training cohorts the pooled slope's z had sd 1.40)."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(7)
+    n, k, sd = 2000, 5, 0.2
+    v = np.eye(2) * sd**2
+    rejected = naive = 0
+    for _ in range(n):
+        own = np.sqrt(1 - rho) * rng.normal(size=(k, 2))
+        b = sd * (np.sqrt(rho) * rng.normal(size=2) + own)
+        rejected += combine_folds([(x[0], x[1], v) for x in b])[-1] <= 0.05
+        naive += b[:, 1].mean() / (sd / np.sqrt(k)) >= NormalDist().inv_cdf(0.95)
+    if rho >= 0.3:
+        assert naive / n > 0.12, naive
+    # binomial sd at 5% of 2,000 is 0.5 points
+    assert rejected / n <= 0.065, rejected
+    if rho == 1.0:
+        assert rejected / n >= 0.035, rejected
+
+
+def test_crossfit_by_repeat_gives_each_repeat_and_the_folds(trained, cohort):
+    from cytoresp.panels.read import read_panel
+    from cytoresp.train.fitting import labelled_therapies
+
+    model, reports = trained
+    panel = read_panel(cohort.panel)
+    given = labelled_therapies(panel, model.therapies)
+    cvs = {t: reports[t].cv for t in model.therapies}
+    per_repeat = crossfit_by_repeat(cvs, given)
+    oof = pd.concat([cv.oof for cv in cvs.values()]).set_index(["repeat", "sample_id"])
+    assert len(per_repeat) == oof.index.get_level_values("repeat").nunique()
+    for r, (mu, fold) in enumerate(per_repeat):
+        want = oof.loc[r, "fold"].reindex(given.index.astype(str)).to_numpy()
+        np.testing.assert_array_equal(fold, want)
+        assert list(mu.columns) == model.therapies and mu.notna().all().all()
+    mean = sum(m for m, _ in per_repeat) / len(per_repeat)
+    pd.testing.assert_frame_equal(mean, crossfit_response(cvs, given))
 
 
 def test_blp_of_a_constant_prediction_cannot_pass():
@@ -152,6 +201,29 @@ def test_crossfit_uses_out_of_fold_predictions_for_every_patient(trained, cohort
     scored = reports["ifnb"].cv.scored.rename(index=str)  # the session fixture stays as is
     expected = [scored.at[sid, f"0:{fold[sid]}"] for sid in ga]
     np.testing.assert_allclose(mu.loc[given == "ga", "ifnb"], expected)
+
+
+def test_final_heads_scores_get_the_out_of_fold_mean_and_spread(trained, cohort):
+    """The line is fitted on out-of-fold differences; the stored rescaling gives the final
+    heads' differences on the training patients the same mean and standard deviation, so
+    the line applied to them has the spread it has on the scores it was fitted on."""
+    from cytoresp.panels.read import read_panel
+    from cytoresp.train.fitting import labelled_therapies
+
+    model, reports = trained
+    panel = read_panel(cohort.panel)
+    given = labelled_therapies(panel, model.therapies)
+    mu = crossfit_response({t: reports[t].cv for t in model.therapies}, given)
+    final = model.predict_proba(panel).loc[given.index]
+    pc = model.choice.pairs[0]
+    tau_oof = (mu[pc.first] - mu[pc.second]).to_numpy()
+    tau_final = (final[f"p_response_{pc.first}"] - final[f"p_response_{pc.second}"]).to_numpy()
+    assert pc.score_center == pytest.approx(tau_final.mean())
+    assert pc.score_scale == pytest.approx(tau_oof.std() / tau_final.std())
+    on_final = pc.calibrated(tau_final)[0]
+    on_oof = pc.intercept + pc.slope * (tau_oof - pc.center)
+    assert on_final.mean() == pytest.approx(on_oof.mean())
+    assert on_final.std() == pytest.approx(on_oof.std())
 
 
 # -- the issue-15 acceptance check: a small null cohort ------------------------------------------
