@@ -277,6 +277,17 @@ def fit_response_model(
         data = read_panel(data, require_labels=True, therapies=config.declared,
                           columns=config.columns)
     panel = data
+    full = panel
+    if getattr(panel, "has_visits", False):
+        panel = baseline_panel(panel, log)
+    elif config.landmarks:
+        from cytoresp.errors import UsageError
+
+        raise UsageError(
+            "landmark heads (--landmarks) need a panel with visits: a 'patient_id' and a "
+            "'month' column (months since the therapy started, 0 = baseline; "
+            "docs/data-format.md)"
+        )
     extra = [c for c in panel.covariates.columns if c not in CLINICAL_COVARIATES]
     if extra and "covariates" not in config.features:
         # declared covariates and measurements are inputs of the heads beside the clinical
@@ -364,7 +375,31 @@ def fit_response_model(
     # models/verdict.py)
     model.metadata["training_data"] = training_data_summary(panel, therapies)
     model.metadata["baseline_verdict"] = verdict_to_dict(model.metadata)
+    if config.landmarks:
+        from cytoresp.train.landmarks import fit_landmark_heads
+
+        landmarks, landmark_reports = fit_landmark_heads(full, therapies, config, log)
+        landmarks.reports = landmark_reports
+        model.landmarks = landmarks
+        model.metadata["landmarks"] = landmarks.metadata
     return model, reports
+
+
+def baseline_panel(panel: Panel, log: Log | None = None) -> Panel:
+    """The baseline (month 0) samples of a panel with visits, as a panel without visits.
+
+    The baseline heads are fitted on these only, exactly as on a file of baseline
+    samples; the on-treatment samples go to the landmark heads (``--landmarks``).
+    """
+    import dataclasses
+
+    at_baseline = (panel.month.to_numpy(dtype=np.float64) == 0.0)
+    base = dataclasses.replace(panel.subset(at_baseline), patient_id=None, month=None)
+    n_on = int((~at_baseline).sum())
+    if n_on and log is not None:
+        log(f"baseline heads: {int(at_baseline.sum())} baseline (month 0) samples; "
+            f"{n_on} on-treatment samples are read by the landmark heads only (--landmarks)")
+    return base
 
 
 def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:
