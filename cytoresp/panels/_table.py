@@ -58,6 +58,11 @@ SAMPLE_ALIASES = ("sample_id", "sampleid", "sample_name", "samplename", "sample"
 ROLE_ALIASES: dict[str, tuple[str, ...]] = {
     "therapy": ("therapy", "treatment", "dmt"),
     "responder": ("responder",),
+    "patient_id": ("patient_id", "patientid", "patient", "patient_no", "patient_number",
+                   "subject_id", "subjectid", "subject", "participant_id", "participant"),
+    "month": ("month", "months", "visit_month", "month_of_visit", "months_on_therapy",
+              "months_on_treatment", "month_on_therapy", "month_on_treatment",
+              "months_since_start", "months_since_baseline", "time_months", "time_month"),
     "plate": ("plate", "plate_id", "plateid", "plate_name", "batch", "batch_id", "batchid"),
     "age": ("age", "age_y", "age_years", "age_yr", "age_yrs", "age_at_baseline"),
     "sex": ("sex", "gender", "sex_f", "female"),

@@ -26,6 +26,10 @@ THERAPIES: tuple[str, ...] = ("ifnb", "ga")
 #: Censoring codes in :attr:`Panel.censoring`.
 BELOW, OBSERVED, ABOVE = -1, 0, 1
 
+#: Names of the visit columns in a model frame with ``visits=True``.
+PATIENT_COLUMN = "patient_id"
+MONTH_COLUMN = "month"
+
 #: Name of the plate column in a model frame (and the default ``plate_column`` of
 #: :class:`~cytoresp.features.plates.PlateMedianNormaliser`).
 PLATE_COLUMN = "plate"
@@ -108,6 +112,13 @@ class Panel:
         The findings ``--strict`` (``strict = true``) turns into errors: ignored columns
         (with "did you mean" where a header is close to a known name) and roles guessed or
         refused (a plate column with one sample per plate). Each is also in ``warnings``.
+    patient_id : Series or None
+        The patient of each sample (str) when the panel holds visits, else None (then
+        each sample is its own patient, at baseline). See :mod:`cytoresp.panels.visits`.
+    month : Series or None
+        Months since the therapy started (float64 >= 0; 0 = baseline) when the panel
+        holds visits, else None. ``patient_id`` and ``month`` are both set or both None,
+        and (patient, month) is unique.
     """
 
     values: pd.DataFrame
@@ -119,6 +130,13 @@ class Panel:
     source: str = "<DataFrame>"
     warnings: list[str] = field(default_factory=list)
     strict_notes: list[str] = field(default_factory=list)
+    patient_id: pd.Series | None = None
+    month: pd.Series | None = None
+
+    @property
+    def has_visits(self) -> bool:
+        """True when the panel holds ``patient_id`` and ``month`` (several visits)."""
+        return self.patient_id is not None and self.month is not None
 
     @property
     def sample_ids(self) -> pd.Index:
@@ -133,7 +151,7 @@ class Panel:
     def __len__(self) -> int:
         return len(self.values)
 
-    def to_model_frame(self, plate: bool = False) -> pd.DataFrame:
+    def to_model_frame(self, plate: bool = False, visits: bool = False) -> pd.DataFrame:
         """The float64 frame the models take as input.
 
         Analyte columns keep their value in pg/mL; a cell censored *below* its lower
@@ -148,6 +166,11 @@ class Panel:
             (:func:`plate_codes`, NaN where the row has none),
             for models with per-plate normalisation. Raises
             :class:`~cytoresp.errors.InputError` if the panel has no plate column.
+        visits : bool, default False
+            Put a ``patient_id`` column (object) and a ``month`` column (float64) first,
+            the input of :func:`cytoresp.features.landmark.landmark_table`. A panel
+            without visits gets ``patient_id`` = the sample id and ``month`` = 0 (every
+            sample a baseline sample). The frame is then not all float64.
 
         Examples
         --------
@@ -156,6 +179,8 @@ class Panel:
         >>> c = pd.DataFrame({"IL10": [0, -1]}, index=v.index, dtype="int8")
         >>> Panel(v, c, pd.DataFrame(index=v.index)).to_model_frame()["IL10"].tolist()
         [3.0, -0.5]
+        >>> Panel(v, c, pd.DataFrame(index=v.index)).to_model_frame(visits=True).columns.tolist()
+        ['patient_id', 'month', 'IL10']
         """
         vals = self.values.to_numpy(dtype=np.float64, copy=True)
         below = self.censoring.to_numpy() == BELOW
@@ -174,6 +199,16 @@ class Panel:
                     "sample; add a column 'plate' (or 'batch') with the plate label of each row",
                 )])
             frame[PLATE_COLUMN] = plate_codes(self.plate.to_numpy())
+        if visits:
+            index = self.values.index
+            if self.has_visits:
+                pid = self.patient_id.to_numpy(dtype=object)
+                month = self.month.to_numpy(dtype=np.float64)
+            else:
+                pid = np.asarray(index, dtype=object)
+                month = np.zeros(len(index), dtype=np.float64)
+            frame.insert(0, MONTH_COLUMN, month)
+            frame.insert(0, PATIENT_COLUMN, pd.Series(pid, index=index, dtype=object))
         return frame
 
     def subset(self, mask: np.ndarray | pd.Series) -> Panel:
@@ -195,4 +230,6 @@ class Panel:
             source=self.source,
             warnings=list(self.warnings),
             strict_notes=list(self.strict_notes),
+            patient_id=pick(self.patient_id),
+            month=pick(self.month),
         )

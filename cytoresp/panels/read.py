@@ -27,6 +27,7 @@ from cytoresp.panels.luminex import NoHeaderFound, read_luminex_text
 from cytoresp.panels.panel import Panel
 from cytoresp.panels.sniff import sniff
 from cytoresp.panels.validate import panel_from_table
+from cytoresp.panels.visits import baseline_note
 from cytoresp.panels.wide import decode_text, read_csv_table
 
 __all__ = ["FORMATS", "MAX_PROBLEMS", "PanelSource", "read_panel"]
@@ -145,8 +146,8 @@ def read_panel(
         table = table_from_frame(payload, name)
         if fmt == "long":
             table = read_long_table(table)
-        return panel_from_table(table, require_labels=require_labels, therapies=therapies,
-                                columns=columns)
+        return _with_baseline_note(panel_from_table(
+            table, require_labels=require_labels, therapies=therapies, columns=columns))
     if not payload.strip():
         raise InputError([Problem(name, None, None, "the file is empty")])
     fmt = format or sniff(payload, suffix)
@@ -168,8 +169,17 @@ def read_panel(
     if fmt in ("xlsx", "parquet") and table is not None:
         if looks_long(table.names) and format != "wide":
             table = read_long_table(table)
-    return panel_from_table(table, require_labels=require_labels, therapies=therapies,
-                                columns=columns)
+    return _with_baseline_note(panel_from_table(
+        table, require_labels=require_labels, therapies=therapies, columns=columns))
+
+
+def _with_baseline_note(panel: Panel) -> Panel:
+    """The panel, warned about patients without a baseline sample (whole reads only: a
+    streamed chunk may hold a patient's later visits without its baseline)."""
+    note = baseline_note(panel)
+    if note is not None:
+        panel.warnings.append(note)
+    return panel
 
 
 def _luminex_or_wide(text: str, payload: bytes, name: str):

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cytoresp.errors import InputError, Problem
+from cytoresp.errors import InputError, Problem, quote_cell
 from cytoresp.panels._table import (
     MAX_PROBLEMS,
     CsvLayout,
@@ -56,6 +56,7 @@ from cytoresp.panels.panel import Panel
 from cytoresp.panels.read import read_panel
 from cytoresp.panels.sniff import sniff
 from cytoresp.panels.validate import panel_from_table
+from cytoresp.panels.visits import format_month
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -320,6 +321,7 @@ class PanelStream:
         """Validate tables; yield panels while all is well, then only collect problems."""
         problems = Problems(self.name, self.limit)
         seen = _SeenIds()
+        seen_visits = _SeenIds()  # (patient_id, month) of a panel with visits
         header: Any = None
         n_rows = 0
 
@@ -356,6 +358,23 @@ class PanelStream:
                     problems.add(
                         f"duplicate sample id {sid!r} in rows {first}, {row}; "
                         f"sample ids must be unique",
+                        column=col,
+                        about_rows=True,
+                    )
+                if problems.full:
+                    problems.truncated = True
+                    break
+            if panel.has_visits:
+                keys = np.asarray([f"{p}\x1f{m!r}" for p, m in zip(
+                    panel.patient_id.tolist(), panel.month.tolist(), strict=True)], dtype=object)
+                col = next((n for n in table.names if role_of(n) == "month"), None)
+                for key, first, row in seen_visits.check_and_add(keys, table.rows)[: self.limit]:
+                    pid, m = key.split("\x1f")
+                    at = format_month(float(m))
+                    problems.add(
+                        f"patient {quote_cell(pid)} has 2 samples at month {at} "
+                        f"(rows {first}, {row}); keep one sample per patient and month "
+                        f"(average replicates first)",
                         column=col,
                         about_rows=True,
                     )

@@ -44,6 +44,7 @@ from cytoresp.panels.therapies import (
 )
 from cytoresp.panels.units import SUPPORTED_UNITS
 from cytoresp.panels.values import as_text, is_numeric_column, parse_value_column
+from cytoresp.panels.visits import parse_visits, patient_has, patient_level
 
 __all__ = ["panel_from_table"]
 
@@ -337,6 +338,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
                              column=table.names[j], about_rows=True)
 
     analyte_ids, V, C = _parse_analytes(table, roles, problems, notes)
+    patient, month = parse_visits(table, roles.single, problems)
 
     therapy = None
     if "therapy" in roles.single:
@@ -347,8 +349,8 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
         bad = (idx < 0) & ~empty
         problems.add_cells(bad, rows, j, table.names[j],
                            lambda i: unknown_therapy_message(text[i].as_py(), therapies))
-        if require_labels:
-            problems.add_cells(empty, rows, j, table.names[j],
+        if require_labels:  # with visits, one row of the patient is enough
+            problems.add_cells(empty & ~patient_has(patient, ~empty), rows, j, table.names[j],
                                lambda i: "empty therapy; every training row needs its therapy "
                                          "(docs/therapies.md)")
         vals = np.array(list(keys.values()), dtype=object)
@@ -365,7 +367,7 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
                            lambda i: f"responder must be 0 or 1 (or yes/no, true/false), got "
                                      f"{quoted_at(table.columns[j], i)}")
         if require_labels:
-            problems.add_cells(empty, rows, j, table.names[j],
+            problems.add_cells(empty & ~patient_has(patient, ~empty), rows, j, table.names[j],
                                lambda i: "empty responder; training rows need 0 or 1")
         vals = np.array(list(_RESPONDER.values()), dtype=np.float64)
         responder = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
@@ -391,6 +393,20 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
     for j, decl in roles.declared:
         covs.update(_parse_declared(table.columns[j], table.names[j].strip(), decl, j, rows,
                                     problems))
+
+    if patient is not None:
+        per_patient: dict[str, tuple[str, np.ndarray]] = {}
+        if therapy is not None:
+            per_patient["therapy"] = (table.names[roles.single["therapy"]], therapy)
+        if responder is not None:
+            per_patient["responder"] = (table.names[roles.single["responder"]], responder)
+        for role in CLINICAL_COVARIATES:
+            if role in covs:
+                per_patient[role] = (table.names[roles.single[role]], covs[role])
+        filled = patient_level(patient, per_patient, rows, problems)
+        therapy = filled.get("therapy", therapy)
+        responder = filled.get("responder", responder)
+        covs.update({r: v for r, v in filled.items() if r in covs})
 
     plate = None
     strict: list[str] = []
@@ -451,6 +467,9 @@ def panel_from_table(table: Table, *, require_labels: bool = False,
         source=table.source,
         warnings=notes,
         strict_notes=strict,
+        patient_id=None if patient is None else pd.Series(patient, index=index,
+                                                          name="patient_id", dtype=object),
+        month=None if month is None else pd.Series(month, index=index, name="month"),
     )
 
 

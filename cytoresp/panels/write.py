@@ -352,6 +352,10 @@ def _panel_columns(panel: Panel) -> tuple[list[str], list[pa.Array]]:
     index = panel.values.index
     names: list[str] = ["sample_id"]
     cols: list[pa.Array] = [as_text(pd.Series(np.asarray(index, dtype=object)).astype("str"))]
+    if panel.patient_id is not None and panel.month is not None:
+        names += ["patient_id", "month"]
+        cols.append(as_text(panel.patient_id.reset_index(drop=True)))
+        cols.append(format_numbers_arrow(panel.month.to_numpy(dtype=np.float64)))
     if panel.plate is not None:
         names.append("plate")
         cols.append(as_text(panel.plate.reset_index(drop=True)))
@@ -387,7 +391,8 @@ def _panel_columns(panel: Panel) -> tuple[list[str], list[pa.Array]]:
 def panel_to_frame(panel: Panel) -> pd.DataFrame:
     """The canonical wide table of a panel, every cell as text.
 
-    Columns: ``sample_id``, then ``plate``, ``therapy``, ``responder`` and the clinical
+    Columns: ``sample_id``, ``patient_id`` and ``month`` (a panel with visits), then
+    ``plate``, ``therapy``, ``responder`` and the clinical
     covariates where the panel has them, then the analytes by canonical id. Censored cells
     are written ``<limit`` / ``>limit``; numbers in their shortest exact form (so that
     :func:`read_panel` gives back exactly the same floats); missing cells are empty; sex as
