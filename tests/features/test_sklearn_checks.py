@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from cytoresp.features.axes import AxisScoreTransformer
 from cytoresp.features.builder import PanelFeatures
 from cytoresp.features.censoring import CensoredLog2Transformer
+from cytoresp.features.change import ChangeFromBaseline
 from cytoresp.features.covariates import CovariatePassthrough
 from cytoresp.features.ratios import LogRatioTransformer, SkippedFeatureWarning
 
@@ -32,6 +33,7 @@ ESTIMATORS = [
         covariates=None,
         add_indicators=True,
     ),
+    ChangeFromBaseline(columns=[("x0", "x1"), ("x2", "x3")], ratios=None),
 ]
 
 
