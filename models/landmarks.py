@@ -35,8 +35,12 @@ from cytoresp.models.response_model import TherapyHead
 __all__ = [
     "CHANGE_SUFFIX",
     "LandmarkHeads",
+    "changed_input",
     "is_change_feature",
+    "landmark_inputs",
+    "landmark_table_in",
     "landmark_windows",
+    "score_visits",
 ]
 
 #: Suffix of a change-from-baseline input (``TNF Δ``): explanations say "change since
@@ -45,14 +49,27 @@ CHANGE_SUFFIX = " Δ"
 
 
 def is_change_feature(name: str) -> bool:
-    """True for a change-from-baseline input such as ``TNF Δ``.
+    """True for a change-from-baseline input: ``TNF Δ``, ``IFNG/IL10 Δ``, ``TNF Δ undetectable``.
 
     Examples
     --------
-    >>> is_change_feature("TNF Δ"), is_change_feature("TNF")
-    (True, False)
+    >>> is_change_feature("TNF Δ"), is_change_feature("TNF Δ undetectable")
+    (True, True)
+    >>> is_change_feature("TNF")
+    False
     """
-    return str(name).endswith(CHANGE_SUFFIX)
+    return CHANGE_SUFFIX in str(name)
+
+
+def changed_input(name: str) -> str:
+    """The baseline input a change feature is about: ``TNF Δ`` -> ``TNF``.
+
+    Examples
+    --------
+    >>> changed_input("TNF Δ undetectable"), changed_input("IFNG/IL10 Δ")
+    ('TNF', 'IFNG/IL10')
+    """
+    return str(name).split(CHANGE_SUFFIX)[0]
 
 
 def landmark_windows(months: list[int], window: float | None) -> dict[int, tuple[float, float]]:
@@ -77,9 +94,9 @@ def landmark_windows(months: list[int], window: float | None) -> dict[int, tuple
 
 def default_window() -> float:
     """The tolerance after a landmark when the config sets none (months)."""
-    from cytoresp.features import landmark as lm
+    from cytoresp.features.landmark import DEFAULT_WINDOW
 
-    return float(getattr(lm, "DEFAULT_WINDOW", 1.0))
+    return float(DEFAULT_WINDOW)
 
 
 @dataclass
@@ -90,21 +107,25 @@ class LandmarkHeads:
     ----------
     heads : dict of int to dict of str to TherapyHead
         Landmark month -> therapy -> head (each with ``alert_threshold``).
+    change : dict of int to ChangeFromBaseline
+        Landmark month -> the fitted change step
+        (:class:`~cytoresp.features.change.ChangeFromBaseline`) that turns its landmark
+        table into the ``<analyte> Δ`` inputs. Fitted once on the training cohort's
+        landmark table, without outcomes (which analytes get a "below the limit at both
+        visits" indicator, the floor for a 0), and applied unchanged when scoring.
     window : float or None
         Tolerance after each landmark (months); None for the default.
     alert_sensitivity : float
         The share of non-responders the alert thresholds were chosen to flag.
-    change : dict
-        Parameters of the :class:`~cytoresp.features.landmark.ChangeFromBaseline` step.
     metadata : dict
         Per landmark: training sizes, cross-validated metrics, the alert's
         cross-validated sensitivity and specificity, the verdict against the baselines.
     """
 
     heads: dict[int, dict[str, TherapyHead]]
+    change: dict[int, Any] = field(default_factory=dict)
     window: float | None = None
     alert_sensitivity: float = 0.8
-    change: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Training only, not stored: landmark month -> therapy -> LandmarkReport.
     reports: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
@@ -118,12 +139,6 @@ class LandmarkHeads:
         """``(after, up_to]`` of each landmark (:func:`landmark_windows`)."""
         return landmark_windows([0, *self.months], self.window)
 
-    def change_step(self):
-        """A fresh change-from-baseline step with the stored parameters."""
-        from cytoresp.features.change import ChangeFromBaseline
-
-        return ChangeFromBaseline(**self.change)
-
     def inputs(self, visits: pd.DataFrame, month: int) -> pd.DataFrame:
         """The model frame of landmark ``month``: one row per patient in its window.
 
@@ -131,7 +146,24 @@ class LandmarkHeads:
         <cytoresp.panels.panel.Panel.to_model_frame>`. Columns: the baseline inputs, the
         ``<analyte> Δ`` changes, and ``month_on`` (the month of the on-treatment sample).
         """
-        return landmark_inputs(visits, month, self.windows()[month], self.change_step())
+        return landmark_inputs(visits, month, self.windows()[month], self.change[month])
+
+
+def landmark_table_in(
+    visits: pd.DataFrame, month: int, window: tuple[float, float]
+) -> pd.DataFrame:
+    """The landmark table of ``month``, only the patients whose sample is in ``window``.
+
+    :func:`cytoresp.features.landmark.landmark_table` takes the latest on-treatment
+    sample with ``0 < month <= up_to``; the ones at or before ``after`` (the previous
+    landmark) belong to the previous landmark and are dropped here.
+    """
+    from cytoresp.features.landmark import landmark_table
+
+    after, up_to = window
+    table = landmark_table(visits, float(month), window=up_to - float(month))
+    keep = table["month_on"].to_numpy(dtype=np.float64) > after
+    return table[keep] if not keep.all() else table
 
 
 def landmark_inputs(
@@ -148,24 +180,21 @@ def landmark_inputs(
     window : (float, float)
         ``(after, up_to]``: the on-treatment sample's month must be in it.
     change : ChangeFromBaseline
-        The change step (stateless: it is fitted here on the rows it transforms).
+        The fitted change step.
 
     Returns
     -------
     DataFrame
         Index ``patient_id``; only the patients with an on-treatment sample in the window.
     """
-    from cytoresp.features.landmark import landmark_table
-
-    after, up_to = window
-    table = landmark_table(visits, float(month), window=up_to - float(month))
-    if len(table) and "month_on" in table.columns:
-        table = table[table["month_on"].to_numpy(dtype=np.float64) > after]
-    deltas = change.fit(table).transform(table)
-    if not isinstance(deltas, pd.DataFrame):
-        deltas = pd.DataFrame(deltas, index=table.index, columns=change.get_feature_names_out())
-    base = [c for c in table.columns if c in _baseline_columns(table)]
-    out = pd.concat([table[base], deltas.set_axis(table.index)], axis=1)
+    table = landmark_table_in(visits, month, window)
+    names = list(change.get_feature_names_out())
+    if len(table):
+        deltas = pd.DataFrame(change.transform(table[list(change.feature_names_in_)]),
+                              index=table.index, columns=names)
+    else:
+        deltas = pd.DataFrame(columns=names, index=table.index, dtype=np.float64)
+    out = pd.concat([table[_baseline_columns(table)], deltas], axis=1)
     out["month_on"] = table["month_on"].to_numpy(dtype=np.float64)
     return out
 

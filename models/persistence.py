@@ -116,7 +116,7 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             spec["landmarks"] = {
                 "window": landmarks.window,
                 "alert_sensitivity": landmarks.alert_sensitivity,
-                "change": landmarks.change,
+                "change": {str(m): step.to_dict() for m, step in landmarks.change.items()},
                 "metadata": landmarks.metadata,
                 "heads": {
                     str(month): {
@@ -300,6 +300,7 @@ def load_model_dir(path: str | os.PathLike):
             heads[therapy] = _load_head(therapy, h, root)
         landmarks = None
         if spec.get("landmarks") is not None:  # format 5: landmark heads
+            from cytoresp.features.change import ChangeFromBaseline
             from cytoresp.models.landmarks import LandmarkHeads
 
             lm = spec["landmarks"]
@@ -308,9 +309,10 @@ def load_model_dir(path: str | os.PathLike):
                     int(month): {t: _load_head(t, h, root) for t, h in hs.items()}
                     for month, hs in lm["heads"].items()
                 },
+                change={int(m): ChangeFromBaseline.from_dict(d)
+                        for m, d in lm["change"].items()},
                 window=None if lm.get("window") is None else float(lm["window"]),
                 alert_sensitivity=float(lm["alert_sensitivity"]),
-                change=dict(lm.get("change") or {}),
                 metadata=dict(lm.get("metadata") or {}),
             )
     except (KeyError, TypeError, ValueError) as exc:

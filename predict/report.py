@@ -460,7 +460,11 @@ def build_trajectory(
     (``tests/predict/test_landmark_report.py`` shows it on a simulated cohort).
     """
     from cytoresp.models.attribution import contributions_and_inputs
-    from cytoresp.models.landmarks import is_change_feature, landmark_probabilities
+    from cytoresp.models.landmarks import (
+        changed_input,
+        is_change_feature,
+        landmark_probabilities,
+    )
     from cytoresp.models.response_model import align_frame
     from cytoresp.panels.values import format_numbers
 
@@ -494,8 +498,14 @@ def build_trajectory(
         c = contrib.iloc[0]
         for name in c.abs().sort_values(ascending=False, kind="stable").index[:top]:
             value, z = float(c[name]), float(Z.iloc[0][name])
-            if is_change_feature(name):
-                base = name[: -len(" Δ")]
+            if is_change_feature(name) and name.endswith("undetectable"):
+                base = changed_input(name)
+                way = "below the limit at both visits" if z == 1 else "measurable"
+                drivers.append(f"{_label(base)} change since baseline: {way}, "
+                               f"{'raises' if value > 0 else 'lowers'} the log-odds by "
+                               f"{abs(value):.2f}")
+            elif is_change_feature(name):
+                base = changed_input(name)
                 way = ("unknown" if not np.isfinite(z) else "no change" if abs(z) < 1e-9
                        else f"{'rose' if z > 0 else 'fell'} ({z:+.2f} log2)")
                 drivers.append(f"{_label(base)} change since baseline: {way}, "

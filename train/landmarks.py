@@ -20,7 +20,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from cytoresp.models.landmarks import LandmarkHeads, is_change_feature, landmark_inputs
+from cytoresp.models.landmarks import (
+    LandmarkHeads,
+    is_change_feature,
+    landmark_inputs,
+    landmark_table_in,
+)
 from cytoresp.models.response_model import TherapyHead
 from cytoresp.models.verdict import verdict_to_dict
 from cytoresp.panels.panel import CLINICAL_COVARIATES, Panel
@@ -132,12 +137,21 @@ def fit_landmark_heads(
     log = log or (lambda _msg: None)
     visits = panel.to_model_frame(visits=True)
     outcomes = patient_outcomes(panel)
-    change = ChangeFromBaseline()
     windows = landmark_windows(config.landmarks, config.landmark_window)
     heads: dict[int, dict[str, TherapyHead]] = {}
+    changes: dict[int, ChangeFromBaseline] = {}
     reports: dict[int, dict[str, LandmarkReport]] = {}
     meta: dict[str, dict] = {}
     for month, window in windows.items():
+        # the change step learns no outcome (which analytes are below their limit at both
+        # visits somewhere, the floor for a 0): fitted once on the cohort's landmark table
+        table = landmark_table_in(visits, month, window)
+        if len(table) == 0:
+            log(f"landmark {month}: no patient has a sample in ({window[0]:g}, "
+                f"{window[1]:g}] months; no head")
+            continue
+        change = ChangeFromBaseline().fit(table)
+        changes[month] = change
         inputs = landmark_inputs(visits, month, window, change)
         frame_all = inputs.drop(columns=["month_on"])
         deltas = [c for c in frame_all.columns if is_change_feature(c)]
@@ -176,11 +190,12 @@ def fit_landmark_heads(
                 f"{alert['specificity']:.2f} out of fold")
         info["baseline_verdict"] = verdict_to_dict({"cv_metrics": info["cv_metrics"]})
         meta[str(month)] = info
+    kept = {m: h for m, h in heads.items() if h}
     result = LandmarkHeads(
-        heads={m: h for m, h in heads.items() if h},
+        heads=kept,
+        change={m: changes[m] for m in kept},
         window=config.landmark_window,
         alert_sensitivity=float(config.alert_sensitivity),
-        change=change.get_params(),
         metadata=meta,
     )
     return result, reports
