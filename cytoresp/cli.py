@@ -193,12 +193,24 @@ def simulate(
         str | None, typer.Option("--truth", help="also write true probabilities here")
     ] = None,
     assignment: Annotated[str, typer.Option(help="randomised or confounded")] = "randomised",
+    visits: Annotated[
+        str, typer.Option("--visits", help="months of the samples, e.g. 0,3,6 (0 = baseline)")
+    ] = "0",
+    on_treatment: Annotated[
+        str, typer.Option("--on-treatment", help="literature or none (with --visits)")
+    ] = "literature",
 ) -> None:
     """Simulate a literature-grounded cohort in the canonical panel format."""
-    from cytoresp.datasets import simulate_cohort
+    from cytoresp.datasets import simulate_longitudinal
     from cytoresp.panels.write import atomic_output
 
-    cohort = simulate_cohort(n, seed, assignment=assignment)
+    try:
+        months = tuple(float(v) for v in visits.split(","))
+    except ValueError:
+        raise UsageError(f"--visits must be months separated by commas (e.g. 0,3,6), got "
+                         f"{visits!r}") from None
+    cohort = simulate_longitudinal(n, seed, visits=months, on_treatment=on_treatment,
+                                   assignment=assignment)
     with atomic_output(out) as fh:
         cohort.panel.to_csv(fh, index=False, lineterminator="\n")
     if truth:

@@ -1,4 +1,4 @@
-"""Built-in datasets: the simulated cohort.
+"""Built-in datasets: the simulated cohort (baseline, or with on-treatment visits).
 
 Examples
 --------
@@ -8,6 +8,7 @@ Examples
 ['sample_id', 'p_response_ifnb', 'p_response_ga']
 """
 
+from cytoresp.datasets.longitudinal import simulate_longitudinal
 from cytoresp.datasets.simulator import SimulatedCohort, simulate_cohort
 
-__all__ = ["SimulatedCohort", "simulate_cohort"]
+__all__ = ["SimulatedCohort", "simulate_cohort", "simulate_longitudinal"]

@@ -724,8 +724,11 @@ class SimulatedCohort:
         """
         from sklearn.metrics import roc_auc_score
 
-        given = self.panel["therapy"].to_numpy()
-        y = self.panel["responder"].to_numpy()
+        panel = self.panel
+        if "patient_id" in panel.columns:  # visits: one row per patient, as the truth
+            panel = panel.drop_duplicates("patient_id")
+        given = panel["therapy"].to_numpy()
+        y = panel["responder"].to_numpy()
         p = np.where(
             given == "ifnb",
             self.truth["p_response_ifnb"].to_numpy(),
@@ -770,6 +773,57 @@ class SimulatedCohort:
         if truth_path is not None:
             with atomic_output(truth_path) as fh:
                 self.truth.to_csv(fh, index=False, lineterminator="\n")
+
+
+def measure(
+    latent: Mapping[str, np.ndarray],
+    offsets: np.ndarray,
+    platform: str,
+    missing_rate: float,
+    r_noise: np.random.Generator,
+    r_missing: np.random.Generator,
+) -> dict[str, Any]:
+    """What the lab reports for true log2 concentrations: one text column per analyte.
+
+    Multiplicative measurement noise (:data:`MEASUREMENT_SD_LOG2`, rising toward the
+    LLOQ), the per-sample plate offsets, censoring at the platform's limits and cells
+    missing completely at random, drawn analyte by analyte in :data:`ANALYTES` order.
+
+    Parameters
+    ----------
+    latent : mapping
+        Analyte id -> true log2 concentration of each sample.
+    offsets : ndarray of shape (n_samples, n_analytes)
+        Each sample's plate offset per analyte (log2).
+    platform : str
+        One of :data:`PLATFORMS` (the lower limits).
+    missing_rate : float
+        Probability that a cell is missing.
+    r_noise, r_missing : Generator
+        The noise and missingness streams.
+
+    Returns
+    -------
+    dict
+        Analyte id -> text column (``"3.214"``, ``"<0.56"``, ``">2500"``, ``""``).
+    """
+    columns: dict[str, Any] = {}
+    for j, a in enumerate(ANALYTES):
+        lloq = a.lloq_for(platform)
+        true = latent[a.id]
+        n = len(true)
+        sd = MEASUREMENT_SD_LOG2 * np.sqrt(1.0 + np.exp2(2.0 * (math.log2(lloq) - true)))
+        measured = np.exp2(
+            true
+            + np.minimum(sd, _MEASUREMENT_SD_CAP) * r_noise.standard_normal(n)
+            + offsets[:, j]
+        )
+        state = np.where(measured < lloq, 1, np.where(measured > a.uloq, 2, 0))
+        state[r_missing.random(n) < missing_rate] = 3
+        columns[a.id] = _measured_text(
+            measured, state, "<" + _limit_text(lloq), ">" + _limit_text(a.uloq)
+        )
+    return columns
 
 
 def _is_whole(v: Any) -> bool:
@@ -987,20 +1041,8 @@ def simulate_cohort(
         "relapses_prior_2y": cov["relapses_prior_2y"].astype(np.int64),
         "gd_lesions": cov["gd_lesions"].astype(np.int64),
     }
-    for j, a in enumerate(ANALYTES):
-        lloq = a.lloq_for(platform)
-        true = latent[a.id]
-        sd = MEASUREMENT_SD_LOG2 * np.sqrt(1.0 + np.exp2(2.0 * (math.log2(lloq) - true)))
-        measured = np.exp2(
-            true
-            + np.minimum(sd, _MEASUREMENT_SD_CAP) * r_noise.standard_normal(n)
-            + offsets[plate_idx, j]
-        )
-        state = np.where(measured < lloq, 1, np.where(measured > a.uloq, 2, 0))
-        state[r_missing.random(n) < missing_rate] = 3
-        columns[a.id] = _measured_text(
-            measured, state, "<" + _limit_text(lloq), ">" + _limit_text(a.uloq)
-        )
+    columns.update(measure(latent, offsets[plate_idx], platform, missing_rate, r_noise,
+                           r_missing))
     panel = pd.DataFrame(columns)
 
     truth = pd.DataFrame(

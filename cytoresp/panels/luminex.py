@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from cytoresp.errors import InputError, Problem
 from cytoresp.panels._table import (
+    MAX_PROBLEMS,
     Preparsed,
     Problems,
     Table,
@@ -33,6 +34,7 @@ from cytoresp.panels._table import (
     list_rows,
     report_value_flags,
     role_key,
+    role_of,
 )
 from cytoresp.panels.long import aggregate_replicates
 from cytoresp.panels.panel import ABOVE, BELOW
@@ -202,6 +204,29 @@ def read_luminex_text(text: str, source: str) -> Table:
     return _wells_to_table(header, data, units, plate, source, notes, header_line)
 
 
+def _per_sample(sample: np.ndarray, keep: np.ndarray, cols: list[np.ndarray],
+                header: list[str], visit_cols: list[int], problems: Problems
+                ) -> dict[str, dict[str, str]]:
+    """Column name -> sample -> value of the visit columns (``patient_id``, ``month``),
+    which must agree across a sample's wells."""
+    out: dict[str, dict[str, str]] = {}
+    for j in visit_cols:
+        values: dict[str, str] = {}
+        conflicts: dict[str, set[str]] = {}
+        for s, v in zip(sample[keep], cols[j][keep], strict=True):
+            v = str(v).strip()
+            if not v:
+                continue
+            if values.setdefault(s, v) != v:
+                conflicts.setdefault(s, {values[s]}).add(v)
+        for s, vs in list(conflicts.items())[:MAX_PROBLEMS]:
+            problems.add(f"sample {s!r} has different values in column {header[j]!r}: "
+                         f"{', '.join(repr(v) for v in sorted(vs))}; a sample-level column "
+                         f"must agree across the sample's wells", column=header[j])
+        out[header[j]] = values
+    return out
+
+
 def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
                     units: dict[str, str], plate: str | None, source: str,
                     notes: list[str], header_line: int) -> Table:
@@ -239,8 +264,11 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
 
     cells_sample, cells_analyte, cells_value, cells_cens = [], [], [], []
     unknown = []
+    visit_cols = [j for j, name in enumerate(header)
+                  if j not in (j_sample, j_type) and role_of(name) in ("patient_id", "month")]
     for j, name in enumerate(header):
-        if j in (j_sample, j_type) or not name or keys[j] in _INSTRUMENT_COLUMNS:
+        if j in (j_sample, j_type) or not name or keys[j] in _INSTRUMENT_COLUMNS \
+                or j in visit_cols:
             continue
         header_of = analyte_header(name, default_unit=units.get(name))
         aid = header_of.analyte
@@ -286,6 +314,7 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
     if unknown:
         notes.append(f"ignored column(s) that are not a known analyte: "
                      f"{', '.join(repr(u) for u in unknown[:20])}")
+    visit_values = _per_sample(sample, keep, cols, header, visit_cols, problems)
     if not cells_sample and not problems:
         problems.add("no column of the Luminex table is a known analyte (see docs/analytes.md)",
                      row=header_line)
@@ -303,6 +332,9 @@ def _wells_to_table(header: list[str], data: list[tuple[int, list[str]]],
     if plate:
         names.append("plate")
         out_cols.append(pa.array([plate] * len(samples), type=pa.string()))
+    for name, values in visit_values.items():
+        names.append(name)
+        out_cols.append(pa.array([values.get(s, "") for s in samples], type=pa.string()))
     names += analytes
     out_cols += [Preparsed(V[:, k].copy(), C[:, k].copy()) for k in range(len(analytes))]
     return Table(names, out_cols, rows, source, notes)

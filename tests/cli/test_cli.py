@@ -55,6 +55,21 @@ def test_simulate_writes_canonical_csv_with_censored_cells(tmp_path):
     assert table["IL4"].str.startswith("<").any()
 
 
+def test_simulate_with_visits_writes_a_panel_that_validates(tmp_path, capsys):
+    out = tmp_path / "visits.csv"
+    assert run("simulate", "--n", "40", "--seed", "1", "--visits", "0,3,6", "--on-treatment",
+               "none", "--out", str(out)) == 0
+    table = pd.read_csv(out, dtype=str)
+    assert len(table) == 120 and table.columns[:3].tolist() == ["sample_id", "patient_id",
+                                                                "month"]
+    assert table["month"].tolist()[:3] == ["0", "3", "6"]
+    assert run("validate", "--input", str(out)) == 0
+    assert run("simulate", "--n", "5", "--visits", "0,three") == 2
+    assert "--visits must be months separated by commas" in capsys.readouterr().err
+    assert run("simulate", "--n", "5", "--visits", "3,6") == 2
+    assert "visits must start with 0" in capsys.readouterr().err
+
+
 def test_validate_ok_and_canonical_output(cohort_csv, tmp_path, capsys):
     out = tmp_path / "canonical.csv"
     assert run("validate", "--input", str(cohort_csv), "--output", str(out)) == 0

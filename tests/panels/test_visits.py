@@ -171,3 +171,23 @@ def test_streaming_finds_duplicates_across_chunks(tmp_path):
     frame.to_parquet(path, index=False)
     with pytest.raises(InputError, match=r"patient 'P0' has 2 samples at month 3 \(rows 3, 61\)"):
         list(PanelStream(path, chunk_rows=10))
+
+
+BIOPLEX = (
+    "Bio-Plex Manager(TM) 6.2 Report\nPlate: BPX-0211\n\n"
+    "Type,Well,Description,Patient,Month,Hu IL-6 (19),Hu IL-10 (56)\n"
+    "S1,B1,,,,3200,3150\n"
+    "X1,E1,MS-017,A,0,4.52,OOR <\n"
+    "X1,F1,MS-017,A,0,4.71,OOR <\n"
+    "X2,G1,MS-018,A,3,1.5,2.25\n"
+    "X2,H1,MS-018,A,{m},1.7,2.41\n"
+)
+
+
+def test_an_instrument_export_carries_visits():
+    p = read_panel(io.StringIO(BIOPLEX.format(m=3)), format="luminex")
+    assert p.sample_ids.tolist() == ["MS-017", "MS-018"]
+    assert p.patient_id.tolist() == ["A", "A"] and p.month.tolist() == [0.0, 3.0]
+    with pytest.raises(InputError, match="sample 'MS-018' has different values in column "
+                                         "'Month': '3', '6'"):
+        read_panel(io.StringIO(BIOPLEX.format(m=6)), format="luminex")
