@@ -4,7 +4,8 @@ Two parts, each saved as raw JSON under ``--raw DIR`` and rendered together into
 docs/results.md, section "## On-treatment panels (issue 17)" (``--write-docs``):
 
 * **Simulated** (``--part sim``): longitudinal cohorts of the simulator
-  (``simulate_cohort(n, seed, visits=(0, 3, 6), on_treatment=...)``, docs/simulator.md),
+  (``simulate_longitudinal(n, seed, visits=(0, 3, 6), on_treatment=...,
+  missed_visit_rate=0.1)``, docs/simulator.md),
   with the literature's on-treatment signal and without it (``on_treatment="none"``),
   several training seeds and sizes (patients per therapy). Each training cohort goes
   through the training job's fitting (:func:`cytoresp.train.fitting.fit_response_model`
@@ -77,6 +78,8 @@ REAL_TARGET = 0.169
 SIM_SEEDS: tuple[int, ...] = (7100, 7101, 7102)
 SIM_TEST_SEED = 717_171
 SIM_TEST_N = 2000  # patients in the test cohort (both therapies)
+#: Share of on-treatment visits missed (each independently), in training and test cohorts.
+MISSED_VISIT_RATE = 0.1
 
 
 # --------------------------------------------------------------------------------------
@@ -188,9 +191,10 @@ SIM_CONFIG = {"n_repeats": 1, "n_boot": 0, "n_jobs": 1, "landmarks": [0, 3, 6]}
 
 def simulate_visits(n: int, seed: int, on_treatment: str):
     """A longitudinal simulated cohort (panel with visits) and its truth table."""
-    from cytoresp.datasets import simulate_cohort
+    from cytoresp.datasets import simulate_longitudinal
 
-    return simulate_cohort(n, seed=seed, visits=(0, 3, 6), on_treatment=on_treatment)
+    return simulate_longitudinal(n, seed=seed, visits=(0, 3, 6), on_treatment=on_treatment,
+                                 missed_visit_rate=MISSED_VISIT_RATE)
 
 
 def _sim_job(size: int, seed: int, on_treatment: str, test_panel) -> list[dict]:
@@ -307,8 +311,8 @@ def render(raw_dir: Path) -> str:
             "### Simulated cohorts", "",
             "Command: `python benchmarks/landmarks.py --part sim --raw DIR` then "
             "`--render --raw DIR --write-docs`. Training cohorts of the simulator with visits "
-            "at months 0, 3 and 6 (`simulate_cohort(2n, seed, visits=(0, 3, 6), "
-            "on_treatment=...)`, docs/simulator.md), seeds "
+            "at months 0, 3 and 6 (`simulate_longitudinal(2n, seed, visits=(0, 3, 6), "
+            "on_treatment=..., missed_visit_rate=0.1)`, docs/simulator.md), seeds "
             f"{', '.join(map(str, sorted(set(pd.DataFrame(raw['rows'])['seed']))))}; "
             f"training config `{json.dumps(raw['config'])}` (everything else default). "
             f"One independent test cohort of {raw['test_n']} patients (seed "

@@ -514,8 +514,9 @@ def build_trajectory(
             else:
                 base = name
                 drivers.append(f"{_label(name)} at baseline: {value:+.2f} log-odds")
-            if base in panel.values.columns and base not in analytes:
-                analytes.append(base)
+            for a in base.split("/"):  # a ratio's change: both of its cytokines
+                if a in panel.values.columns and a not in analytes:
+                    analytes.append(a)
     mine = np.flatnonzero(pid == patient)
     mine = mine[np.argsort(months[mine], kind="stable")]
     values: dict[str, list[str]] = {}

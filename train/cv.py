@@ -127,9 +127,14 @@ def make_baselines(
     if not inputs.get("analytes", True) and not inputs["covariates"]:
         del baselines["logistic"]
     if any(c in CLINICAL_COVARIATES for c in columns):
+        # with extra inputs (a landmark head's changes), the clinical covariates are named
+        # and no analyte is read (the changes would be ignored columns, with a warning)
+        clinical = ({"covariates": [c for c in columns if c in CLINICAL_COVARIATES],
+                     "analytes": []} if covariates else {})
         baselines["clinical"] = lambda: Pipeline(
             [
-                ("features", PanelFeatures(include_log=False, ratios=[], axes=[])),
+                ("features", PanelFeatures(include_log=False, ratios=[], axes=[],
+                                           **clinical)),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         )

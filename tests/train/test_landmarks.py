@@ -139,7 +139,10 @@ def test_landmark_model_round_trips_and_is_format_5(landmark_model, tmp_path, vi
     landmark_model.save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["format_version"] == 5
-    assert "trees_L3_ifnb.ubj" in manifest["files"] or "trees_L3_ga.ubj" in manifest["files"]
+    spec = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert sorted(spec["landmarks"]["heads"]) == ["3", "6"]
+    assert all(h["trees"] in manifest["files"] for hs in spec["landmarks"]["heads"].values()
+               for h in hs.values() if h["trees"])
     again = ResponseModel.load(tmp_path / "m")
     panel = read_panel(visits_cohort.panel)
     pd.testing.assert_frame_equal(score_visits(again, panel, explain=2),
