@@ -324,7 +324,9 @@ def check_landmarks(value: Any) -> list[int]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
-        raise UsageError(f"landmarks must be a list of whole months (e.g. [0, 3, 6]), got {value!r}")
+        raise UsageError(
+            f"landmarks must be a list of whole months (e.g. [0, 3, 6]), got {value!r}"
+        )
     bad = [v for v in value if not 0 <= v <= 120]
     if bad:
         raise UsageError(f"landmark months must be in 0..120, got {bad}")
