@@ -145,7 +145,7 @@ def run_real(n_jobs: int, repeats: int = 10, save=None,
     from joblib import Parallel, delayed
 
     all_sets, y = load_real()
-    chosen = {n: X for n, X in all_sets.items() if sets is None or n in sets}
+    chosen = dict(all_sets) if sets is None else {n: all_sets[n] for n in sets}
     jobs = [(n, X, "loo", 0) for n, X in chosen.items()]
     jobs += [(n, X, "cv", r) for r in range(repeats) for n, X in chosen.items()]
     raw = {"y": y.tolist(), "n_features": {n: int(X.shape[1]) for n, X in chosen.items()},
@@ -195,10 +195,13 @@ def summarise_real(raw: dict[str, Any], n_boot: int = 2000) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 #: The training configuration of the simulated part: the defaults, except one repeat of a
-#: 3-fold outer cross-validation and no bootstrap intervals (the CV is only there for the
-#: calibration, the decision and alert thresholds; the evaluation is on the test cohort;
-#: the machine is shared, so the CV is kept small).
-SIM_CONFIG = {"n_repeats": 1, "n_splits": 3, "n_boot": 0, "n_jobs": 1, "landmarks": [0, 3, 6]}
+#: 3-fold outer cross-validation with 2 inner folds, no bootstrap intervals and fixed
+#: penalties of the linear candidates (no inner search of C): the quick configuration of
+#: the tests, because the machine is shared. The CV is only there for the calibration and
+#: the decision and alert thresholds; the evaluation is on the test cohort, and the
+#: baseline and landmark heads share the configuration.
+SIM_CONFIG = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 0, "n_jobs": 1,
+              "model": {"C": 0.3, "C_ridge": 0.3}, "landmarks": [0, 3, 6]}
 
 
 def simulate_visits(n: int, seed: int, on_treatment: str):

@@ -374,6 +374,10 @@ def _write_artifacts(
     from cytoresp.train.plots import plot_reliability, plot_roc
 
     written = []
+    if getattr(panel, "has_visits", False):  # the baseline heads' plots: month-0 samples
+        from cytoresp.train.fitting import baseline_panel
+
+        panel = baseline_panel(panel)
     with atomic_output(root / CARD_FILE) as fh:  # the same card is in the model's folder
         fh.write(render_card(model, versions=library_versions()))
     written.append(CARD_FILE)
