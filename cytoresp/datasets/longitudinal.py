@@ -97,7 +97,8 @@ ON_TREATMENT_EFFECTS: dict[str, dict[str, Effect]] = {
 }
 
 
-def _check(visits: Any, on_treatment: Any, missed_visit_rate: Any) -> tuple[float, ...]:
+def _check(visits: Any, on_treatment: Any, missed_visit_rate: Any, strength: Any
+           ) -> tuple[float, ...]:
     problems = []
     months: tuple[float, ...] = ()
     ok = isinstance(visits, Sequence) and not isinstance(visits, str) and len(visits) > 0 \
@@ -117,6 +118,10 @@ def _check(visits: Any, on_treatment: Any, missed_visit_rate: Any) -> tuple[floa
     ok = isinstance(missed_visit_rate, int | float) and not isinstance(missed_visit_rate, bool)
     if not ok or not 0 <= missed_visit_rate < 1:
         problems.append(f"missed_visit_rate must be in [0, 1), got {missed_visit_rate!r}")
+    ok = isinstance(strength, int | float) and not isinstance(strength, bool)
+    if not ok or not math.isfinite(strength) or strength < 0:
+        problems.append(f"on_treatment_strength must be a finite number >= 0, got "
+                        f"{strength!r}")
     if problems:
         raise UsageError("simulate_longitudinal: " + "; ".join(problems))
     return months
@@ -133,6 +138,7 @@ def simulate_longitudinal(
     visits: Sequence[float] = (0, 3, 6),
     on_treatment: str = "literature",
     missed_visit_rate: float = 0.0,
+    on_treatment_strength: float = 1.0,
     **kwargs: Any,
 ) -> SimulatedCohort:
     """Simulate a cohort with samples at baseline and at later visits on therapy.
@@ -156,6 +162,9 @@ def simulate_longitudinal(
     missed_visit_rate : float, default 0
         Probability that a patient misses an on-treatment visit (each visit
         independently; the baseline sample is never missed).
+    on_treatment_strength : float, default 1
+        Multiplies every effect of :data:`ON_TREATMENT_EFFECTS` (both groups); 0 = no
+        change on therapy beyond the within-person change.
     **kwargs
         Passed to :func:`~cytoresp.datasets.simulator.simulate_cohort` (prevalences,
         platform, missing_rate, plate_effect_sd, mechanism, ...).
@@ -168,7 +177,8 @@ def simulate_longitudinal(
         ``month``, ``plate``, ``therapy``, ``responder``, the covariates (per patient),
         the analytes. ``truth`` and ``latent``: one row per patient (``truth`` has
         ``patient_id`` in place of ``sample_id``). ``params`` adds ``visits``,
-        ``on_treatment``, ``missed_visit_rate``, ``within_person_sd_log2`` and
+        ``on_treatment``, ``missed_visit_rate``, ``on_treatment_strength``,
+        ``within_person_sd_log2`` and
         ``on_treatment_effects``.
 
     Raises
@@ -187,7 +197,8 @@ def simulate_longitudinal(
     ...     simulate_cohort(50, seed=0).panel)
     True
     """
-    months = _check(visits, on_treatment, missed_visit_rate)
+    months = _check(visits, on_treatment, missed_visit_rate, on_treatment_strength)
+    strength = float(on_treatment_strength)
     base = simulate_cohort(n, seed, **kwargs)
     if months == (0.0,):
         return base
@@ -229,7 +240,7 @@ def simulate_longitudinal(
                 else:
                     size = np.full(n, prevalence[t] * e.responders
                                    + (1 - prevalence[t]) * e.non_responders)
-                shift += np.where(given, ramp * size, 0.0)
+                shift += np.where(given, strength * ramp * size, 0.0)
             latent[a.id] = base.latent[a.id].to_numpy() + shift + noise[:, j]
         # measured on plates of this visit
         plates = max(1, round(n / _SAMPLES_PER_PLATE))
@@ -257,6 +268,7 @@ def simulate_longitudinal(
         "visits": list(months),
         "on_treatment": on_treatment,
         "missed_visit_rate": float(missed_visit_rate),
+        "on_treatment_strength": strength,
         "within_person_sd_log2": WITHIN_PERSON_SD_LOG2,
         "on_treatment_effects": {t: {a: e._asdict() for a, e in eff.items()}
                                  for t, eff in ON_TREATMENT_EFFECTS.items()},

@@ -123,6 +123,7 @@ def test_without_on_treatment_signal_changes_do_not_depend_on_response(cohorts):
         ({"visits": "0,3"}, "visits must be a sequence"),
         ({"on_treatment": "strong"}, "on_treatment must be one of"),
         ({"missed_visit_rate": 1.0}, r"missed_visit_rate must be in \[0, 1\)"),
+        ({"on_treatment_strength": -1}, "on_treatment_strength must be a finite number >= 0"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -136,3 +137,17 @@ def test_same_seed_same_visits():
     pd.testing.assert_frame_equal(a.panel, b.panel)
     c = simulate_longitudinal(80, seed=6, visits=(0, 3))
     assert not a.panel["IL10"].equals(c.panel["IL10"])
+
+
+def test_strength_scales_the_planted_change():
+    """Twice the strength, twice the mean change of a never-censored analyte (CXCL10 on
+    IFN-beta: +0.5 log2 for everyone), up to the within-person noise."""
+    means = []
+    for strength in (0.0, 1.0, 2.0):
+        c = simulate_longitudinal(3000, seed=3, visits=(0, 6), on_treatment_strength=strength)
+        ch = _changes(c, 6)
+        means.append(ch.loc[ch["therapy"] == "ifnb", "CXCL10 Δ"].mean())
+    assert abs(means[0]) < 0.04
+    expected = 0.5 * (1 - np.exp(-6 / 0.5))
+    assert means[1] == pytest.approx(expected, abs=0.04)
+    assert means[2] == pytest.approx(2 * expected, abs=0.04)

@@ -191,3 +191,14 @@ def test_an_instrument_export_carries_visits():
     with pytest.raises(InputError, match="sample 'MS-018' has different values in column "
                                          "'Month': '3', '6'"):
         read_panel(io.StringIO(BIOPLEX.format(m=6)), format="luminex")
+
+
+@pytest.mark.parametrize(
+    ("patient", "month"),
+    [("patient", "months"), ("Patient No", "Visit Month"), ("Subject ID", "month of visit"),
+     ("participant", "Months on therapy"), ("PatientID", "months since baseline"),
+     ("patient number", "time_months"), ("Participant ID", "months on treatment")],
+)
+def test_documented_aliases(patient, month):
+    p = read_panel(io.StringIO(f"sample_id,{patient},{month},IL10\ns1,A,0,1\ns2,A,3,2\n"))
+    assert p.patient_id.tolist() == ["A", "A"] and p.month.tolist() == [0.0, 3.0]
