@@ -248,6 +248,10 @@ def fit_response_model(
         ``"all"`` (every therapy with ``config.min_patients_per_head`` patients) or one
         canonical therapy id (``docs/therapies.md``).
     config : TrainConfig, optional
+        With ``config.landmarks`` (a panel with visits), the landmark heads are fitted
+        too (:func:`cytoresp.train.landmarks.fit_landmark_heads`) and stored in
+        ``model.landmarks``. A panel with visits trains its baseline heads on its month-0
+        samples (:func:`baseline_panel`).
     log : callable, optional
         Receives one line of progress text at a time.
 
@@ -255,6 +259,7 @@ def fit_response_model(
     -------
     model : ResponseModel
     reports : dict of str to TherapyReport
+        The baseline heads' (the landmark heads' are in ``model.landmarks.reports``).
 
     Examples
     --------
