@@ -195,12 +195,13 @@ def summarise_real(raw: dict[str, Any], n_boot: int = 2000) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 #: The training configuration of the simulated part: the defaults, except one repeat of a
-#: 3-fold outer cross-validation with 2 inner folds, no bootstrap intervals and fixed
+#: 3-fold outer cross-validation with 2 inner folds, 200 bootstrap resamples (the paired
+#: comparison with the baseline head that decides which head scores) and fixed
 #: penalties of the linear candidates (no inner search of C): the quick configuration of
 #: the tests, because the machine is shared. The CV is only there for the calibration and
 #: the decision and alert thresholds; the evaluation is on the test cohort, and the
 #: baseline and landmark heads share the configuration.
-SIM_CONFIG = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 0, "n_jobs": 1,
+SIM_CONFIG = {"n_repeats": 1, "n_splits": 3, "inner_splits": 2, "n_boot": 200, "n_jobs": 1,
               "model": {"C": 0.3, "C_ridge": 0.3}, "landmarks": [0, 3, 6]}
 
 
@@ -224,6 +225,8 @@ def _sim_job(size: int, seed: int, on_treatment: str, test_panel) -> list[dict]:
     start = time.perf_counter()
     model, _ = fit_response_model(panel, config=TrainConfig(**SIM_CONFIG))
     seconds = time.perf_counter() - start
+    from cytoresp.models.response_model import align_frame
+
     got = landmark_probabilities(model, test_panel)
     p, therapy = got["p"], got["therapy"]
     truth = _patient_truth(test_panel)
@@ -236,18 +239,22 @@ def _sim_job(size: int, seed: int, on_treatment: str, test_panel) -> list[dict]:
             who = p.index[(therapy == t).to_numpy() & p[month].notna().to_numpy()
                           & p[0].notna().to_numpy()]
             yy = truth.reindex(who).to_numpy(dtype=int)
-            pl, pb = p.loc[who, month].to_numpy(), p.loc[who, 0].to_numpy()
-            alert = pl <= head.alert_threshold
+            ps, pb = p.loc[who, month].to_numpy(), p.loc[who, 0].to_numpy()
+            # the landmark head itself, whatever scoring uses (models/landmarks.py)
+            ph = head.response_probability(align_frame(got["inputs"][month].loc[who],
+                                                       head.input_columns))
+            alert = ps <= head.alert_threshold
+            info = model.landmarks.metadata[str(month)]
             rows.append({
                 "size": size, "seed": seed, "on_treatment": on_treatment, "therapy": t,
-                "landmark": month, "n_test": len(who), "n_train":
-                    model.landmarks.metadata[str(month)]["n_training"].get(t),
-                "auc_baseline": roc_auc(yy, pb), "auc_landmark": roc_auc(yy, pl),
+                "landmark": month, "n_test": len(who), "n_train": info["n_training"].get(t),
+                "auc_baseline": roc_auc(yy, pb), "auc_landmark_head": roc_auc(yy, ph),
+                "auc_landmark": roc_auc(yy, ps), "scored_by": info["scored_by"][t],
+                "cv_vs_baseline": info["vs_baseline_head"][t]["difference"],
                 "alert_sensitivity": float(np.mean(alert[yy == 0])),
                 "alert_specificity": float(np.mean(~alert[yy == 1])),
                 "alert_threshold": float(head.alert_threshold),
-                "cv_alert_sensitivity":
-                    model.landmarks.metadata[str(month)]["alert"][t]["sensitivity"],
+                "cv_alert_sensitivity": info["alert"][t]["sensitivity"],
                 "seconds": seconds,
             })
     return rows
@@ -301,6 +308,9 @@ def summarise_sim(raw: dict[str, Any]) -> pd.DataFrame:
             **dict(zip(keys, key, strict=True)), "seeds": k,
             "n_test": int(g["n_test"].mean()), "n_train": float(g["n_train"].mean()),
             "auc_baseline": g["auc_baseline"].mean(), "auc_landmark": g["auc_landmark"].mean(),
+            "auc_landmark_head": g["auc_landmark_head"].mean(),
+            "head_gain": (g["auc_landmark_head"] - g["auc_baseline"]).mean(),
+            "landmark_scored": int((g["scored_by"] == "landmark").sum()),
             "gain": g["gain"].mean(), "gain_lower": g["gain"].mean() - q * se,
             "gain_upper": g["gain"].mean() + q * se,
             "alert_sensitivity": g["alert_sensitivity"].mean(),
@@ -346,31 +356,35 @@ def render(raw_dir: Path) -> str:
             "to non-response and specificity on the test cohort (target sensitivity 0.8, "
             "chosen out of fold in training; the cross-validated estimate beside it).", "",
             "| on-treatment signal | n per therapy | therapy | landmark | test patients | "
-            "AUC baseline head | AUC landmark head | difference (95% CI) | alert sensitivity "
-            "(test) | alert specificity (test) | alert sensitivity (CV) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "AUC baseline head | AUC landmark head | AUC as scored (landmark head used in) | "
+            "difference as scored (95% CI) | alert sensitivity (test) | alert specificity "
+            "(test) | alert sensitivity (CV) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in table.itertuples():
             lines.append(
                 f"| {r.on_treatment} | {r.size} | {r.therapy} | {r.landmark} | {r.n_test} | "
-                f"{_f(r.auc_baseline)} | {_f(r.auc_landmark)} | {r.gain:+.3f} "
+                f"{_f(r.auc_baseline)} | {_f(r.auc_landmark_head)} | {_f(r.auc_landmark)} "
+                f"({r.landmark_scored} of {r.seeds} seeds) | {r.gain:+.3f} "
                 f"({r.gain_lower:+.3f} to {r.gain_upper:+.3f}) | {_f(r.alert_sensitivity, 2)} "
                 f"| {_f(r.alert_specificity, 2)} | {_f(r.cv_alert_sensitivity, 2)} |")
         lines.append("")
         at = table[(table["size"] == SIM_TARGET_SIZE) & (table["landmark"] == 3)]
         for r in at.itertuples():
+            head = (f" (the landmark head itself: {r.head_gain:+.3f}; as scored, the landmark "
+                    f"head was used in {r.landmark_scored} of {r.seeds} seeds)")
             if r.on_treatment == "literature":
                 ok = r.gain >= SIM_GAIN_TARGET
                 targets.append(
-                    f"- 3-month head at least {SIM_GAIN_TARGET} above the baseline head with "
+                    f"- 3-month AUC at least {SIM_GAIN_TARGET} above the baseline head with "
                     f"on-treatment signal, {r.therapy}, {SIM_TARGET_SIZE} per therapy: "
-                    f"{r.gain:+.3f} — **{'met' if ok else 'not met'}**.")
+                    f"{r.gain:+.3f} — **{'met' if ok else 'not met'}**{head}.")
             else:
                 ok = r.gain >= -SIM_NONE_TOLERANCE
                 targets.append(
                     f"- no worse than the baseline head (within {SIM_NONE_TOLERANCE}) without "
                     f"on-treatment signal, {r.therapy}, {SIM_TARGET_SIZE} per therapy: "
-                    f"{r.gain:+.3f} — **{'met' if ok else 'not met'}**.")
+                    f"{r.gain:+.3f} — **{'met' if ok else 'not met'}**{head}.")
     real_path = raw_dir / "real.json"
     if real_path.exists():
         raw = json.loads(real_path.read_text())

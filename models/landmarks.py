@@ -139,6 +139,13 @@ class LandmarkHeads:
         """``(after, up_to]`` of each landmark (:func:`landmark_windows`)."""
         return landmark_windows([0, *self.months], self.window)
 
+    def scored_by(self, month: int, therapy: str) -> str:
+        """``"landmark"``, or ``"baseline"`` where the landmark head did not clearly beat the
+        baseline head out of fold in training (then the baseline head's probability is
+        the estimate at that landmark for patients with a baseline sample)."""
+        info = self.metadata.get(str(month)) or {}
+        return (info.get("scored_by") or {}).get(therapy, "landmark")
+
     def inputs(self, visits: pd.DataFrame, month: int) -> pd.DataFrame:
         """The model frame of landmark ``month``: one row per patient in its window.
 
@@ -271,19 +278,30 @@ def landmark_probabilities(model, panel, therapy: str | None = None) -> dict[str
         if len(who):
             p.loc[who, 0] = model.heads[t].response_probability(base_frame.loc[who])
     inputs = {0: base_frame}
+    scorer = pd.DataFrame(None, index=patients, columns=months, dtype=object)
+    scorer.loc[p[0].notna().to_numpy(), 0] = "baseline"
     for month in months[1:]:
         inp = model.landmarks.inputs(visits, month)
         inputs[month] = inp
         for t, head in model.landmarks.heads[month].items():
             who = inp.index[(current.reindex(inp.index) == t).to_numpy()]
-            if len(who):
-                frame = align_frame(inp.loc[who], head.input_columns)
-                p.loc[who, month] = head.response_probability(frame)
-                on = inp.loc[who, "month_on"].to_numpy(dtype=np.float64)
-                sample.loc[who, month] = sample_of.reindex(
-                    pd.MultiIndex.from_arrays([who.to_numpy(dtype=object), on])).to_numpy()
+            if not len(who):
+                continue
+            on = inp.loc[who, "month_on"].to_numpy(dtype=np.float64)
+            sample.loc[who, month] = sample_of.reindex(
+                pd.MultiIndex.from_arrays([who.to_numpy(dtype=object), on])).to_numpy()
+            by_base = pd.Index([])
+            if model.landmarks.scored_by(month, t) == "baseline":
+                by_base = who[p.loc[who, 0].notna().to_numpy()]
+                p.loc[by_base, month] = p.loc[by_base, 0]
+                scorer.loc[by_base, month] = "baseline"
+            rest = who.difference(by_base, sort=False)
+            if len(rest):
+                frame = align_frame(inp.loc[rest], head.input_columns)
+                p.loc[rest, month] = head.response_probability(frame)
+                scorer.loc[rest, month] = "landmark"
     return {"therapy": current, "p": p, "sample": sample, "inputs": inputs,
-            "base_frame": base_frame}
+            "base_frame": base_frame, "scorer": scorer}
 
 
 def score_visits(model, panel, therapy: str | None = None, explain: int = 0) -> pd.DataFrame:
@@ -357,13 +375,22 @@ def _drivers(model, got: dict, last: np.ndarray, months: list, k: int) -> list[s
 
     current = got["therapy"]
     text = [""] * len(last)
+    scorer = got["scorer"].to_numpy(dtype=object)
+    rows = np.arange(len(last))
+    by = np.where(last >= 0, scorer[rows, np.maximum(last, 0)], None)
     for j, month in enumerate(months):
         heads = model.heads if month == 0 else model.landmarks.heads[month]
-        for t, head in heads.items():
-            idx = np.flatnonzero((last == j) & (current.to_numpy(dtype=object) == t))
+        for (t, head), kind in [(h, k) for h in heads.items() for k in ("baseline", "landmark")]:
+            idx = np.flatnonzero((last == j) & (current.to_numpy(dtype=object) == t)
+                                 & (by == kind))
             if not len(idx):
                 continue
-            frame = align_frame(got["inputs"][month].loc[current.index[idx]], head.input_columns)
+            if kind == "baseline":
+                head, month_in = model.heads[t], 0
+            else:
+                month_in = month
+            frame = align_frame(got["inputs"][month_in].loc[current.index[idx]],
+                                head.input_columns)
             _, contrib, Z = contributions_and_inputs(head, frame)
             for i, s in zip(idx, format_drivers(contrib, Z, head.background, k), strict=True):
                 text[i] = s
@@ -374,9 +401,14 @@ def _visit_warnings(model, panel, got: dict, last: np.ndarray) -> list[str]:
     current = got["therapy"]
     base_known = got["p"][0].notna().to_numpy()
     has_base = current.index.isin(got["base_frame"].index)
+    months = list(got["p"].columns)
+    scorer = got["scorer"].to_numpy(dtype=object)
     out = []
     for i, t in enumerate(current.to_numpy(dtype=object)):
         notes = []
+        if last[i] > 0 and scorer[i, last[i]] == "baseline":
+            notes.append(f"the {months[last[i]]}-month head did not beat the baseline head in "
+                         f"cross-validation: the baseline probability is used")
         if not isinstance(t, str):
             notes.append("no therapy: the current therapy is needed to score visits "
                          "(a 'therapy' column, or --therapy)")

@@ -488,7 +488,10 @@ def build_trajectory(
             alert, threshold = flagged, float(head.alert_threshold)
         landmarks.append((int(m), float(month_of.get(str(samples.at[patient, m]), np.nan)),
                           float(row[m]), text))
-        latest = (m, head)
+        # the head behind the probability: the baseline head where the landmark head did
+        # not beat it in training (models/landmarks.py, scored_by)
+        latest = (0, model.heads[current]) if got["scorer"].at[patient, m] == "baseline" \
+            else (m, head)
     drivers: list[str] = []
     analytes: list[str] = []
     if latest is not None:

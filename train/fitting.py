@@ -383,7 +383,8 @@ def fit_response_model(
     if config.landmarks:
         from cytoresp.train.landmarks import fit_landmark_heads
 
-        landmarks, landmark_reports = fit_landmark_heads(full, therapies, config, log)
+        landmarks, landmark_reports = fit_landmark_heads(full, therapies, config, log,
+                                                         baseline_reports=reports)
         landmarks.reports = landmark_reports
         model.landmarks = landmarks
         model.metadata["landmarks"] = landmarks.metadata

@@ -105,11 +105,50 @@ def alert_metrics(cv: CVResult, config: TrainConfig) -> dict[str, float]:
     return out
 
 
+def baseline_comparison(
+    cv: CVResult, baseline_cv: CVResult | None, baseline_sample: pd.Series,
+    config: TrainConfig,
+) -> tuple[dict[str, float | bool | None], pd.DataFrame | None]:
+    """The landmark head against the baseline head, out of fold, on the same patients.
+
+    Pairs each landmark out-of-fold probability with the baseline head's out-of-fold
+    probability of the same patient in the same repeat (both cross-validations use the
+    same repeats and seeds; their folds differ, both are out of fold). Returns the paired
+    ROC AUC difference (landmark minus baseline) with its bootstrap interval and
+    ``beats``: True when the interval's lower end is above 0 (with ``n_boot = 0``: when
+    the difference is), and the paired table (``sample_id`` = patient, ``repeat``, ``y``,
+    ``p_landmark``, ``p_baseline``), or None when the baseline head's predictions are
+    unavailable (no baseline sample).
+    """
+    from cytoresp.train.metrics import paired_difference
+
+    if baseline_cv is None:
+        return {"difference": None, "lower": None, "upper": None, "beats": None}, None
+    land = cv.oof[["sample_id", "repeat", "y", "p_default"]].rename(
+        columns={"p_default": "p_landmark"})
+    land["base_id"] = baseline_sample.reindex(land["sample_id"].to_numpy()).to_numpy()
+    base = baseline_cv.oof[["sample_id", "repeat", "p_default"]].rename(
+        columns={"sample_id": "base_id", "p_default": "p_baseline"})
+    base["base_id"] = base["base_id"].astype(str)
+    paired = land.dropna(subset=["base_id"]).merge(base, on=["base_id", "repeat"])
+    y = paired["y"].to_numpy(dtype=int)
+    if len(paired) == 0 or len(set(y)) < 2:
+        return {"difference": None, "lower": None, "upper": None, "beats": None}, None
+    est = paired_difference(y, paired["p_landmark"].to_numpy(), paired["p_baseline"].to_numpy(),
+                            "roc_auc", n_boot=config.n_boot, seed=config.seed,
+                            groups=paired["sample_id"].to_numpy())
+    lower = est.lower if np.isfinite(est.lower) else est.value
+    out = {"difference": float(est.value), "lower": float(est.lower), "upper": float(est.upper),
+           "n": int(paired["sample_id"].nunique()), "beats": bool(lower > 0)}
+    return out, paired
+
+
 def fit_landmark_heads(
     panel: Panel,
     therapies: list[str],
     config: TrainConfig,
     log: Log | None = None,
+    baseline_reports: dict[str, TherapyReport] | None = None,
 ) -> tuple[LandmarkHeads, dict[int, dict[str, LandmarkReport]]]:
     """Cross-validate and fit the heads of every landmark month > 0 of ``config.landmarks``.
 
@@ -124,6 +163,13 @@ def fit_landmark_heads(
         ``log`` says so.
     config : TrainConfig
     log : callable, optional
+    baseline_reports : dict, optional
+        The baseline heads' cross-validation (:func:`cytoresp.train.fitting.evaluate_cv`):
+        each landmark head is compared with its baseline head out of fold on the same
+        patients (:func:`baseline_comparison`); where it does not clearly beat it, scoring
+        at that landmark uses the baseline head's probability (``scored_by`` in the
+        metadata) and the alert threshold is chosen on the baseline head's out-of-fold
+        probabilities of the same patients.
 
     Returns
     -------
@@ -137,6 +183,10 @@ def fit_landmark_heads(
     log = log or (lambda _msg: None)
     visits = panel.to_model_frame(visits=True)
     outcomes = patient_outcomes(panel)
+    at_base = visits["month"].to_numpy(dtype=np.float64) == 0.0
+    baseline_sample = pd.Series(visits.index[at_base].astype(str),
+                                index=visits["patient_id"].to_numpy(dtype=object)[at_base])
+    baseline_reports = baseline_reports or {}
     windows = landmark_windows(config.landmarks, config.landmark_window)
     heads: dict[int, dict[str, TherapyHead]] = {}
     changes: dict[int, ChangeFromBaseline] = {}
@@ -158,7 +208,7 @@ def fit_landmark_heads(
         cfg = landmark_config(config, list(frame_all.columns), deltas)
         heads[month], reports[month] = {}, {}
         info = {"window": list(window), "n_training": {}, "skipped": {}, "cv_metrics": {},
-                "alert": {}}
+                "alert": {}, "vs_baseline_head": {}, "scored_by": {}}
         for t in therapies:
             who = outcomes.reindex(frame_all.index)
             mask = (who["therapy"] == t).to_numpy() & who["responder"].notna().to_numpy()
@@ -177,13 +227,35 @@ def fit_landmark_heads(
             report = evaluate_cv(cv, t, cfg)
             head = fit_head(frame, y, t, cfg, cv)
             _changes_from_zero(head)
-            head.alert_threshold = final_alert_threshold(head, cv, y, config.alert_sensitivity)
-            alert = alert_metrics(cv, config)
+            base_report = baseline_reports.get(t)
+            versus, paired = baseline_comparison(
+                cv, base_report.cv if base_report is not None else None, baseline_sample,
+                config)
+            # the landmark head scores only where it clearly beat the baseline head out of
+            # fold; elsewhere the baseline head's probability is the on-treatment estimate
+            scored_by = "baseline" if versus["beats"] is False else "landmark"
+            if scored_by == "landmark":
+                head.alert_threshold = final_alert_threshold(head, cv, y,
+                                                             config.alert_sensitivity)
+                alert = alert_metrics(cv, config)
+            else:
+                first = paired[paired["repeat"] == 0]
+                head.alert_threshold = choose_alert_threshold(
+                    first["y"].to_numpy(), first["p_baseline"].to_numpy(),
+                    config.alert_sensitivity)
+                alert = baseline_alert_metrics(paired, config)
+            info["vs_baseline_head"][t] = versus
+            info["scored_by"][t] = scored_by
             heads[month][t] = head
             reports[month][t] = LandmarkReport(month, report, alert)
             info["n_training"][t] = report.n
             info["cv_metrics"][t] = report.flat_metrics()
             info["alert"][t] = {**alert, "threshold": head.alert_threshold}
+            if versus["difference"] is not None:
+                log(f"landmark {month}: {t}: ROC AUC {versus['difference']:+.3f} "
+                    f"(95% CI {versus['lower']:+.3f} to {versus['upper']:+.3f}) against the "
+                    f"baseline head on the same patients, out of fold: scored by the "
+                    f"{scored_by} head")
             log(f"landmark {month}: {t}: cross-validated ROC AUC "
                 f"{report.metrics['roc_auc']}; alert (p <= {head.alert_threshold:.3f}) "
                 f"sensitivity {alert['sensitivity']:.2f}, specificity "
@@ -199,6 +271,31 @@ def fit_landmark_heads(
         metadata=meta,
     )
     return result, reports
+
+
+def baseline_alert_metrics(paired: pd.DataFrame, config: TrainConfig) -> dict[str, float]:
+    """:func:`alert_metrics` of an alert on the baseline head's out-of-fold probabilities.
+
+    The probabilities are already out of fold; the threshold is then chosen out of sample
+    too: patients are split in ``config.n_splits`` stratified folds, and each fold's
+    patients are flagged with the threshold chosen on the other folds' patients (same
+    repeat).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    rows = []
+    for r, part in paired.groupby("repeat", sort=True):
+        part = part.reset_index(drop=True)
+        y = part["y"].to_numpy(dtype=int)
+        alert = np.zeros(len(part), dtype=int)
+        k = max(2, min(config.n_splits, int(np.bincount(y, minlength=2).min())))
+        folds = StratifiedKFold(k, shuffle=True, random_state=config.seed + int(r))
+        for train, test in folds.split(part, y):
+            t = choose_alert_threshold(y[train], part["p_baseline"].to_numpy()[train],
+                                       config.alert_sensitivity)
+            alert[test] = part["p_baseline"].to_numpy()[test] <= t
+        rows.append(part.assign(alert=alert))
+    return alert_metrics(CVResult(oof=pd.concat(rows, ignore_index=True)), config)
 
 
 def landmark_config(config: TrainConfig, columns: list[str], deltas: list[str]) -> TrainConfig:

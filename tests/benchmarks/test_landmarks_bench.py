@@ -55,12 +55,15 @@ def test_real_summary_counts_misclassification(bench):
 def test_render_states_targets_met_or_not(bench, tmp_path):
     rows = [{"size": 200, "seed": s, "on_treatment": sig, "therapy": "ifnb", "landmark": 3,
              "n_test": 900, "n_train": 180, "auc_baseline": 0.70,
-             "auc_landmark": 0.70 + gain, "alert_sensitivity": 0.8,
+             "auc_landmark": 0.70 + gain, "auc_landmark_head": 0.70 + gain - 0.01,
+             "scored_by": "landmark", "cv_vs_baseline": gain, "alert_sensitivity": 0.8,
              "alert_specificity": 0.5, "alert_threshold": 0.4, "cv_alert_sensitivity": 0.78,
              "seconds": 1.0}
             for s in (1, 2) for sig, gain in (("literature", 0.08), ("none", -0.02))]
     (tmp_path / "sim.json").write_text(json.dumps({"config": {}, "test_n": 2000,
                                                    "test_seed": 1, "rows": rows}))
     text = bench.render(tmp_path)
-    assert "with on-treatment signal, ifnb, 200 per therapy: +0.080 — **met**" in text
+    assert "with on-treatment signal, ifnb, 200 per therapy: +0.080 — **met** (the " \
+        "landmark head itself: +0.070; as scored, the landmark head was used in 2 of 2 " \
+        "seeds)" in text
     assert "without on-treatment signal, ifnb, 200 per therapy: -0.020 — **not met**" in text

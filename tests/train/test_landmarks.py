@@ -126,6 +126,9 @@ def test_landmark_heads_read_changes_and_carry_an_alert(landmark_model):
             assert 0 <= alert["sensitivity_lower"] <= alert["sensitivity"] <= 1
             assert info["cv_metrics"][t][f"{t}_roc_auc"] == pytest.approx(
                 info["cv_metrics"][t][f"{t}_roc_auc"])
+            versus = info["vs_baseline_head"][t]
+            assert versus["lower"] <= versus["difference"] <= versus["upper"]
+            assert info["scored_by"][t] == ("landmark" if versus["beats"] else "baseline")
             # a change input's arrow is its sign: its reference is "no change"
             j = head.features.input_names_.index("IL10 Δ")
             assert head.background[j] == 0.0
@@ -199,11 +202,23 @@ def test_each_patient_is_scored_at_its_latest_landmark(landmark_model, new_visit
             == (on["p_response"].to_numpy() <= np.asarray(thresholds))).all()
 
 
+def scored_by(model, kind: str):
+    """A copy of ``model`` whose landmarks are all scored by ``kind`` heads."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for info in model.metadata["landmarks"].values():
+        info["scored_by"] = dict.fromkeys(info["scored_by"], kind)
+    model.landmarks.metadata = model.metadata["landmarks"]
+    return model
+
+
 def test_drivers_say_change_since_baseline(landmark_model, new_visits):
     from cytoresp.models.attribution import contributions_and_inputs
     from cytoresp.models.landmarks import landmark_probabilities
     from cytoresp.models.response_model import align_frame
 
+    landmark_model = scored_by(landmark_model, "landmark")
     panel = read_panel(new_visits)
     out = score_visits(landmark_model, panel, explain=40).set_index("patient_id")
     text = out.loc["P0001", "drivers"]
@@ -219,3 +234,62 @@ def test_drivers_say_change_since_baseline(landmark_model, new_visits):
         if name.endswith(" Δ↑") or name.endswith(" Δ↓"):
             value = float(Z.iloc[0][name[:-1]])
             assert (value >= 0) == name.endswith("↑"), (part, value)
+
+
+# -- the landmark head against the baseline head ------------------------------------------
+def _cv(ids, y, p, repeat=0):
+    from cytoresp.train.cv import CVResult
+
+    return CVResult(oof=pd.DataFrame({"sample_id": ids, "repeat": repeat, "y": y,
+                                      "p_default": p}))
+
+
+def test_a_landmark_head_scores_only_where_it_beats_the_baseline_head():
+    from cytoresp.train.landmarks import baseline_comparison
+
+    rng = np.random.default_rng(0)
+    n = 120
+    y = np.repeat([0, 1], n // 2)
+    good = np.clip(y * 0.6 + rng.uniform(0, 0.4, n), 0, 1)  # separates the classes
+    noise = rng.uniform(0, 1, n)
+    patients = [f"p{i}" for i in range(n)]
+    base_ids = pd.Series([f"s{i}" for i in range(n)], index=patients)
+    config = TrainConfig(n_boot=200)
+    better, paired = baseline_comparison(_cv(patients, y, good), _cv(list(base_ids), y, noise),
+                                         base_ids, config)
+    assert better["beats"] is True and better["lower"] > 0 and better["n"] == n
+    worse, _ = baseline_comparison(_cv(patients, y, noise), _cv(list(base_ids), y, good),
+                                   base_ids, config)
+    assert worse["beats"] is False and worse["difference"] < 0
+    # patients without a baseline sample are left out of the pairing
+    partial, paired = baseline_comparison(_cv(patients, y, good), _cv(list(base_ids), y, noise),
+                                          base_ids.iloc[: n // 2 + 10], config)
+    assert partial["n"] == n // 2 + 10 and len(paired) == n // 2 + 10
+    none, paired = baseline_comparison(_cv(patients, y, good), None, base_ids, config)
+    assert none["beats"] is None and paired is None
+
+
+def test_baseline_alert_is_chosen_on_other_patients():
+    from cytoresp.train.landmarks import baseline_alert_metrics
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 100)
+    paired = pd.DataFrame({"sample_id": [f"p{i}" for i in range(200)], "repeat": 0, "y": y,
+                           "p_baseline": np.clip(0.3 + 0.3 * y + rng.normal(0, 0.2, 200), 0, 1)})
+    m = baseline_alert_metrics(paired, TrainConfig(n_boot=100, alert_sensitivity=0.8))
+    # out of sample, the sensitivity is near (not exactly) its target
+    assert 0.65 <= m["sensitivity"] <= 0.95 and m["sensitivity"] != 0.8
+    assert 0.3 <= m["specificity"] <= 0.95
+
+
+def test_scoring_falls_back_to_the_baseline_head(landmark_model, new_visits):
+    model = scored_by(landmark_model, "baseline")
+    out = score_visits(model, read_panel(new_visits), explain=3).set_index("patient_id")
+    on = out[(out["landmark_month"] > 0) & out["p_response_baseline"].notna()]
+    assert len(on) and (on["p_response"] == on["p_response_baseline"]).all()
+    assert (on["p_response_change"] == 0).all()
+    assert on["warnings"].str.contains("did not beat the baseline head").all()
+    assert not on["drivers"].str.contains(" Δ").any()  # the baseline head's drivers
+    # a patient without a baseline sample is still scored by the landmark head
+    assert out.loc["P0003", "landmark_month"] == 6 and np.isfinite(out.loc["P0003",
+                                                                           "p_response"])
