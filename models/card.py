@@ -573,21 +573,33 @@ def _landmark_section(model: Any, names: Mapping[str, str]) -> list[str]:
             alert = (entry.get("alert") or {}).get(t, {})
             beats = ((entry.get("baseline_verdict") or {}).get("therapies", {})
                      .get(t, {}).get("beats_baselines"))
+            versus = (entry.get("vs_baseline_head") or {}).get(t) or {}
+            diff = versus.get("difference")
+            vs_text = "—" if diff is None else (
+                f"{diff:+.3f} ({versus['lower']:+.3f} to {versus['upper']:+.3f})")
             rows.append([
                 str(month), f"({lo:g}, {hi:g}]", names.get(t, _md(t)),
                 str((entry.get("n_training") or {}).get(t, "?")),
                 _est(flat, f"{t}_roc_auc"),
                 _est(flat, f"{t}_logistic_roc_auc"),
                 {True: "yes", False: "**no**", None: "not tested"}[beats],
+                vs_text, (entry.get("scored_by") or {}).get(t, "landmark"),
                 f"{alert.get('threshold', math.nan):.3f}",
                 _est(alert, "sensitivity"), _est(alert, "specificity"),
             ])
         for t, why in (entry.get("skipped") or {}).items():
             rows.append([str(month), f"({lo:g}, {hi:g}]", names.get(t, _md(t)), "—",
-                         f"no head ({_md(why)})", "", "", "", "", ""])
+                         f"no head ({_md(why)})", "", "", "", "", "", "", ""])
     out += _table(["month", "window (months)", "therapy", "patients", "ROC AUC (95% CI)",
-                   "logistic baseline", "beats baselines?", "alert at p ≤",
-                   "alert sensitivity", "alert specificity"], rows)
+                   "logistic baseline", "beats baselines?",
+                   "ROC AUC minus the baseline head's, same patients (95% CI)", "scored by",
+                   "alert at p ≤", "alert sensitivity", "alert specificity"], rows)
+    out.append("")
+    out.append(
+        "\"Scored by\": a landmark head scores only where its out-of-fold ROC AUC clearly "
+        "beat the baseline head's on the same patients (the interval above 0); otherwise "
+        "the baseline head's probability is the estimate at that landmark, and the alert "
+        "threshold and its figures are the baseline head's out-of-fold ones.")
     out.append("")
     return out
 
