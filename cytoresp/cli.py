@@ -245,8 +245,12 @@ def validate(
     if output:
         write_panel(panel, output)
     n_cens = int((panel.censoring != 0).to_numpy().sum())
+    visits = ""
+    if panel.has_visits:
+        months = ", ".join(f"{m:g}" for m in sorted(panel.month.unique()))
+        visits = f" of {panel.patient_id.nunique()} patients (months {months})"
     _log(
-        f"{panel.source}: {len(panel)} samples, {len(panel.analytes)} analytes "
+        f"{panel.source}: {len(panel)} samples{visits}, {len(panel.analytes)} analytes "
         f"({', '.join(panel.analytes)}), {n_cens} censored cells: OK"
     )
 

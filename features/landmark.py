@@ -178,8 +178,9 @@ def landmark_table(
     else:
         on_rows = (month > lo) & (month <= hi)
         on = data.loc[on_rows, measured].assign(_m=month[on_rows], _p=patient[on_rows])
-        on = on.sort_values("_m", kind="stable").groupby("_p", sort=False).last()
-        on = on.reindex(order)
+        # the latest sample as a whole (groupby().last() would mix visits: it skips NaN)
+        on = on.sort_values("_m", kind="stable").drop_duplicates("_p", keep="last")
+        on = on.set_index("_p").reindex(order)
         for c in measured:
             out[f"{c}{ON_SUFFIX}"] = on[c].to_numpy(dtype=np.float64)
         out[MONTH_ON] = on["_m"].to_numpy(dtype=np.float64)

@@ -64,6 +64,7 @@ def test_simulate_with_visits_writes_a_panel_that_validates(tmp_path, capsys):
                                                                 "month"]
     assert table["month"].tolist()[:3] == ["0", "3", "6"]
     assert run("validate", "--input", str(out)) == 0
+    assert "120 samples of 40 patients (months 0, 3, 6)" in capsys.readouterr().err
     assert run("simulate", "--n", "5", "--visits", "0,three") == 2
     assert "--visits must be months separated by commas" in capsys.readouterr().err
     assert run("simulate", "--n", "5", "--visits", "3,6") == 2

@@ -108,3 +108,12 @@ def test_bad_frames():
 def test_window_helper():
     assert landmark_window(0, 5) == (0.0, 0.0)
     assert landmark_window(3) == (0.0, 3.0 + DEFAULT_WINDOW)
+
+
+def test_a_missing_value_at_the_latest_visit_stays_missing():
+    """The latest sample is used whole: a value it lacks is not taken from an earlier visit."""
+    frame = pd.DataFrame({"patient_id": ["A", "A", "A"], "month": [0.0, 3.0, 6.0],
+                          "TNF": [8.0, 4.0, np.nan], "IL10": [1.0, 2.0, 3.0]})
+    t = landmark_table(frame, 6)
+    assert np.isnan(t.loc["A", "TNF@on"]) and t.loc["A", "IL10@on"] == 3.0
+    assert t.loc["A", "month_on"] == 6.0

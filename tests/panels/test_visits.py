@@ -7,6 +7,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cytoresp.errors import InputError
 from cytoresp.panels import panel_to_frame, read_panel, write_panel
@@ -202,3 +204,31 @@ def test_an_instrument_export_carries_visits():
 def test_documented_aliases(patient, month):
     p = read_panel(io.StringIO(f"sample_id,{patient},{month},IL10\ns1,A,0,1\ns2,A,3,2\n"))
     assert p.patient_id.tolist() == ["A", "A"] and p.month.tolist() == [0.0, 3.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C", "P-1", "x y"]),
+                          st.sampled_from([0, 0.5, 1, 3, 3.0, 6, 12.25])),
+                min_size=1, max_size=12))
+def test_visits_round_trip_and_duplicates_are_found_exactly(tmp_path_factory, visits):
+    """Any set of (patient, month) rows: read back exactly through write_panel when the
+    pairs are unique, refused naming every duplicated pair otherwise."""
+    rows = [f"s{i},{p},{m},{i + 1}" for i, (p, m) in enumerate(visits)]
+    text = "sample_id,patient_id,month,IL10\n" + "\n".join(rows) + "\n"
+    keys = [(p, float(m)) for p, m in visits]
+    dups = {k for k in keys if keys.count(k) > 1}
+    if dups:
+        with pytest.raises(InputError) as info:
+            read_panel(io.StringIO(text))
+        msg = "\n".join(str(x) for x in info.value.problems)
+        for p, m in dups:
+            assert f"patient '{p}' has {keys.count((p, m))} samples at month {m:g}" in msg
+        return
+    p = read_panel(io.StringIO(text))
+    assert list(zip(p.patient_id, p.month, strict=True)) == keys
+    out = tmp_path_factory.mktemp("rt") / "p.csv"
+    write_panel(p, out)
+    q = read_panel(out)
+    assert list(zip(q.patient_id, q.month, strict=True)) == keys
+    assert patients_without_baseline(q) == [x for x in dict.fromkeys(k[0] for k in keys)
+                                            if (x, 0.0) not in keys]
