@@ -136,8 +136,13 @@ class LandmarkHeads:
         return sorted(m for m, h in self.heads.items() if h)
 
     def windows(self) -> dict[int, tuple[float, float]]:
-        """``(after, up_to]`` of each landmark (:func:`landmark_windows`)."""
-        return landmark_windows([0, *self.months], self.window)
+        """``(after, up_to]`` of each landmark: as trained (stored per landmark in
+        :attr:`metadata`, so a landmark without heads still bounds the next one), else
+        :func:`landmark_windows`."""
+        stored = {int(m): tuple(float(x) for x in info["window"])
+                  for m, info in self.metadata.items() if info.get("window")}
+        computed = landmark_windows([0, *self.months], self.window)
+        return {m: stored.get(m, w) for m, w in computed.items()}
 
     def scored_by(self, month: int, therapy: str) -> str:
         """``"landmark"``, or ``"baseline"`` where the landmark head did not clearly beat the

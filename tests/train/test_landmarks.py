@@ -61,6 +61,13 @@ def test_windows_follow_the_previous_landmark():
                                                     12: (6.0, 12.5)}
 
 
+def test_a_landmark_without_heads_still_bounds_the_next_window():
+    from cytoresp.models.landmarks import LandmarkHeads
+
+    stored = {"3": {"window": [0.0, 4.0]}, "6": {"window": [3.0, 7.0]}}
+    assert LandmarkHeads(heads={6: {"ga": None}}, metadata=stored).windows() == {6: (3.0, 7.0)}
+
+
 # -- alert threshold ----------------------------------------------------------------------
 @settings(max_examples=60, deadline=None)
 @given(
