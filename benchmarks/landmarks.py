@@ -427,8 +427,9 @@ def render(raw_dir: Path) -> str:
             why = "" if v <= REAL_TARGET else (
                 " Why: at 53 patients the 76 changes double the inputs, and the classifier "
                 "with its defaults does worse with them than without (leave-one-out, same "
-                f"classifier: {others}); the changes of this cohort's anonymous transcripts "
-                "carry less signal than the baseline levels for this classifier.")
+                f"classifier: {others}). Whether the changes carry signal that another "
+                "model could use (the multiway DWD uses all 7 visits jointly) is not "
+                "tested here.")
             targets.append(
                 f"- IFN-β cohort, visits up to month 6, leave-one-out misclassification at or "
                 f"below {100 * REAL_TARGET:.1f}%: {100 * v:.1f}% — "
