@@ -25,12 +25,16 @@ therapy is at or below it. It was chosen on out-of-fold probabilities so that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from cytoresp.models.response_model import TherapyHead
+
+if TYPE_CHECKING:
+    from cytoresp.models.response_model import ResponseModel
+    from cytoresp.panels.panel import Panel
 
 __all__ = [
     "CHANGE_SUFFIX",
@@ -227,7 +231,7 @@ VISIT_COLUMNS = (
 )
 
 
-def patient_therapy(panel, therapy: str | None = None) -> pd.Series:
+def patient_therapy(panel: Panel, therapy: str | None = None) -> pd.Series:
     """The current therapy of every patient (index ``patient_id``, input order).
 
     The panel's ``therapy`` column (per patient), else ``therapy`` for every patient,
@@ -251,7 +255,9 @@ def _patient_ids(panel) -> pd.Index:
     return pd.Index(panel.values.index.to_numpy(dtype=object), name="patient_id")
 
 
-def landmark_probabilities(model, panel, therapy: str | None = None) -> dict[str, Any]:
+def landmark_probabilities(
+    model: ResponseModel, panel: Panel, therapy: str | None = None
+) -> dict[str, Any]:
     """Every probability of response under the current therapy a patient has.
 
     Returns a dict: ``therapy`` (Series per patient), ``p`` (DataFrame, patients x
@@ -309,7 +315,9 @@ def landmark_probabilities(model, panel, therapy: str | None = None) -> dict[str
             "base_frame": base_frame, "scorer": scorer}
 
 
-def score_visits(model, panel, therapy: str | None = None, explain: int = 0) -> pd.DataFrame:
+def score_visits(
+    model: ResponseModel, panel: Panel, therapy: str | None = None, explain: int = 0
+) -> pd.DataFrame:
     """One row per patient: the latest landmark's probability, the change, the alert.
 
     Parameters
