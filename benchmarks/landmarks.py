@@ -139,15 +139,17 @@ def _real_job(name: str, X: pd.DataFrame, y: np.ndarray, protocol: str, repeat: 
 
 
 def run_real(n_jobs: int, repeats: int = 10, save=None,
-             sets: Sequence[str] | None = None) -> dict[str, Any]:
+             sets: Sequence[str] | None = None,
+             protocols: Sequence[str] = ("loo", "cv")) -> dict[str, Any]:
     """Leave-one-out of every feature set first, then the CV repeats; ``save(raw)`` is
     called after each finished job (partial results survive an interrupted run)."""
     from joblib import Parallel, delayed
 
     all_sets, y = load_real()
     chosen = dict(all_sets) if sets is None else {n: all_sets[n] for n in sets}
-    jobs = [(n, X, "loo", 0) for n, X in chosen.items()]
-    jobs += [(n, X, "cv", r) for r in range(repeats) for n, X in chosen.items()]
+    jobs = [(n, X, "loo", 0) for n, X in chosen.items()] if "loo" in protocols else []
+    if "cv" in protocols:
+        jobs += [(n, X, "cv", r) for r in range(repeats) for n, X in chosen.items()]
     raw = {"y": y.tolist(), "n_features": {n: int(X.shape[1]) for n, X in chosen.items()},
            "parts": []}
     results = Parallel(n_jobs=n_jobs, return_as="generator")(
@@ -385,9 +387,18 @@ def render(raw_dir: Path) -> str:
                     f"- no worse than the baseline head (within {SIM_NONE_TOLERANCE}) without "
                     f"on-treatment signal, {r.therapy}, {SIM_TARGET_SIZE} per therapy: "
                     f"{r.gain:+.3f} — **{'met' if ok else 'not met'}**{head}.")
-    real_path = raw_dir / "real.json"
-    if real_path.exists():
-        raw = json.loads(real_path.read_text())
+    real_paths = sorted(raw_dir.glob("real*.json"))  # real.json, real_cv.json, ...
+    if real_paths:
+        raws = [json.loads(p.read_text()) for p in real_paths]
+        raw = {"y": raws[0]["y"], "n_features": {}, "parts": []}
+        seen = set()
+        for r in raws:
+            raw["n_features"].update(r["n_features"])
+            for part in r["parts"]:  # one result per (set, protocol, repeat)
+                key = (part["set"], part["protocol"], part["repeat"])
+                if key not in seen:
+                    seen.add(key)
+                    raw["parts"].append(part)
         table = summarise_real(raw)
         lines += [
             "### IFN-β transcript cohort (Baranzini 2005, 53 patients)", "",
@@ -449,14 +460,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,200,300", help="patients per therapy")
     ap.add_argument("--seeds", type=int, default=len(SIM_SEEDS))
     ap.add_argument("--real-repeats", type=int, default=10, help="repeats of 5-fold CV")
+    ap.add_argument("--real-protocols", default="loo,cv",
+                    help="loo, cv or both (a second process can run the CV repeats)")
     ap.add_argument("--real-sets", default=None,
                     help="feature sets of the real part (comma-separated; default all)")
     args = ap.parse_args(argv)
     args.raw.mkdir(parents=True, exist_ok=True)
     if "real" in args.part:
         sets = args.real_sets.split(",") if args.real_sets else None
+        name = "real.json" if args.real_protocols == "loo,cv" else \
+            f"real_{args.real_protocols.replace(',', '_')}.json"
         out = run_real(args.n_jobs, args.real_repeats, sets=sets,
-                       save=lambda raw: (args.raw / "real.json").write_text(json.dumps(raw)))
+                       protocols=args.real_protocols.split(","),
+                       save=lambda raw: (args.raw / name).write_text(json.dumps(raw)))
         print(summarise_real(out).to_string())
     if "sim" in args.part:
         sizes = [int(s) for s in args.sizes.split(",")]
