@@ -421,7 +421,21 @@ def _write_artifacts(
         for month, by_therapy in landmarks.reports.items():
             for t, lreport in by_therapy.items():
                 name = f"cv_predictions_L{month}_{t}.csv"
+                oof = lreport.report.cv.oof
                 with atomic_output(root / name) as fh:
-                    lreport.report.cv.oof.to_csv(fh, index=False)
+                    oof.to_csv(fh, index=False)
                 written.append(name)
+                curves = {m: (oof["y"].to_numpy(), oof[f"p_{m}"].to_numpy())
+                          for m in lreport.report.cv.models}
+                figures = {
+                    f"roc_L{month}_{t}.png": plot_roc(
+                        curves, title=f"Cross-validated ROC, {t}, landmark {month}"),
+                    f"calibration_L{month}_{t}.png": plot_reliability(
+                        oof["y"].to_numpy(), oof["p_default"].to_numpy(),
+                        title=f"Calibration, {t}, landmark {month}"),
+                }
+                for fname, fig in figures.items():
+                    with atomic_output(plots / fname, "wb") as fh:
+                        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+                    written.append(f"plots/{fname}")
     return written

@@ -41,6 +41,10 @@ def test_train_with_landmarks_logs_prefixed_metrics(tmp_path, mlflow_store, caps
     assert {"ifnb_roc_auc", "L3_ifnb_roc_auc", "L3_ifnb_alert_sensitivity",
             "L3_ifnb_logistic_roc_auc"} <= set(metrics)
     assert run_.data.tags["cytoresp.beats_baselines.L3.ifnb"] in {"true", "false", "untested"}
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_.info.run_id)}
+    assert {"landmarks.json", "cv_predictions_L3_ifnb.csv"} <= artifacts
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run_.info.run_id, "plots")}
+    assert {"plots/roc_L3_ifnb.png", "plots/calibration_L3_ifnb.png"} <= plots
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["format_version"] == 5
     card = (tmp_path / "model" / "model_card.md").read_text()
