@@ -47,11 +47,19 @@ class LandmarkReport:
     landmark: int
     report: TherapyReport
     alert: dict[str, float]
+    versus: dict[str, float | bool | None] = dataclasses.field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
-        """:meth:`TherapyReport.flat_metrics` prefixed ``L<month>_``, with the alert's."""
-        return prefixed_metrics(self.landmark, self.report.flat_metrics(), self.alert,
-                                self.report.therapy)
+        """:meth:`TherapyReport.flat_metrics` prefixed ``L<month>_``, with the alert's and
+        the difference from the baseline head (``L3_ifnb_auc_diff_vs_baseline_head``)."""
+        out = prefixed_metrics(self.landmark, self.report.flat_metrics(), self.alert,
+                               self.report.therapy)
+        if self.versus.get("difference") is not None:
+            key = f"L{self.landmark}_{self.report.therapy}_auc_diff_vs_baseline_head"
+            out[key] = float(self.versus["difference"])
+            out[f"{key}_lower"] = float(self.versus["lower"])
+            out[f"{key}_upper"] = float(self.versus["upper"])
+        return out
 
 
 def prefixed_metrics(
@@ -199,6 +207,9 @@ def fit_landmark_heads(
         if len(table) == 0:
             log(f"landmark {month}: no patient has a sample in ({window[0]:g}, "
                 f"{window[1]:g}] months; no head")
+            meta[str(month)] = {"window": list(window), "n_training": {}, "skipped": {},
+                                "cv_metrics": {}, "alert": {}, "vs_baseline_head": {},
+                                "scored_by": {}}
             continue
         change = ChangeFromBaseline().fit(table)
         changes[month] = change
@@ -247,7 +258,7 @@ def fit_landmark_heads(
             info["vs_baseline_head"][t] = versus
             info["scored_by"][t] = scored_by
             heads[month][t] = head
-            reports[month][t] = LandmarkReport(month, report, alert)
+            reports[month][t] = LandmarkReport(month, report, alert, versus)
             info["n_training"][t] = report.n
             info["cv_metrics"][t] = report.flat_metrics()
             info["alert"][t] = {**alert, "threshold": head.alert_threshold}

@@ -39,7 +39,7 @@ def test_train_with_landmarks_logs_prefixed_metrics(tmp_path, mlflow_store, caps
                               "tags.`cytoresp.job` = 'train'", output_format="list")[0]
     metrics = run_.data.metrics
     assert {"ifnb_roc_auc", "L3_ifnb_roc_auc", "L3_ifnb_alert_sensitivity",
-            "L3_ifnb_logistic_roc_auc"} <= set(metrics)
+            "L3_ifnb_logistic_roc_auc", "L3_ifnb_auc_diff_vs_baseline_head"} <= set(metrics)
     assert run_.data.tags["cytoresp.beats_baselines.L3.ifnb"] in {"true", "false", "untested"}
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_.info.run_id)}
     assert {"landmarks.json", "cv_predictions_L3_ifnb.csv"} <= artifacts
