@@ -29,10 +29,13 @@ docs/results.md, section "## On-treatment panels (issue 17)" (``--write-docs``):
   rank-1 multiway DWD with all 7 visits; Lyu, Lock & Eberly 2017). Nothing is tuned on
   these data.
 
-Usage::
+Usage (the runs behind docs/results.md; about 40 minutes each on the shared 2 cores)::
 
-    python benchmarks/landmarks.py --part real --raw /tmp/landmarks        # about 20 min
-    python benchmarks/landmarks.py --part sim --raw /tmp/landmarks         # about 30 min
+    python benchmarks/landmarks.py --part sim --sizes 200 --seeds 3 --raw /tmp/landmarks
+    python benchmarks/landmarks.py --part sim --sizes 100,300 --seeds 2 --tag sizes \\
+        --raw /tmp/landmarks
+    python benchmarks/landmarks.py --part real --raw /tmp/landmarks \\
+        --real-sets "landmark 6,baseline,landmark 3,landmark 24"
     python benchmarks/landmarks.py --render --raw /tmp/landmarks --write-docs
 """
 
@@ -338,17 +341,32 @@ def render(raw_dir: Path) -> str:
     lines += [f"Produced by `python benchmarks/landmarks.py` ({machine}); raw outputs "
               "are JSON files, rendered with `--render`.", ""]
     targets = []
-    sim_path = raw_dir / "sim.json"
-    if sim_path.exists():
-        raw = json.loads(sim_path.read_text())
+    sim_paths = sorted(raw_dir.glob("sim*.json"))  # sim.json, sim_<tag>.json, ...
+    if sim_paths:
+        raws = [json.loads(p.read_text()) for p in sim_paths]
+        raw = {**raws[0], "rows": []}
+        seen = set()
+        for r in raws:
+            if r["config"] != raw["config"] or r["test_seed"] != raw["test_seed"]:
+                raise ValueError("simulated results with different configs in one folder")
+            for row in r["rows"]:  # one result per training cohort and head
+                key = tuple(row[k] for k in ("size", "seed", "on_treatment", "therapy",
+                                             "landmark"))
+                if key not in seen:
+                    seen.add(key)
+                    raw["rows"].append(row)
         table = summarise_sim(raw)
         lines += [
             "### Simulated cohorts", "",
-            "Command: `python benchmarks/landmarks.py --part sim --raw DIR` then "
-            "`--render --raw DIR --write-docs`. Training cohorts of the simulator with visits "
+            "Commands: `python benchmarks/landmarks.py --part sim --sizes 200 --seeds 3 "
+            "--raw DIR`, `python benchmarks/landmarks.py --part sim --sizes 100,300 --seeds 2 "
+            "--tag sizes --raw DIR`, then `--render --raw DIR --write-docs`. Training cohorts "
+            "of the simulator with visits "
             "at months 0, 3 and 6 (`simulate_longitudinal(2n, seed, visits=(0, 3, 6), "
             "on_treatment=..., missed_visit_rate=0.1)`, docs/simulator.md), seeds "
-            f"{', '.join(map(str, sorted(set(pd.DataFrame(raw['rows'])['seed']))))}; "
+            + "; ".join(
+                f"{', '.join(map(str, sorted(set(g['seed']))))} at {n} per therapy"
+                for n, g in pd.DataFrame(raw["rows"]).groupby("size")) + "; "
             f"training config `{json.dumps(raw['config'])}` (everything else default). "
             f"One independent test cohort of {raw['test_n']} patients (seed "
             f"{raw['test_seed']}) per signal setting. Per row: test patients of that "
@@ -425,13 +443,16 @@ def render(raw_dir: Path) -> str:
         table = summarise_real(raw)
         lines += [
             "### IFN-β transcript cohort (Baranzini 2005, 53 patients)", "",
-            "Command: `python benchmarks/landmarks.py --part real --raw DIR`. The default "
+            "Command: `python benchmarks/landmarks.py --part real --real-sets \"landmark 6,"
+            "baseline,landmark 3,landmark 24\" --raw DIR`. The default "
             "classifier (defaults untouched) on the 53 patients of the \"Lock 53\" copy; "
             "misclassification at p ≥ 0.5 out of fold (10×5-fold: pooled over repeats, SD "
             "over repeats), ROC AUC with a patient bootstrap interval. Feature sets: "
-            "baseline genes; baseline + change to the latest visit at or before month L "
-            "(what a landmark-L head reads; L = 24 is the latest visit); baseline + mean "
-            "change over months 3-24. Published LOOCV misclassification on the same array: "
+            "baseline genes; landmark L = baseline genes + their change to the latest visit "
+            "at or before month L (what a landmark-L head reads; L = 24 is the latest visit)"
+            + ("; mean change = baseline + mean change over months 3-24"
+               if "mean change 3-24" in raw["n_features"] else "")
+            + ". Published LOOCV misclassification on the same array: "
             + "; ".join(f"{k} {100 * v:.1f}%" for k, v in PUBLISHED.items()) + ".", "",
             "| features | inputs | protocol | misclassification | ROC AUC (95% CI) | CPU s |",
             "|---|---|---|---|---|---|",
@@ -455,15 +476,18 @@ def render(raw_dir: Path) -> str:
         loo6 = table[(table["set"] == "landmark 6") & (table["protocol"] == "loo")]
         if len(loo6):
             v = float(loo6["misclassification"].iloc[0])
-            loo = table[table["protocol"] == "loo"].set_index("set")["misclassification"]
-            others = "; ".join(f"{n}: {100 * x:.1f}%" for n, x in loo.items()
-                               if n != "landmark 6")
+            def listing(protocol: str) -> str:
+                rows = table[table["protocol"] == protocol].set_index("set")
+                return ", ".join(f"{n} {100 * x:.1f}%"
+                                 for n, x in rows["misclassification"].items())
+
             why = "" if v <= REAL_TARGET else (
-                " Why: at 53 patients the 76 changes double the inputs, and the classifier "
-                "with its defaults does worse with them than without (leave-one-out, same "
-                f"classifier: {others}). Whether the changes carry signal that another "
-                "model could use (the multiway DWD uses all 7 visits jointly) is not "
-                "tested here.")
+                " Why: at 53 patients the 76 changes double the inputs, and with them the "
+                "default classifier did not do better than on the baseline genes alone in any "
+                f"feature set (leave-one-out: {listing('loo')}; 10×5-fold: {listing('cv')}). "
+                "Whether the changes carry signal that another model could use (the multiway "
+                "DWD uses all 7 visits jointly) is not tested here; nothing was tuned on "
+                "these data.")
             targets.append(
                 f"- IFN-β cohort, visits up to month 6, leave-one-out misclassification at or "
                 f"below {100 * REAL_TARGET:.1f}%: {100 * v:.1f}% — "
@@ -483,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", default="100,200,300", help="patients per therapy")
     ap.add_argument("--seeds", type=int, default=len(SIM_SEEDS))
     ap.add_argument("--real-repeats", type=int, default=10, help="repeats of 5-fold CV")
+    ap.add_argument("--tag", default="", help="suffix of the raw file names (several runs "
+                    "into one folder; --render merges them)")
     ap.add_argument("--real-protocols", default="loo,cv",
                     help="loo, cv or both (a second process can run the CV repeats)")
     ap.add_argument("--real-sets", default=None,
@@ -493,14 +519,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         sets = args.real_sets.split(",") if args.real_sets else None
         name = "real.json" if args.real_protocols == "loo,cv" else \
             f"real_{args.real_protocols.replace(',', '_')}.json"
+        if args.tag:
+            name = name.replace(".json", f"_{args.tag}.json")
         out = run_real(args.n_jobs, args.real_repeats, sets=sets,
                        protocols=args.real_protocols.split(","),
                        save=lambda raw: (args.raw / name).write_text(json.dumps(raw)))
         print(summarise_real(out).to_string())
     if "sim" in args.part:
         sizes = [int(s) for s in args.sizes.split(",")]
+        sim_name = f"sim_{args.tag}.json" if args.tag else "sim.json"
         out = run_sim(args.n_jobs, sizes, SIM_SEEDS[: args.seeds],
-                      save=lambda raw: (args.raw / "sim.json").write_text(json.dumps(raw)))
+                      save=lambda raw: (args.raw / sim_name).write_text(json.dumps(raw)))
         print(summarise_sim(out).to_string())
     if args.render or args.write_docs:
         text = render(args.raw)
