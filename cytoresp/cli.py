@@ -321,6 +321,15 @@ def train(
             "(docs/methods.md)",
         ),
     ] = False,
+    landmarks: Annotated[
+        str | None,
+        typer.Option(
+            "--landmarks",
+            help="landmark months, e.g. 0,3,6: beside the baseline heads, one head per "
+            "therapy and later month on the patients with an on-treatment sample in its "
+            "window (needs patient_id and month columns; docs/methods.md)",
+        ),
+    ] = None,
 ) -> None:
     """Cross-validate, fit and log a model to MLflow (registered with --register)."""
     import dataclasses
@@ -345,6 +354,10 @@ def train(
         raise UsageError("give --label or --label-from, not both")
     if strict:
         cfg = dataclasses.replace(cfg, strict=True)
+    if landmarks is not None:
+        from cytoresp.train.config import check_landmarks
+
+        cfg = dataclasses.replace(cfg, landmarks=check_landmarks(landmarks))
     if ipw or plate_normalise:
         cfg = dataclasses.replace(
             cfg, ipw=cfg.ipw or ipw, plate_normalisation=cfg.plate_normalisation or plate_normalise
@@ -376,6 +389,17 @@ def _print_training(result) -> None:
         line = summary_line(t, verdicts.get(t, {}))
         style = "yellow" if line.startswith("WARNING") else "default"
         err.print(line, style=style, markup=False)
+    for month, info in (result.model.metadata.get("landmarks") or {}).items():
+        for t, flat in info.get("cv_metrics", {}).items():
+            alert = info["alert"][t]
+            err.print(
+                f"landmark {month} {t} n={info['n_training'][t]}: ROC AUC "
+                f"{flat[f'{t}_roc_auc']:.3f} [{flat[f'{t}_roc_auc_lower']:.3f}, "
+                f"{flat[f'{t}_roc_auc_upper']:.3f}]; early non-response alert at p <= "
+                f"{alert['threshold']:.3f}: sensitivity {alert['sensitivity']:.2f}, "
+                f"specificity {alert['specificity']:.2f} (out of fold)", markup=False)
+        for t, why in info.get("skipped", {}).items():
+            err.print(f"landmark {month} {t}: no head ({why})", markup=False)
     err.print(f"MLflow run {result.run_id} in {result.tracking_uri}")
     err.print(f"model: {result.model_uri}"
               + ("" if result.registered_name else " (not registered: use --register NAME)"))
@@ -419,6 +443,27 @@ def predict(
     _guard_input(input)
     start = time.perf_counter()
     loaded = _load(model, tracking_uri)
+    if getattr(loaded, "landmarks", None) is not None:
+        # landmark heads: the panel is read whole, patients scored at their latest landmark
+        from cytoresp.panels.read import read_panel
+        from cytoresp.panels.write import write_table
+        from cytoresp.predict.visits import visits_table
+
+        panel = read_panel(input, format=format, therapies=loaded.declared_therapies,
+                           columns=loaded.declared_columns)
+        if strict:
+            _refuse_strict(panel)
+        table = visits_table(loaded, panel, therapy=therapy, explain=explain)
+        write_table(table, output)
+        for note in panel.warnings:
+            _warn(note)
+        if output != "-":
+            by = "patients" if getattr(panel, "has_visits", False) else "samples"
+            alerts = (int(table["early_nonresponse_alert"].fillna(False).sum())
+                      if "early_nonresponse_alert" in table.columns else 0)
+            _log(f"scored {len(table)} {by} in {time.perf_counter() - start:.1f} s -> "
+                 f"{output}" + (f"; {alerts} early non-response alert(s)" if alerts else ""))
+        return
     # streamed in chunks; a progress bar (rows/s) only when stderr is a terminal
     summary = score_file(
         loaded, input, output, therapy=therapy, explain=explain,

@@ -499,6 +499,9 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
         out.append("One therapy head: no therapy choice.")
     out.append("")
 
+    # -- landmark heads ---------------------------------------------------------------------------
+    out += _landmark_section(model, names)
+
     # -- limits -----------------------------------------------------------------------------------
     out += ["## Limits", ""]
     limits = []
@@ -541,6 +544,64 @@ def render_card(model: Any, versions: Mapping[str, str] | None = None) -> str:
                    "retrain to get the full card.)")
         out.append("")
     return "\n".join(out)
+
+
+def _landmark_section(model: Any, names: Mapping[str, str]) -> list[str]:
+    """The card's section on landmark heads (empty for a baseline-only model)."""
+    landmarks = getattr(model, "landmarks", None)
+    info = (getattr(model, "metadata", {}) or {}).get("landmarks")
+    if landmarks is None or not info:
+        return []
+    out = ["## On-treatment landmark heads", ""]
+    out.append(
+        "Beside each baseline head (landmark 0), a head per later landmark month and "
+        "therapy, fitted on the patients with an on-treatment sample in the landmark's "
+        "window; inputs: the baseline inputs plus each analyte's log2 change from baseline "
+        "to the latest on-treatment sample in the window (`<analyte> Δ`). Same nested "
+        "cross-validation, calibration and baselines as a baseline head; the logistic "
+        "baseline also reads the changes. The early non-response alert is raised when the "
+        "probability of response under the current therapy is at or below the head's "
+        f"alert threshold, chosen for a sensitivity of {landmarks.alert_sensitivity:g} to "
+        "non-response (inside every outer fold for the figures below)."
+    )
+    out.append("")
+    rows = []
+    for month in sorted(info, key=int):
+        entry = info[month]
+        lo, hi = entry.get("window", [math.nan, math.nan])
+        for t, flat in (entry.get("cv_metrics") or {}).items():
+            alert = (entry.get("alert") or {}).get(t, {})
+            beats = ((entry.get("baseline_verdict") or {}).get("therapies", {})
+                     .get(t, {}).get("beats_baselines"))
+            versus = (entry.get("vs_baseline_head") or {}).get(t) or {}
+            diff = versus.get("difference")
+            vs_text = "—" if diff is None else (
+                f"{diff:+.3f} ({versus['lower']:+.3f} to {versus['upper']:+.3f})")
+            rows.append([
+                str(month), f"({lo:g}, {hi:g}]", names.get(t, _md(t)),
+                str((entry.get("n_training") or {}).get(t, "?")),
+                _est(flat, f"{t}_roc_auc"),
+                _est(flat, f"{t}_logistic_roc_auc"),
+                {True: "yes", False: "**no**", None: "not tested"}[beats],
+                vs_text, (entry.get("scored_by") or {}).get(t, "landmark"),
+                f"{alert.get('threshold', math.nan):.3f}",
+                _est(alert, "sensitivity"), _est(alert, "specificity"),
+            ])
+        for t, why in (entry.get("skipped") or {}).items():
+            rows.append([str(month), f"({lo:g}, {hi:g}]", names.get(t, _md(t)), "—",
+                         f"no head ({_md(why)})", "", "", "", "", "", "", ""])
+    out += _table(["month", "window (months)", "therapy", "patients", "ROC AUC (95% CI)",
+                   "logistic baseline", "beats baselines?",
+                   "ROC AUC minus the baseline head's, same patients (95% CI)", "scored by",
+                   "alert at p ≤", "alert sensitivity", "alert specificity"], rows)
+    out.append("")
+    out.append(
+        "\"Scored by\": a landmark head scores only where its out-of-fold ROC AUC clearly "
+        "beat the baseline head's on the same patients (the interval above 0); otherwise "
+        "the baseline head's probability is the estimate at that landmark, and the alert "
+        "threshold and its figures are the baseline head's out-of-fold ones.")
+    out.append("")
+    return out
 
 
 def _max_abs(values: Mapping[str, float] | None) -> str:

@@ -11,6 +11,7 @@ Layout::
       model.json          therapies, feature transformers, linear parts, calibration, ...
       trees_ifnb.ubj      XGBoost booster per therapy (absent for a head without trees)
       trees_ga.ubj
+      trees_L3_ifnb.ubj   a landmark head's booster (format 5: train --landmarks)
       ensemble_ifnb.ubj.gz  bootstrap refits of the heads (cytoresp.models.recommend): their
       ensemble_ga.ubj.gz    trees back to back, gzip; linear parts under "ensemble" in model.json
       model_card.md       the model card (cytoresp.models.card), built from model.json's content;
@@ -34,10 +35,15 @@ from cytoresp.models.card import CARD_FILE, render_card
 from cytoresp.panels.write import atomic_dir
 
 FORMAT_NAME = "cytoresp-model"
-FORMAT_VERSION = 4  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
+FORMAT_VERSION = 5  # 2: a head's calibration is the calibrator's dict, not an [a, b] pair
 #                      3: a head stores its explanation background sample
 #                      4: a head's classifier may be a SuperLearnerClassifier ("class" in
 #                         its state); the folder holds model_card.md
+#                      5: landmark heads ("landmarks" in model.json, trees_L<month>_<therapy>.ubj);
+#                         written only by models that have them (a baseline-only model is
+#                         still written as format 4, readable by the cytoresp before)
+#: The format a model without landmark heads is written in.
+BASELINE_FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 SPEC = "model.json"
 
@@ -89,10 +95,12 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             f"{dest} exists and is not a cytoresp model directory; choose another --out"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
+    landmarks = getattr(model, "landmarks", None)
+    version = FORMAT_VERSION if landmarks is not None else BASELINE_FORMAT_VERSION
     with atomic_dir(dest) as tmp:
         spec: dict[str, Any] = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": version,
             "therapies": model.therapies,
             "training_ranges": {k: list(v) for k, v in model.training_ranges.items()},
             "training_quantiles": {
@@ -103,20 +111,21 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
             "heads": {},
         }
         for therapy, head in model.heads.items():
-            trees = head.model.booster_bytes()
-            tree_file = None
-            if trees is not None:
-                tree_file = f"trees_{therapy}.ubj"
-                (tmp / tree_file).write_bytes(trees)
-            spec["heads"][therapy] = {
-                "input_columns": list(head.input_columns),
-                "background": list(map(float, head.background)),
-                "calibration": head.calibrator.to_dict(),
-                "threshold": float(head.threshold),
-                "features": head.features.to_dict(),
-                "model": head.model.to_dict(),
-                "trees": tree_file,
-                "background_sample": _background_state(head),
+            spec["heads"][therapy] = _head_state(head, tmp, f"trees_{therapy}.ubj")
+        if landmarks is not None:  # landmark heads (models/landmarks.py), format 5
+            spec["landmarks"] = {
+                "window": landmarks.window,
+                "alert_sensitivity": landmarks.alert_sensitivity,
+                "change": {str(m): step.to_dict() for m, step in landmarks.change.items()},
+                "metadata": landmarks.metadata,
+                "heads": {
+                    str(month): {
+                        t: {**_head_state(h, tmp, f"trees_L{month}_{t}.ubj"),
+                            "alert_threshold": h.alert_threshold}
+                        for t, h in heads.items()
+                    }
+                    for month, heads in landmarks.heads.items()
+                },
             }
         ensemble = getattr(model, "ensemble", None)
         if ensemble is not None:  # bootstrap refits of the heads (cytoresp.models.recommend)
@@ -132,12 +141,58 @@ def save_model_dir(model, path: str | os.PathLike) -> Path:
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": version,
             "files": files,
             "versions": versions,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return dest
+
+
+def _head_state(head, tmp: Path, tree_name: str) -> dict[str, Any]:
+    """A head's JSON state; its booster (if any) written to ``tmp / tree_name``."""
+    trees = head.model.booster_bytes()
+    tree_file = None
+    if trees is not None:
+        tree_file = tree_name
+        (tmp / tree_file).write_bytes(trees)
+    return {
+        "input_columns": list(head.input_columns),
+        "background": list(map(float, head.background)),
+        "calibration": head.calibrator.to_dict(),
+        "threshold": float(head.threshold),
+        "features": head.features.to_dict(),
+        "model": head.model.to_dict(),
+        "trees": tree_file,
+        "background_sample": _background_state(head),
+    }
+
+
+def _load_head(therapy: str, h: dict[str, Any], root: Path):
+    """A :class:`TherapyHead` from its JSON state (:func:`_head_state`)."""
+    from cytoresp.features.builder import PanelFeatures
+    from cytoresp.models.response_model import TherapyHead
+
+    trees = (root / h["trees"]).read_bytes() if h["trees"] else None
+    pipeline = Pipeline(
+        [
+            ("features", PanelFeatures.from_dict(h["features"])),
+            ("model", classifier_from_dict(h["model"], trees)),
+        ]
+    )
+    alert = h.get("alert_threshold")
+    return TherapyHead(
+        therapy=therapy,
+        pipeline=pipeline,
+        input_columns=list(h["input_columns"]),
+        background=np.asarray(h["background"], dtype=np.float64),
+        calibrator=_load_calibrator(h["calibration"]),
+        threshold=float(h["threshold"]),
+        background_sample=_load_background(
+            h.get("background_sample"), len(pipeline[0].input_names_)
+        ),
+        alert_threshold=None if alert is None else float(alert),
+    )
 
 
 def _is_empty_dir(path: Path) -> bool:
@@ -234,8 +289,7 @@ def classifier_from_dict(state: dict[str, Any], trees: bytes | None):
 
 def load_model_dir(path: str | os.PathLike):
     """Load a standalone model directory written by :func:`save_model_dir`."""
-    from cytoresp.features.builder import PanelFeatures
-    from cytoresp.models.response_model import ResponseModel, TherapyHead
+    from cytoresp.models.response_model import ResponseModel
 
     root = Path(path)
     manifest = verify_manifest(root)
@@ -243,23 +297,23 @@ def load_model_dir(path: str | os.PathLike):
         spec = json.loads((root / SPEC).read_text())
         heads = {}
         for therapy, h in spec["heads"].items():
-            trees = (root / h["trees"]).read_bytes() if h["trees"] else None
-            pipeline = Pipeline(
-                [
-                    ("features", PanelFeatures.from_dict(h["features"])),
-                    ("model", classifier_from_dict(h["model"], trees)),
-                ]
-            )
-            heads[therapy] = TherapyHead(
-                therapy=therapy,
-                pipeline=pipeline,
-                input_columns=list(h["input_columns"]),
-                background=np.asarray(h["background"], dtype=np.float64),
-                calibrator=_load_calibrator(h["calibration"]),
-                threshold=float(h["threshold"]),
-                background_sample=_load_background(
-                    h.get("background_sample"), len(pipeline[0].input_names_)
-                ),
+            heads[therapy] = _load_head(therapy, h, root)
+        landmarks = None
+        if spec.get("landmarks") is not None:  # format 5: landmark heads
+            from cytoresp.features.change import ChangeFromBaseline
+            from cytoresp.models.landmarks import LandmarkHeads
+
+            lm = spec["landmarks"]
+            landmarks = LandmarkHeads(
+                heads={
+                    int(month): {t: _load_head(t, h, root) for t, h in hs.items()}
+                    for month, hs in lm["heads"].items()
+                },
+                change={int(m): ChangeFromBaseline.from_dict(d)
+                        for m, d in lm["change"].items()},
+                window=None if lm.get("window") is None else float(lm["window"]),
+                alert_sensitivity=float(lm["alert_sensitivity"]),
+                metadata=dict(lm.get("metadata") or {}),
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelIntegrityError(f"{root / SPEC} is malformed: {exc}") from None
@@ -291,4 +345,5 @@ def load_model_dir(path: str | os.PathLike):
         training_quantiles={
             k: [float(x) for x in v] for k, v in spec.get("training_quantiles", {}).items()
         },
+        landmarks=landmarks,
     )

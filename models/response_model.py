@@ -53,6 +53,9 @@ class TherapyHead:
         The training rows (explanation inputs and below-LLOQ flags) the contributions are
         Shapley values against (:mod:`cytoresp.models.attribution`). None for models saved
         before it was stored: those are explained against ``background`` (the means).
+    alert_threshold : float, optional
+        Landmark heads only (:mod:`cytoresp.models.landmarks`): the early non-response
+        alert is raised when the calibrated probability of response is at or below it.
     """
 
     therapy: str
@@ -62,6 +65,7 @@ class TherapyHead:
     calibrator: LogisticCalibrator = field(default_factory=LogisticCalibrator.from_coefficients)
     threshold: float = 0.5
     background_sample: Background | None = None
+    alert_threshold: float | None = None
 
     @property
     def features(self):
@@ -128,6 +132,10 @@ class ResponseModel:
         Per input column, its 0, 1, ..., 100th percentiles on the training rows (pg/mL for
         analytes, a value censored below its limit L counted at L / sqrt 2), where a
         patient's value sits (the patient report). Empty for models saved before it existed.
+    landmarks : LandmarkHeads, optional
+        Heads of the landmark months after baseline (``train --landmarks 0,3,6``;
+        :mod:`cytoresp.models.landmarks`), scored by :meth:`score_visits`. None for a
+        baseline-only model.
 
     Examples
     --------
@@ -153,6 +161,7 @@ class ResponseModel:
     ensemble: BootstrapEnsemble | None = None
     training_quantiles: dict[str, list[float]] = field(default_factory=dict)
     choice: TherapyChoice | None = None
+    landmarks: Any = None  # LandmarkHeads (cytoresp.models.landmarks) or None
 
     @property
     def therapies(self) -> list[str]:

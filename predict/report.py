@@ -157,6 +157,29 @@ class PatientReport:
     cautions: dict[str, str] = field(default_factory=dict)
     #: the model card (Markdown, :func:`cytoresp.models.card.render_card`), at the page's end
     card: str = ""
+    #: on-treatment samples and landmark heads: the trajectory (None otherwise)
+    trajectory: Trajectory | None = None
+
+
+@dataclass
+class Trajectory:
+    """A patient's visits: the probability at each landmark, the values of the top drivers.
+
+    ``landmarks``: ``(landmark month, month of the sample scored, P(response) under the
+    current therapy, alert text)`` per landmark the patient has. ``visits``: the months
+    of the patient's samples; ``values``: per top driver's analyte, its measured value
+    at each visit (text, ``<L`` when censored below). ``drivers``: the latest landmark
+    head's top drivers, in words (a change input reads "change since baseline").
+    """
+
+    patient_id: str
+    therapy: str
+    landmarks: list[tuple[int, float, float, str]]
+    visits: list[float]
+    values: dict[str, list[str]]
+    drivers: list[str]
+    alert: bool | None
+    alert_threshold: float | None
 
 
 def _label(name: str) -> str:
@@ -289,6 +312,17 @@ def build_report(
                 )
             ]
         )
+    trajectory = None
+    if getattr(panel, "has_visits", False):
+        # a panel with visits: the report is about the patient of this sample; its
+        # baseline sample (if any) gives the baseline sections, the visits the trajectory
+        pid = panel.patient_id.to_numpy(dtype=object)
+        patient = pid[int(np.flatnonzero(panel.sample_ids == sample_id)[0])]
+        trajectory = build_trajectory(model, panel, patient, top=top, therapy=therapy)
+        months = panel.month.to_numpy(dtype=np.float64)
+        at_base = np.flatnonzero((pid == patient) & (months == 0.0))
+        if len(at_base):
+            sample_id = str(panel.sample_ids[at_base[0]])
     position = int(np.flatnonzero(panel.sample_ids == sample_id)[0])
     row_panel = panel.subset(np.asarray([position]))
     frame = model.model_frame(row_panel)
@@ -411,7 +445,132 @@ def build_report(
         warnings=warnings,
         model_info={k: v for k, v in info.items() if v},
         created=created,
+        trajectory=trajectory,
     )
+
+
+def build_trajectory(
+    model: Any, panel: Any, patient: Any, *, top: int = DEFAULT_TOP, therapy: str | None = None
+) -> Trajectory:
+    """The trajectory of one patient of a panel with visits (:class:`Trajectory`).
+
+    The probabilities are those of :func:`cytoresp.models.landmarks.score_visits` (each
+    landmark's head under the patient's current therapy); the drivers are the latest
+    landmark head's, the visit values those of the analytes behind them.
+    (``tests/predict/test_landmark_report.py`` shows it on a simulated cohort).
+    """
+    from cytoresp.models.attribution import contributions_and_inputs
+    from cytoresp.models.landmarks import (
+        changed_input,
+        is_change_feature,
+        landmark_probabilities,
+    )
+    from cytoresp.models.response_model import align_frame
+    from cytoresp.panels.values import format_numbers
+
+    got = landmark_probabilities(model, panel, therapy)
+    p, samples = got["p"], got["sample"]
+    current = got["therapy"].get(patient)
+    row = p.loc[patient]
+    landmarks, latest = [], None
+    pid = panel.patient_id.to_numpy(dtype=object)
+    months = panel.month.to_numpy(dtype=np.float64)
+    month_of = dict(zip(panel.sample_ids.astype(str), months, strict=True))
+    alert, threshold = None, None
+    for m in p.columns:
+        if not np.isfinite(row[m]):
+            continue
+        head = model.heads[current] if m == 0 else model.landmarks.heads[m][current]
+        text = ""
+        if m > 0:
+            flagged = bool(row[m] <= head.alert_threshold)
+            text = "alert" if flagged else "no alert"
+            alert, threshold = flagged, float(head.alert_threshold)
+        landmarks.append((int(m), float(month_of.get(str(samples.at[patient, m]), np.nan)),
+                          float(row[m]), text))
+        # the head behind the probability: the baseline head where the landmark head did
+        # not beat it in training (models/landmarks.py, scored_by)
+        latest = (0, model.heads[current]) if got["scorer"].at[patient, m] == "baseline" \
+            else (m, head)
+    drivers: list[str] = []
+    analytes: list[str] = []
+    if latest is not None:
+        m, head = latest
+        frame = align_frame(got["inputs"][m].loc[[patient]], head.input_columns)
+        _, contrib, Z = contributions_and_inputs(head, frame)
+        c = contrib.iloc[0]
+        for name in c.abs().sort_values(ascending=False, kind="stable").index[:top]:
+            value, z = float(c[name]), float(Z.iloc[0][name])
+            if is_change_feature(name) and name.endswith("undetectable"):
+                base = changed_input(name)
+                way = "below the limit at both visits" if z == 1 else "measurable"
+                drivers.append(f"{_label(base)} change since baseline: {way}, "
+                               f"{'raises' if value > 0 else 'lowers'} the log-odds by "
+                               f"{abs(value):.2f}")
+            elif is_change_feature(name):
+                base = changed_input(name)
+                way = ("unknown" if not np.isfinite(z) else "no change" if abs(z) < 1e-9
+                       else f"{'rose' if z > 0 else 'fell'} ({z:+.2f} log2)")
+                drivers.append(f"{_label(base)} change since baseline: {way}, "
+                               f"{'raises' if value > 0 else 'lowers'} the log-odds by "
+                               f"{abs(value):.2f}")
+            else:
+                base = name
+                drivers.append(f"{_label(name)} at baseline: {value:+.2f} log-odds")
+            for a in base.split("/"):  # a ratio's change: both of its cytokines
+                if a in panel.values.columns and a not in analytes:
+                    analytes.append(a)
+    mine = np.flatnonzero(pid == patient)
+    mine = mine[np.argsort(months[mine], kind="stable")]
+    values: dict[str, list[str]] = {}
+    for a in analytes:
+        v = panel.values[a].to_numpy(dtype=np.float64)[mine]
+        cens = panel.censoring[a].to_numpy()[mine]
+        text = [str(t) for t in format_numbers(v)]
+        values[_label(a)] = [
+            "missing" if not np.isfinite(x) else f"<{t}" if c == BELOW else f">{t}"
+            if c == ABOVE else t
+            for x, c, t in zip(v, cens, text, strict=True)
+        ]
+    return Trajectory(
+        patient_id=str(patient), therapy=str(current), landmarks=landmarks,
+        visits=[float(x) for x in months[mine]], values=values, drivers=drivers,
+        alert=alert, alert_threshold=threshold,
+    )
+
+
+def _trajectory_html(tr: Trajectory) -> list[str]:
+    name = _e(_therapy_name(tr.therapy))
+    out = [f'<h2 id="trajectory">On treatment: patient {_e(tr.patient_id)} on {name}</h2>']
+    if tr.alert:
+        out.append(
+            '<p class="warn" id="alert"><strong>Early non-response alert:</strong> the '
+            f"probability of response to {name} at the latest landmark is at or below "
+            f"{tr.alert_threshold:.2f}, the threshold chosen in cross-validation to flag "
+            "most non-responders (see the model card for its sensitivity and "
+            "specificity).</p>")
+    elif tr.alert is False:
+        out.append(f'<p id="alert">No early non-response alert (threshold '
+                   f"{tr.alert_threshold:.2f}).</p>")
+    out.append("<table><tr><th>landmark (month)</th><th>sample at month</th>"
+               "<th>P(response)</th><th>alert</th></tr>")
+    for m, month, prob, text in tr.landmarks:
+        out.append(f'<tr><td>{m}</td><td>{_fmt(month)}</td>'
+                   f'<td class="prob" id="p-landmark-{m}">{prob:.2f}</td><td>{_e(text)}</td></tr>')
+    out.append("</table>")
+    if tr.drivers:
+        out.append("<p>What drives the latest prediction:</p><ol>")
+        out += [f"<li>{_e(d)}</li>" for d in tr.drivers]
+        out.append("</ol>")
+    if tr.values:
+        out.append("<p>Measured values (pg/mL) of these cytokines at each visit:</p>")
+        out.append("<table><tr><th>cytokine</th>"
+                   + "".join(f"<th>month {_fmt(m)}</th>" for m in tr.visits) + "</tr>")
+        for label, vals in tr.values.items():
+            out.append(f"<tr><td>{_e(label)}</td>"
+                       + "".join(f"<td>{_e(v)}</td>" for v in vals) + "</tr>")
+        out.append("</table>")
+    return out
 
 
 def _value_rows(model: Any, row_panel: Any, frame: pd.DataFrame) -> list[ValueRow]:
@@ -587,6 +746,9 @@ def render_html(report: PatientReport) -> str:
                 "own difference. Training cohort: "
                 f"{_e(report.choice_test)}</p>"
             )
+
+    if report.trajectory is not None:
+        out += _trajectory_html(report.trajectory)
 
     if report.warnings:
         out.append('<h2>Warnings</h2><div class="warn"><ul>')

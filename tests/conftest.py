@@ -228,6 +228,37 @@ def load_training(cache: Path, config):
     return model, reports
 
 
+#: The landmark model's configuration (tests of issue 17's landmark heads): FAST_CONFIG
+#: without the ensemble, landmarks at months 0, 3 and 6.
+LANDMARK_CONFIG = {**FAST_CONFIG, "n_ensemble": 0, "landmarks": [0, 3, 6]}
+
+
+@pytest.fixture(scope="session")
+def visits_cohort():
+    """A simulated cohort with visits at months 0, 3 and 6 (a fifth of visits missed)."""
+    from cytoresp.datasets import simulate_longitudinal
+
+    return simulate_longitudinal(160, seed=21, visits=(0, 3, 6), missed_visit_rate=0.2)
+
+
+@pytest.fixture(scope="session")
+def landmark_cache(visits_cohort, tmp_path_factory) -> Path:
+    """The folder of a model with landmark heads, trained once per test run."""
+    from cytoresp.train.config import TrainConfig
+
+    return shared_training(
+        "landmark-model", visits_cohort.panel, TrainConfig(**LANDMARK_CONFIG), tmp_path_factory
+    )
+
+
+@pytest.fixture(scope="session")
+def landmark_model(landmark_cache):
+    """The saved landmark model, loaded (landmark heads at months 3 and 6)."""
+    from cytoresp.models.response_model import ResponseModel
+
+    return ResponseModel.load(landmark_cache / "model")
+
+
 @pytest.fixture(scope="session")
 def model_dir(trained, tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model"

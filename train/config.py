@@ -102,6 +102,22 @@ class TrainConfig:
         Training rows (a random sample, all if fewer) stored with each head as the
         background its contributions are Shapley values against
         (``docs/explanations.md``).
+    landmarks : list of int
+        Landmark months (``cytoresp train --landmarks 0,3,6``; ``docs/methods.md``,
+        "On-treatment panels"): beside the baseline head (landmark 0, exactly the head
+        trained without landmarks), one head per therapy and later landmark ``L``, on the
+        patients with an on-treatment sample in that landmark's window, with the baseline
+        inputs plus each analyte's change since baseline. Empty (the default): baseline
+        heads only; 0 is added when missing.
+    landmark_window : float or None
+        Tolerance in months after a landmark: landmark ``L`` uses the latest on-treatment
+        sample with ``0 < month <= L + landmark_window``. None: the documented default of
+        :func:`cytoresp.features.landmark.landmark_table`.
+    alert_sensitivity : float
+        The share of non-responders that the early non-response alert of a landmark head
+        must flag: its threshold on the on-treatment probability of response is chosen on
+        out-of-fold predictions (inside the cross-validation for the reported figures) so
+        that this share of the training non-responders fall at or below it (0.8).
 
     Examples
     --------
@@ -142,6 +158,12 @@ class TrainConfig:
     sample_id: str | None = None
     select_rows: dict[str, Any] = field(default_factory=dict)
     explain_background: int = 100
+    #: On-treatment panels (issue 17): landmark months, the window after each, the
+    #: sensitivity of the early non-response alert. Left out of to_dict() when there are
+    #: no landmarks, so a baseline-only model's stored configuration is unchanged.
+    landmarks: list[int] = field(default_factory=list)
+    landmark_window: float | None = None
+    alert_sensitivity: float = 0.8
 
     def __post_init__(self) -> None:
         size = self.explain_background
@@ -219,6 +241,14 @@ class TrainConfig:
             raise UsageError("threshold_method 'sensitivity' needs target_sensitivity in (0, 1)")
         if self.n_boot < 0:
             raise UsageError(f"n_boot must be >= 0, got {self.n_boot}")
+        self.landmarks = check_landmarks(self.landmarks)
+        w = self.landmark_window
+        if w is not None and (isinstance(w, bool) or not isinstance(w, int | float)
+                              or not 0 <= w < 12):
+            raise UsageError(f"landmark_window must be a number of months in [0, 12), got {w!r}")
+        s = self.alert_sensitivity
+        if isinstance(s, bool) or not isinstance(s, int | float) or not 0 < s < 1:
+            raise UsageError(f"alert_sensitivity must be in (0, 1), got {s!r}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -249,7 +279,11 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.landmarks:  # a baseline-only config reads as it did before landmarks
+            for key in ("landmarks", "landmark_window", "alert_sensitivity"):
+                del out[key]
+        return out
 
     @property
     def declared(self) -> dict[str, Any]:
@@ -265,3 +299,37 @@ class TrainConfig:
         """What a model keeps of the config to read files the same way later."""
         return {"covariates": dict(self.covariates), "measurements": dict(self.measurements),
                 "sample_id": self.sample_id}
+
+
+def check_landmarks(value: Any) -> list[int]:
+    """Landmark months as a sorted list of distinct integers, 0 included (or empty).
+
+    Accepts a list of integers or a text such as ``"0,3,6"`` (the command line's).
+
+    Examples
+    --------
+    >>> check_landmarks("3,6")
+    [0, 3, 6]
+    >>> check_landmarks([])
+    []
+    """
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            value = [int(p) for p in parts]
+        except ValueError:
+            raise UsageError(
+                f"landmarks are whole months separated by commas (e.g. 0,3,6), got {value!r}"
+            ) from None
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise UsageError(
+            f"landmarks must be a list of whole months (e.g. [0, 3, 6]), got {value!r}"
+        )
+    bad = [v for v in value if not 0 <= v <= 120]
+    if bad:
+        raise UsageError(f"landmark months must be in 0..120, got {bad}")
+    if not value:
+        return []
+    return sorted({0, *value})

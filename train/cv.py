@@ -89,10 +89,16 @@ class PrevalenceClassifier:
         return np.column_stack([1 - p, p])
 
 
-def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callable[[], Any]]:
-    """Baselines scored on the same folds as the default model."""
+def make_baselines(
+    config: TrainConfig, columns: list[str], covariates: list[str] | None = None
+) -> dict[str, Callable[[], Any]]:
+    """Baselines scored on the same folds as the default model.
+
+    ``covariates``: numeric inputs the logistic baseline reads beside the log cytokines
+    (a landmark head's changes from baseline, :mod:`cytoresp.train.landmarks`).
+    """
     seed = config.seed
-    inputs: dict[str, Any] = {"covariates": []}
+    inputs: dict[str, Any] = {"covariates": list(covariates or [])}
     if config.columns:
         # declared columns: the baseline is a logistic regression on the registered
         # analytes and the declared measurements (never a declared covariate, and never
@@ -105,7 +111,8 @@ def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callabl
             "analytes": [c for c in columns if c not in CLINICAL_COVARIATES and c != "plate"
                          and resolve_analyte(c)],
             "covariates": [c for c in columns
-                           if (d := match_declared(c, measured)) and d.kind != "concentration"],
+                           if (d := match_declared(c, measured)) and d.kind != "concentration"]
+            + list(covariates or []),
         }
     baselines: dict[str, Callable[[], Any]] = {
         "logistic": lambda: Pipeline(
@@ -120,9 +127,14 @@ def make_baselines(config: TrainConfig, columns: list[str]) -> dict[str, Callabl
     if not inputs.get("analytes", True) and not inputs["covariates"]:
         del baselines["logistic"]
     if any(c in CLINICAL_COVARIATES for c in columns):
+        # with extra inputs (a landmark head's changes), the clinical covariates are named
+        # and no analyte is read (the changes would be ignored columns, with a warning)
+        clinical = ({"covariates": [c for c in columns if c in CLINICAL_COVARIATES],
+                     "analytes": []} if covariates else {})
         baselines["clinical"] = lambda: Pipeline(
             [
-                ("features", PanelFeatures(include_log=False, ratios=[], axes=[])),
+                ("features", PanelFeatures(include_log=False, ratios=[], axes=[],
+                                           **clinical)),
                 ("model", LinearBoostedClassifier(n_estimators=0, l1_ratio=0.0, random_state=seed)),
             ]
         )
@@ -180,6 +192,8 @@ def cross_validate(
     config: TrainConfig,
     with_baselines: bool = True,
     score: pd.DataFrame | None = None,
+    alert_sensitivity: float | None = None,
+    baseline_covariates: list[str] | None = None,
 ) -> CVResult:
     """Repeated stratified nested cross-validation of the default head.
 
@@ -196,16 +210,27 @@ def cross_validate(
         Other patients (e.g. those given another therapy) that every fold's head also
         scores; :attr:`CVResult.scored` holds each fold head's calibrated probability of
         them, one column per fold (``"<repeat>:<fold>"``).
+    alert_sensitivity : float, optional
+        Also choose, in each outer fold from the inner out-of-fold probabilities, the
+        threshold of the early non-response alert for this sensitivity
+        (:func:`~cytoresp.train.threshold.choose_alert_threshold`), and record in
+        :attr:`CVResult.oof` whether each test patient is flagged (column ``alert``; the
+        fold's threshold in ``folds[i]["alert_threshold"]``).
+    baseline_covariates : list of str, optional
+        Numeric inputs the logistic baseline also reads (:func:`make_baselines`).
     """
     y = np.asarray(y, dtype=int)
-    baselines = make_baselines(config, list(frame.columns)) if with_baselines else {}
+    baselines = (make_baselines(config, list(frame.columns), baseline_covariates)
+                 if with_baselines else {})
     jobs = []
     for r in range(config.n_repeats):
         cv = StratifiedKFold(config.n_splits, shuffle=True, random_state=config.seed + r)
         for f, (train, test) in enumerate(cv.split(frame, y)):
             jobs.append((r, f, train, test))
     results = Parallel(n_jobs=min(config.n_jobs, len(jobs)), prefer="processes")(
-        delayed(_fit_outer_fold_recorded)(frame, y, r, f, train, test, config, baselines, score)
+        delayed(_fit_outer_fold_recorded)(
+            frame, y, r, f, train, test, config, baselines, score, alert_sensitivity
+        )
         for r, f, train, test in jobs
     )
     parts, folds, scored = [], [], {}
@@ -233,7 +258,9 @@ def _fit_outer_fold_recorded(*args) -> dict[str, Any]:
     return out
 
 
-def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) -> dict:
+def _fit_outer_fold(
+    frame, y, r, f, train, test, config, baselines, score=None, alert_sensitivity=None
+) -> dict:
     seed = config.seed + 1000 * r + f
     X_train, y_train = frame.iloc[train], y[train]
     X_test = frame.iloc[test]
@@ -254,13 +281,20 @@ def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) 
             "decision": (p >= threshold).astype(int),
         }
     )
+    alert = None
+    if alert_sensitivity is not None:
+        from cytoresp.train.threshold import choose_alert_threshold
+
+        inner_p = calibrator.predict_proba(inner_margin)[:, 1]
+        alert = choose_alert_threshold(y_train, inner_p, alert_sensitivity)
+        oof["alert"] = (p <= alert).astype(int)
     for name, factory in baselines.items():
         est = factory().fit(X_train, y_train)
         oof[f"p_{name}"] = est.predict_proba(X_test)[:, 1]
     scored = None
     if score is not None:
         scored = calibrator.predict_proba(head.decision_function(score[frame.columns]))[:, 1]
-    return {
+    out = {
         "oof": oof,
         "scored": scored,
         "repeat": r,
@@ -270,6 +304,9 @@ def _fit_outer_fold(frame, y, r, f, train, test, config, baselines, score=None) 
         "threshold": float(threshold),
         "calibration": (calibrator.intercept_, calibrator.slope_),
     }
+    if alert is not None:
+        out["alert_threshold"] = float(alert)
+    return out
 
 
 def inner_oof_margins(head: Pipeline, X: pd.DataFrame, y: np.ndarray, n_splits: int, seed: int):

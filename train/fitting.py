@@ -248,6 +248,10 @@ def fit_response_model(
         ``"all"`` (every therapy with ``config.min_patients_per_head`` patients) or one
         canonical therapy id (``docs/therapies.md``).
     config : TrainConfig, optional
+        With ``config.landmarks`` (a panel with visits), the landmark heads are fitted
+        too (:func:`cytoresp.train.landmarks.fit_landmark_heads`) and stored in
+        ``model.landmarks``. A panel with visits trains its baseline heads on its month-0
+        samples (:func:`baseline_panel`).
     log : callable, optional
         Receives one line of progress text at a time.
 
@@ -255,6 +259,7 @@ def fit_response_model(
     -------
     model : ResponseModel
     reports : dict of str to TherapyReport
+        The baseline heads' (the landmark heads' are in ``model.landmarks.reports``).
 
     Examples
     --------
@@ -277,6 +282,17 @@ def fit_response_model(
         data = read_panel(data, require_labels=True, therapies=config.declared,
                           columns=config.columns)
     panel = data
+    full = panel
+    if getattr(panel, "has_visits", False):
+        panel = baseline_panel(panel, log)
+    elif config.landmarks:
+        from cytoresp.errors import UsageError
+
+        raise UsageError(
+            "landmark heads (--landmarks) need a panel with visits: a 'patient_id' and a "
+            "'month' column (months since the therapy started, 0 = baseline; "
+            "docs/data-format.md)"
+        )
     extra = [c for c in panel.covariates.columns if c not in CLINICAL_COVARIATES]
     if extra and "covariates" not in config.features:
         # declared covariates and measurements are inputs of the heads beside the clinical
@@ -372,7 +388,32 @@ def fit_response_model(
     # models/verdict.py)
     model.metadata["training_data"] = training_data_summary(panel, therapies)
     model.metadata["baseline_verdict"] = verdict_to_dict(model.metadata)
+    if config.landmarks:
+        from cytoresp.train.landmarks import fit_landmark_heads
+
+        landmarks, landmark_reports = fit_landmark_heads(full, therapies, config, log,
+                                                         baseline_reports=reports)
+        landmarks.reports = landmark_reports
+        model.landmarks = landmarks
+        model.metadata["landmarks"] = landmarks.metadata
     return model, reports
+
+
+def baseline_panel(panel: Panel, log: Log | None = None) -> Panel:
+    """The baseline (month 0) samples of a panel with visits, as a panel without visits.
+
+    The baseline heads are fitted on these only, exactly as on a file of baseline
+    samples; the on-treatment samples go to the landmark heads (``--landmarks``).
+    """
+    import dataclasses
+
+    at_baseline = (panel.month.to_numpy(dtype=np.float64) == 0.0)
+    base = dataclasses.replace(panel.subset(at_baseline), patient_id=None, month=None)
+    n_on = int((~at_baseline).sum())
+    if n_on and log is not None:
+        log(f"baseline heads: {int(at_baseline.sum())} baseline (month 0) samples; "
+            f"{n_on} on-treatment samples are read by the landmark heads only (--landmarks)")
+    return base
 
 
 def labelled_therapies(panel: Panel, therapies: list[str]) -> pd.Series:

@@ -157,6 +157,13 @@ def run_training_job(
             for report in reports.values():
                 mlflow.log_metrics(report.flat_metrics())
                 _log_fold_runs(report)
+            landmarks = getattr(model, "landmarks", None)
+            if landmarks is not None:  # landmark heads: metrics prefixed L<month>_
+                for by_therapy in landmarks.reports.values():
+                    for lreport in by_therapy.values():
+                        mlflow.log_metrics(lreport.flat_metrics())
+                        _log_fold_runs(lreport.report, prefix=f"L{lreport.landmark}-")
+                mlflow.log_dict(landmarks.metadata, "landmarks.json")
             mlflow.set_tags(verdict_tags(model))
             writes.close()
             with tempfile.TemporaryDirectory() as tmp:
@@ -211,6 +218,11 @@ def verdict_tags(model: ResponseModel) -> dict[str, str]:
     tags["cytoresp.beats_baselines"] = (
         "false" if "false" in values else "true" if values == {"true"} else "untested"
     )
+    for month, info in (model.metadata.get("landmarks") or {}).items():
+        # landmark heads: cytoresp.beats_baselines.L3.ifnb (not in the overall tag, which
+        # stays the baseline heads')
+        for t, comparisons in baseline_verdicts(info).items():
+            tags[f"cytoresp.beats_baselines.L{month}.{t}"] = status(comparisons)
     return tags
 
 
@@ -316,7 +328,7 @@ def _log_dataset(panel: Panel, fingerprint: str) -> None:
     mlflow.log_input(dataset, context="training")
 
 
-def _log_fold_runs(report: TherapyReport) -> None:
+def _log_fold_runs(report: TherapyReport, prefix: str = "") -> None:
     import mlflow
 
     from cytoresp.train.metrics import brier, roc_auc
@@ -324,7 +336,7 @@ def _log_fold_runs(report: TherapyReport) -> None:
     oof = report.cv.oof
     for fold in report.cv.folds:
         rows = oof[(oof["repeat"] == fold["repeat"]) & (oof["fold"] == fold["fold"])]
-        name = f"{report.therapy}-repeat{fold['repeat']}-fold{fold['fold']}"
+        name = f"{prefix}{report.therapy}-repeat{fold['repeat']}-fold{fold['fold']}"
         with mlflow.start_run(run_name=name, nested=True):
             mlflow.log_params(
                 {
@@ -362,6 +374,10 @@ def _write_artifacts(
     from cytoresp.train.plots import plot_reliability, plot_roc
 
     written = []
+    if getattr(panel, "has_visits", False):  # the baseline heads' plots: month-0 samples
+        from cytoresp.train.fitting import baseline_panel
+
+        panel = baseline_panel(panel)
     with atomic_output(root / CARD_FILE) as fh:  # the same card is in the model's folder
         fh.write(render_card(model, versions=library_versions()))
     written.append(CARD_FILE)
@@ -400,4 +416,26 @@ def _write_artifacts(
                 fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
             written.append(f"plots/{name}")
         written.append(f"cv_predictions_{t}.csv")
+    landmarks = getattr(model, "landmarks", None)
+    if landmarks is not None:  # out-of-fold predictions of the landmark heads (with alerts)
+        for month, by_therapy in landmarks.reports.items():
+            for t, lreport in by_therapy.items():
+                name = f"cv_predictions_L{month}_{t}.csv"
+                oof = lreport.report.cv.oof
+                with atomic_output(root / name) as fh:
+                    oof.to_csv(fh, index=False)
+                written.append(name)
+                curves = {m: (oof["y"].to_numpy(), oof[f"p_{m}"].to_numpy())
+                          for m in lreport.report.cv.models}
+                figures = {
+                    f"roc_L{month}_{t}.png": plot_roc(
+                        curves, title=f"Cross-validated ROC, {t}, landmark {month}"),
+                    f"calibration_L{month}_{t}.png": plot_reliability(
+                        oof["y"].to_numpy(), oof["p_default"].to_numpy(),
+                        title=f"Calibration, {t}, landmark {month}"),
+                }
+                for fname, fig in figures.items():
+                    with atomic_output(plots / fname, "wb") as fh:
+                        fig.savefig(fh, format="png", dpi=110, bbox_inches="tight")
+                    written.append(f"plots/{fname}")
     return written

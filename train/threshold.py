@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from cytoresp.errors import UsageError
 from cytoresp.train.metrics import _as_labels, _as_probs
 
-__all__ = ["choose_threshold", "THRESHOLD_METHODS"]
+__all__ = ["choose_threshold", "choose_alert_threshold", "THRESHOLD_METHODS"]
 
 #: Accepted values of ``method``.
 THRESHOLD_METHODS = ("youden", "sensitivity")
@@ -104,3 +104,54 @@ def choose_threshold(
     youden = tp / n_pos - fp / n_neg
     best = int(np.argmax(youden))  # first maximum = largest threshold
     return float(ps[last[best]])
+
+
+def choose_alert_threshold(y: ArrayLike, p: ArrayLike, sensitivity: float) -> float:
+    """Threshold of an early non-response alert for a stated sensitivity to non-response.
+
+    The alert is raised when ``p <= threshold``. The threshold is the smallest value of
+    ``p`` among the non-responders (label 0) at or below which at least ``sensitivity``
+    of them fall, so the alert flags that share of the non-responders of ``(y, p)`` and as
+    few responders as that allows. Choose it on out-of-fold predictions, never on the
+    rows it is then evaluated on.
+
+    Parameters
+    ----------
+    y : array-like of shape (n,)
+        0/1 labels (1 = responder).
+    p : array-like of shape (n,)
+        Predicted probabilities of response (out of fold).
+    sensitivity : float in (0, 1]
+        The share of non-responders the alert must flag.
+
+    Returns
+    -------
+    float
+        One of the values of ``p``.
+
+    Raises
+    ------
+    UsageError
+        For a sensitivity outside (0, 1] or labels without non-responders.
+
+    Examples
+    --------
+    >>> y = [0, 0, 0, 1, 0, 1, 1, 1]
+    >>> p = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    >>> choose_alert_threshold(y, p, 0.75)   # 3 of the 4 non-responders are <= 0.3
+    0.3
+    >>> choose_alert_threshold(y, p, 1.0)
+    0.5
+    """
+    s = float(sensitivity)
+    if not 0.0 < s <= 1.0:
+        raise UsageError(f"alert sensitivity must be in (0, 1], got {sensitivity!r}")
+    yy = _as_labels(y)
+    pp = _as_probs(p, yy.size)
+    neg = np.sort(pp[yy == 0])
+    if neg.size == 0:
+        raise UsageError("cannot choose an alert threshold: y has no non-responders (label 0)")
+    # Flagging the k lowest-scored non-responders gives sensitivity k / n_neg; the
+    # tolerance keeps 0.8 * 10 from rounding up to 9.
+    k = max(1, math.ceil(s * neg.size - 1e-9))
+    return float(neg[k - 1])
