@@ -192,14 +192,14 @@ def test_cli_swallowed_interrupt_still_exits_130_without_output(tmp_path, monkey
     """A library swallows the KeyboardInterrupt: the command goes on, but writes nothing."""
     import cytoresp.datasets
 
-    real = cytoresp.datasets.simulate_cohort
+    real = cytoresp.datasets.simulate_longitudinal  # what `cytoresp simulate` calls
 
     def swallowing(*args, **kwargs):
         with contextlib.suppress(KeyboardInterrupt):
             _signal_self()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cytoresp.datasets, "simulate_cohort", swallowing)
+    monkeypatch.setattr(cytoresp.datasets, "simulate_longitudinal", swallowing)
     code, err = _main(["simulate", "--n", "20", "--out", str(tmp_path / "cohort.csv")])
     assert code == 130, err
     assert err.strip() == "interrupted"
