@@ -133,6 +133,11 @@ def table_text(rows: pd.DataFrame, command: str) -> str:
         f"The gate passed in **{passed} of {n}** coin-flip cohorts (a valid 5% test passes "
         f"{passed} or more times with probability {tail:.2f}); at most 5% of patients got "
         f"a confident call in **{low} of {n}** (target: at least 19 of 20).",
+        "",
+        "Share of the gate's p-values at or below 0.05 / 0.10 / 0.25 / 0.50: "
+        + " / ".join(f"{100 * (rows['gate_p'] <= q).mean():.0f}%" for q in (0.05, 0.1, 0.25, 0.5))
+        + " (a test that is exact under the null gives 5 / 10 / 25 / 50%; fewer means "
+        "conservative).",
     ]
     return "\n".join(lines)
 
