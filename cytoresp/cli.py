@@ -197,8 +197,9 @@ def simulate(
         str, typer.Option("--visits", help="months of the samples, e.g. 0,3,6 (0 = baseline)")
     ] = "0",
     on_treatment: Annotated[
-        str, typer.Option("--on-treatment", help="literature or none (with --visits)")
-    ] = "literature",
+        str | None,
+        typer.Option("--on-treatment", help="literature (default) or none (with --visits)"),
+    ] = None,
 ) -> None:
     """Simulate a literature-grounded cohort in the canonical panel format."""
     from cytoresp.datasets import simulate_longitudinal
@@ -209,8 +210,15 @@ def simulate(
     except ValueError:
         raise UsageError(f"--visits must be months separated by commas (e.g. 0,3,6), got "
                          f"{visits!r}") from None
-    cohort = simulate_longitudinal(n, seed, visits=months, on_treatment=on_treatment,
-                                   assignment=assignment)
+    if on_treatment is not None and all(m == 0 for m in months):
+        raise UsageError("--on-treatment describes the samples after month 0: give them "
+                         "with --visits (e.g. --visits 0,3,6)")
+    try:
+        cohort = simulate_longitudinal(n, seed, visits=months,
+                                       on_treatment=on_treatment or "literature",
+                                       assignment=assignment)
+    except UsageError as exc:  # worded for the library: say it with the option names
+        raise UsageError(str(exc).removeprefix("simulate_longitudinal: ")) from None
     with atomic_output(out) as fh:
         cohort.panel.to_csv(fh, index=False, lineterminator="\n")
     if truth:

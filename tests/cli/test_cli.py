@@ -68,7 +68,10 @@ def test_simulate_with_visits_writes_a_panel_that_validates(tmp_path, capsys):
     assert run("simulate", "--n", "5", "--visits", "0,three") == 2
     assert "--visits must be months separated by commas" in capsys.readouterr().err
     assert run("simulate", "--n", "5", "--visits", "3,6") == 2
-    assert "visits must start with 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "visits must start with 0" in err and "simulate_longitudinal:" not in err
+    assert run("simulate", "--n", "5", "--on-treatment", "none") == 2  # not silently ignored
+    assert "--on-treatment describes the samples after month 0" in capsys.readouterr().err
 
 
 def test_validate_ok_and_canonical_output(cohort_csv, tmp_path, capsys):
