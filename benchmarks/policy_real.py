@@ -122,11 +122,24 @@ def table_text(rows: pd.DataFrame, command: str) -> str:
         "| seed | patients on 'ifnb' | gate p | gate passed | slope | confident calls | fit s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in rows.itertuples():
+    shown = rows if n <= 25 else rows.iloc[:0]
+    for r in shown.itertuples():
         lines.append(
             f"| {r.seed} | {r.n_ifnb} | {r.gate_p:.3f} | {'yes' if r.gate_passed else 'no'} "
             f"| {r.slope:+.2f} | {100 * r.confident_share:.1f}% | {r.fit_seconds:.0f} |"
         )
+    if shown.empty:
+        z = rows["slope"]
+        lines = lines[:-2] + [
+            "| seeds | patients on 'ifnb' | gate p: min, median | gate passed | slope: mean, sd "
+            "| confident calls: mean, max | fit s |",
+            "|---|---|---|---|---|---|---|",
+            f"| {rows['seed'].min()}–{rows['seed'].max()} | {rows['n_ifnb'].min()}–"
+            f"{rows['n_ifnb'].max()} | {rows['gate_p'].min():.3f}, "
+            f"{rows['gate_p'].median():.3f} | {passed}/{n} | {z.mean():+.2f}, {z.std():.2f} "
+            f"| {100 * rows['confident_share'].mean():.1f}%, "
+            f"{100 * rows['confident_share'].max():.1f}% | {rows['fit_seconds'].mean():.0f} |",
+        ]
     tail = binom.sf(passed - 1, n, 0.05) if passed else 1.0
     lines += [
         "",
@@ -150,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     heads.add_argument("--quick", dest="quick", action="store_true", default=True)
     heads.add_argument("--default-heads", dest="quick", action="store_false")
     parser.add_argument("--out", type=Path, help="also write the rows as CSV")
+    parser.add_argument("--from-csv", type=Path, help="tabulate the rows of an earlier --out")
     parser.add_argument("--write", action="store_true", help="write docs/results.md")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -159,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {exc}", file=sys.stderr)
         return 0
     config = config_for(args.quick)
-    rows = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    rows = [] if args.from_csv is None else pd.read_csv(args.from_csv).to_dict("records")
+    seeds = range(args.first_seed, args.first_seed + args.seeds) if args.from_csv is None else ()
+    for seed in seeds:
         row = run_one(seed, config)
         rows.append(row)
         verdict = "pass" if row["gate_passed"] else "fail"
