@@ -325,3 +325,19 @@ def test_a_patient_without_baseline_is_alerted_on_the_landmark_heads_threshold(
             alert.pop("landmark_threshold", None)
     out = score_visits(model, read_panel(new_visits)).set_index("patient_id")
     assert pd.isna(out.loc["P0003", "early_nonresponse_alert"])
+
+
+def test_the_report_alerts_a_patient_without_baseline_on_the_landmark_heads_threshold(
+    landmark_model, new_visits
+):
+    from cytoresp.predict.report import build_trajectory
+
+    model = scored_by(landmark_model, "baseline")
+    for month, by_therapy in model.landmarks.heads.items():
+        for t, head in by_therapy.items():
+            head.alert_threshold = 1.0  # as if chosen on the baseline head's probabilities
+            model.metadata["landmarks"][str(month)]["alert"][t]["landmark_threshold"] = 0.0
+    panel = read_panel(new_visits)
+    tr = build_trajectory(model, panel, "P0003")  # no baseline: the landmark head scores
+    assert tr.alert is False and tr.alert_threshold == 0.0
+    assert build_trajectory(model, panel, "P0001").alert is True  # baseline head, 1.0
