@@ -155,6 +155,21 @@ class LandmarkHeads:
         info = self.metadata.get(str(month)) or {}
         return (info.get("scored_by") or {}).get(therapy, "landmark")
 
+    def alert_threshold(self, month: int, therapy: str, scorer: str = "landmark") -> float:
+        """The alert threshold of a probability given by ``scorer`` at landmark ``month``.
+
+        ``head.alert_threshold`` was chosen on the probabilities of the head that scores
+        the landmark (:meth:`scored_by`). Where that is the baseline head, a patient
+        without a baseline sample is still scored by the landmark head, whose own
+        threshold is ``metadata[month]["alert"][therapy]["landmark_threshold"]``; NaN
+        (no alert) when the model does not store it.
+        """
+        head = self.heads[month][therapy]
+        if scorer == "baseline" or self.scored_by(month, therapy) == "landmark":
+            return float(head.alert_threshold)
+        alert = ((self.metadata.get(str(month)) or {}).get("alert") or {}).get(therapy) or {}
+        return float(alert.get("landmark_threshold", np.nan))
+
     def inputs(self, visits: pd.DataFrame, month: int) -> pd.DataFrame:
         """The model frame of landmark ``month``: one row per patient in its window.
 
@@ -357,11 +372,13 @@ def score_visits(
     p_base = p[0].to_numpy(dtype=np.float64)
     alert = pd.array([pd.NA] * len(p), dtype="boolean")
     thresholds = np.full(len(p), np.nan)
+    scorer = got["scorer"].to_numpy(dtype=object)
     for i in np.flatnonzero(last > 0):
-        head = model.landmarks.heads[months[last[i]]][current.iloc[i]]
-        thresholds[i] = head.alert_threshold
+        month, t = months[last[i]], current.iloc[i]
+        thresholds[i] = model.landmarks.alert_threshold(month, t, scorer[i, last[i]])
     on = last > 0
-    alert[on] = p_latest[on] <= thresholds[on]
+    known = on & np.isfinite(thresholds)
+    alert[known] = p_latest[known] <= thresholds[known]
     sample_scored = [samples.iat[i, last[i]] if last[i] >= 0 else None for i in rows]
     out = pd.DataFrame(
         {

@@ -457,7 +457,7 @@ def build_trajectory(
     The probabilities are those of :func:`cytoresp.models.landmarks.score_visits` (each
     landmark's head under the patient's current therapy); the drivers are the latest
     landmark head's, the visit values those of the analytes behind them.
-    (``tests/predict/test_landmark_report.py`` shows it on a simulated cohort).
+    (``tests/train/test_landmarks.py`` shows it on a simulated cohort).
     """
     from cytoresp.models.attribution import contributions_and_inputs
     from cytoresp.models.landmarks import (
@@ -483,9 +483,11 @@ def build_trajectory(
         head = model.heads[current] if m == 0 else model.landmarks.heads[m][current]
         text = ""
         if m > 0:
-            flagged = bool(row[m] <= head.alert_threshold)
-            text = "alert" if flagged else "no alert"
-            alert, threshold = flagged, float(head.alert_threshold)
+            # the threshold of the head that gave the probability (models/landmarks.py)
+            cut = model.landmarks.alert_threshold(m, current, got["scorer"].at[patient, m])
+            flagged = bool(row[m] <= cut) if np.isfinite(cut) else None
+            text = "" if flagged is None else "alert" if flagged else "no alert"
+            alert, threshold = flagged, (float(cut) if np.isfinite(cut) else None)
         landmarks.append((int(m), float(month_of.get(str(samples.at[patient, m]), np.nan)),
                           float(row[m]), text))
         # the head behind the probability: the baseline head where the landmark head did

@@ -245,9 +245,12 @@ def fit_landmark_heads(
             # the landmark head scores only where it clearly beat the baseline head out of
             # fold; elsewhere the baseline head's probability is the on-treatment estimate
             scored_by = "baseline" if versus["beats"] is False else "landmark"
+            # the landmark head's own threshold, on its own probabilities: kept also where
+            # the baseline head scores, for the patients without a baseline sample (they
+            # are still scored by the landmark head, models/landmarks.py)
+            own_threshold = final_alert_threshold(head, cv, y, config.alert_sensitivity)
             if scored_by == "landmark":
-                head.alert_threshold = final_alert_threshold(head, cv, y,
-                                                             config.alert_sensitivity)
+                head.alert_threshold = own_threshold
                 alert = alert_metrics(cv, config)
             else:
                 first = paired[paired["repeat"] == 0]
@@ -261,7 +264,8 @@ def fit_landmark_heads(
             reports[month][t] = LandmarkReport(month, report, alert, versus)
             info["n_training"][t] = report.n
             info["cv_metrics"][t] = report.flat_metrics()
-            info["alert"][t] = {**alert, "threshold": head.alert_threshold}
+            info["alert"][t] = {**alert, "threshold": head.alert_threshold,
+                                "landmark_threshold": own_threshold}
             if versus["difference"] is not None:
                 log(f"landmark {month}: {t}: ROC AUC {versus['difference']:+.3f} "
                     f"(95% CI {versus['lower']:+.3f} to {versus['upper']:+.3f}) against the "

@@ -301,3 +301,43 @@ def test_scoring_falls_back_to_the_baseline_head(landmark_model, new_visits):
     # a patient without a baseline sample is still scored by the landmark head
     assert out.loc["P0003", "landmark_month"] == 6 and np.isfinite(out.loc["P0003",
                                                                            "p_response"])
+
+
+def test_a_patient_without_baseline_is_alerted_on_the_landmark_heads_threshold(
+    landmark_model, new_visits
+):
+    # where the baseline head scores a landmark, head.alert_threshold was chosen on the
+    # baseline head's probabilities; a patient without a baseline sample is scored by the
+    # landmark head and must be compared with the landmark head's own threshold
+    model = scored_by(landmark_model, "baseline")
+    for month, by_therapy in model.landmarks.heads.items():
+        for t, head in by_therapy.items():
+            head.alert_threshold = 1.0  # as if chosen on the baseline head: flags everybody
+            model.metadata["landmarks"][str(month)]["alert"][t]["landmark_threshold"] = 0.0
+    out = score_visits(model, read_panel(new_visits)).set_index("patient_id")
+    assert out.loc["P0003", "p_response"] > 0
+    assert out.loc["P0003", "early_nonresponse_alert"] == False  # noqa: E712 (pd.NA-aware)
+    with_base = out[(out["landmark_month"] > 0) & out["p_response_baseline"].notna()]
+    assert with_base["early_nonresponse_alert"].astype(bool).all()
+    # a model that does not store the landmark head's threshold gives no alert there
+    for info in model.metadata["landmarks"].values():
+        for alert in info["alert"].values():
+            alert.pop("landmark_threshold", None)
+    out = score_visits(model, read_panel(new_visits)).set_index("patient_id")
+    assert pd.isna(out.loc["P0003", "early_nonresponse_alert"])
+
+
+def test_the_report_alerts_a_patient_without_baseline_on_the_landmark_heads_threshold(
+    landmark_model, new_visits
+):
+    from cytoresp.predict.report import build_trajectory
+
+    model = scored_by(landmark_model, "baseline")
+    for month, by_therapy in model.landmarks.heads.items():
+        for t, head in by_therapy.items():
+            head.alert_threshold = 1.0  # as if chosen on the baseline head's probabilities
+            model.metadata["landmarks"][str(month)]["alert"][t]["landmark_threshold"] = 0.0
+    panel = read_panel(new_visits)
+    tr = build_trajectory(model, panel, "P0003")  # no baseline: the landmark head scores
+    assert tr.alert is False and tr.alert_threshold == 0.0
+    assert build_trajectory(model, panel, "P0001").alert is True  # baseline head, 1.0
