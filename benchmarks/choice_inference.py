@@ -37,7 +37,7 @@ import pandas as pd
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from policy import QUICK_MODEL, SCENARIOS  # noqa: E402
+from policy import QUICK_MODEL, SCENARIOS, training_cohort  # noqa: E402
 
 from cytoresp.datasets import simulate_cohort  # noqa: E402
 from cytoresp.models.choice import PairCalibration  # noqa: E402
@@ -47,6 +47,7 @@ from cytoresp.train.choice import (  # noqa: E402
     combine_folds,
     crossfit_by_repeat,
     dr_pseudo_outcomes,
+    fold_fits,
     propensity_matrix,
     score_rescaling,
 )
@@ -71,15 +72,7 @@ def moment(fits):
 
 
 def one(scn, size: int, seed: int, test, config) -> dict:
-    train = simulate_cohort(
-        2 * size,
-        seed=10_000 + 97 * seed + size,
-        assignment=scn.assignment,
-        confounding_strength=scn.strength,
-        heterogeneity=scn.heterogeneity,
-        **scn.prevalences(),
-    )
-    panel = read_panel(train.panel)
+    panel = read_panel(training_cohort(scn, seed, size).panel)
     model, reports = fit_response_model(panel, config=config)
     a, b = model.therapies[:2]
     given = labelled_therapies(panel, model.therapies)
@@ -90,12 +83,7 @@ def one(scn, size: int, seed: int, test, config) -> dict:
     g = (pseudo[a] - pseudo[b]).to_numpy()
     tau = (mu[a] - mu[b]).to_numpy()
     center = float(tau.mean())
-    fits = []
-    for k in np.unique(fold):
-        m = fold == k
-        b0, b1, cov, c, _ = blp_regression(g[m], tau[m] - center)
-        J = np.array([[1.0, -c], [0.0, 1.0]])
-        fits.append((b0 - b1 * c, b1, J @ cov @ J.T))
+    fits = fold_fits(g, tau, fold, center)
     b0, b1, cov, _, p = blp_regression(g, tau)
     lines = {"pooled": (b0, b1, cov, p), "moment": moment(fits), "bound": combine_folds(fits)}
     final_train = model.predict_proba(panel).loc[given.index]

@@ -257,9 +257,9 @@ SCENARIOS = tuple(
 )
 
 
-def run_one(scn: Scenario, seed: int, size: int, test, config: TrainConfig) -> dict:
-    """Train on one cohort of ``2 * size`` patients and score the test cohort."""
-    train = simulate_cohort(
+def training_cohort(scn: Scenario, seed: int, size: int):
+    """The training cohort of ``2 * size`` patients of one scenario and seed."""
+    return simulate_cohort(
         2 * size,
         seed=10_000 + 97 * seed + size,
         assignment=scn.assignment,
@@ -267,6 +267,11 @@ def run_one(scn: Scenario, seed: int, size: int, test, config: TrainConfig) -> d
         heterogeneity=scn.heterogeneity,
         **scn.prevalences(),
     )
+
+
+def run_one(scn: Scenario, seed: int, size: int, test, config: TrainConfig) -> dict:
+    """Train on one cohort of ``2 * size`` patients and score the test cohort."""
+    train = training_cohort(scn, seed, size)
     start = time.perf_counter()
     model, _ = fit_response_model(read_panel(train.panel), config=config)
     seconds = time.perf_counter() - start

@@ -325,6 +325,11 @@ def fold_blp(pseudo, predicted, folds, center: float) -> tuple[float, float, np.
 
     A fold with fewer than 3 patients is left out.
     """
+    return combine_folds(fold_fits(pseudo, predicted, folds, center))
+
+
+def fold_fits(pseudo, predicted, folds, center: float) -> list[tuple[float, float, np.ndarray]]:
+    """One BLP ``(intercept at center, slope, covariance)`` per fold of 3 or more patients."""
     g = np.asarray(pseudo, dtype=np.float64)
     t = np.asarray(predicted, dtype=np.float64) - center
     folds = np.asarray(folds)
@@ -339,7 +344,7 @@ def fold_blp(pseudo, predicted, folds, center: float) -> tuple[float, float, np.
         b0_at = b0 - b1 * shift
         J = np.array([[1.0, -shift], [0.0, 1.0]])
         fits.append((b0_at, b1, J @ cov @ J.T))
-    return combine_folds(fits)
+    return fits
 
 
 def holm_passed(p_values: Sequence[float], alpha: float) -> list[bool]:
