@@ -334,6 +334,14 @@ def _f(x: float, d: int = 3) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
 
 
+def _first_of_each(items, keys: tuple[str, ...]) -> list[dict]:
+    """The items of several runs, the first of each ``keys`` combination (runs merged)."""
+    seen: dict[tuple, dict] = {}
+    for item in items:
+        seen.setdefault(tuple(item[k] for k in keys), item)
+    return list(seen.values())
+
+
 def render(raw_dir: Path) -> str:
     lines = [SECTION, ""]
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared), "
@@ -344,17 +352,13 @@ def render(raw_dir: Path) -> str:
     sim_paths = sorted(raw_dir.glob("sim*.json"))  # sim.json, sim_<tag>.json, ...
     if sim_paths:
         raws = [json.loads(p.read_text()) for p in sim_paths]
-        raw = {**raws[0], "rows": []}
-        seen = set()
-        for r in raws:
-            if r["config"] != raw["config"] or r["test_seed"] != raw["test_seed"]:
-                raise ValueError("simulated results with different configs in one folder")
-            for row in r["rows"]:  # one result per training cohort and head
-                key = tuple(row[k] for k in ("size", "seed", "on_treatment", "therapy",
-                                             "landmark"))
-                if key not in seen:
-                    seen.add(key)
-                    raw["rows"].append(row)
+        if any(r["config"] != raws[0]["config"] or r["test_seed"] != raws[0]["test_seed"]
+               for r in raws):
+            raise ValueError("simulated results with different configs in one folder")
+        # one result per training cohort and head
+        raw = {**raws[0], "rows": _first_of_each(
+            (row for r in raws for row in r["rows"]),
+            ("size", "seed", "on_treatment", "therapy", "landmark"))}
         table = summarise_sim(raw)
         lines += [
             "### Simulated cohorts", "",
@@ -431,15 +435,10 @@ def render(raw_dir: Path) -> str:
     real_paths = sorted(raw_dir.glob("real*.json"))  # real.json, real_cv.json, ...
     if real_paths:
         raws = [json.loads(p.read_text()) for p in real_paths]
-        raw = {"y": raws[0]["y"], "n_features": {}, "parts": []}
-        seen = set()
+        raw = {"y": raws[0]["y"], "n_features": {}, "parts": _first_of_each(
+            (part for r in raws for part in r["parts"]), ("set", "protocol", "repeat"))}
         for r in raws:
             raw["n_features"].update(r["n_features"])
-            for part in r["parts"]:  # one result per (set, protocol, repeat)
-                key = (part["set"], part["protocol"], part["repeat"])
-                if key not in seen:
-                    seen.add(key)
-                    raw["parts"].append(part)
         table = summarise_real(raw)
         lines += [
             "### IFN-β transcript cohort (Baranzini 2005, 53 patients)", "",
