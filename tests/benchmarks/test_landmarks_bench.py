@@ -1,8 +1,6 @@
 """benchmarks/landmarks.py: the real cohort's feature sets and the tables, worked by hand."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +11,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("cytoresp_bench_landmarks",
-                                                  BENCH / "landmarks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("landmarks")
 
 
 def test_real_feature_sets_are_baseline_plus_latest_change(bench, tmp_path):

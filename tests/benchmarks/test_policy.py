@@ -1,8 +1,6 @@
 """benchmarks/policy.py's metrics, worked by hand (they produce issue 15's table)."""
 
 import doctest
-import importlib.util
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +10,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def policy():
-    spec = importlib.util.spec_from_file_location("cytoresp_bench_policy", BENCH / "policy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def policy(load_benchmark):
+    return load_benchmark("policy")
 
 
 def test_policy_metrics_by_hand(policy):

@@ -2,9 +2,7 @@
 (seconds, not a measurement)."""
 
 import doctest
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def quality():
-    spec = importlib.util.spec_from_file_location("cytoresp_bench_quality", BENCH / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def quality(load_benchmark):
+    return load_benchmark("quality")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """benchmarks/_results.py: one section of docs/results.md replaced, the others kept."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -9,11 +8,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def results():
-    spec = importlib.util.spec_from_file_location("cytoresp_bench_results", BENCH / "_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def results(load_benchmark):
+    return load_benchmark("_results")
 
 
 DOC = "# Results\n\n## Speed\n\nold speed\n\n## Quality\n\nold quality\n"

@@ -1,7 +1,5 @@
 """benchmarks/speed.py --cohort messy: the messy export holds the same patients and values."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,8 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def speed():
-    spec = importlib.util.spec_from_file_location("cytoresp_bench_speed", BENCH / "speed.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def speed(load_benchmark):
+    return load_benchmark("speed")
 
 
 def test_messy_export_reads_back_as_the_same_cohort(speed, tmp_path):
